@@ -1,0 +1,763 @@
+"""A REMI-family tokenizer for multi-track MIDI.
+
+A piece becomes one stream of tokens::
+
+    BOS
+    Bar [TimeSig_n/d] [Tempo_t]                       # a bar; meter and tempo when they change
+        Position_p [Tempo_t] ([Program_k] Pitch_x Velocity_v Duration_d)+   # notes at onset p
+        ...
+    Bar ...
+    EOS
+
+* Time is a grid of ``steps_per_quarter`` steps per quarter note (12 by default, so that
+  16ths and eighth-note triplets are both exact). A bar's length follows its time signature.
+* Notes are ordered by onset, then program (drums last), then pitch. A ``Program`` token is
+  written only when the program changes, so a one-instrument melody pays a single token.
+  Tracks with the same program are merged (the vocabulary knows programs, not tracks).
+* ``Duration`` is exact in steps up to the longest bar, then in quarter notes up to
+  ``max_duration_quarters``; longer notes are clamped.
+* Velocity and tempo are binned (velocity linearly, tempo on a log scale).
+
+Decoding is total: any sequence of ids decodes to valid MIDI; tokens that make no sense
+where they stand (a Velocity with no Pitch before it, a Position past the bar's end, ...)
+are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import bisect
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pretty_midi
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from musegan.errors import MidiError, MuseganError
+from musegan.midi import MidiSource, load_score, score_to_pretty_midi
+
+TOKENIZER_FORMAT = "musegan-tokenizer"
+TOKENIZER_VERSION = 1  # bump when the meaning of an id changes; from_dict refuses others
+
+DRUMS = 128  # the Program value of drum tracks (GM channel 10)
+MIDI_DEFAULT_TEMPO = 120.0  # MIDI files without a tempo event play at 120 quarters/minute
+MIDI_DEFAULT_TIME_SIGNATURE = (4, 4)
+MAX_QUARTERS_PER_BAR = 8  # 4/2, 8/4, 16/8: longer "bars" are almost always broken files
+MAX_BARS = 10_000  # more than ~5 hours of 4/4 at 120: an event far past the music
+DECODE_TICKS_PER_QUARTER = 480  # resolution of decoded MIDI files (a multiple of the grid)
+PIECE_SHIFT = 20  # a batch puts piece i's steps at i << 20: room for MAX_BARS bars of 4/2
+MAX_BATCH_PIECES = 1024  # keeps (piece << PIECE_SHIFT) * 8 * span inside int64
+
+
+def _all_time_signatures() -> tuple[tuple[int, int], ...]:
+    """Every n/d with d in 2, 4, 8, 16 and at most MAX_QUARTERS_PER_BAR quarters a bar."""
+    return tuple(
+        (n, d)
+        for d in (2, 4, 8, 16)
+        for n in range(1, MAX_QUARTERS_PER_BAR * d // 4 + 1)
+    )
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Everything that defines a tokenizer's vocabulary. JSON-safe through ``to_dict``."""
+
+    steps_per_quarter: int = 12  # 16ths (3 steps) and eighth triplets (4 steps) are exact
+    velocity_bins: int = 16  # dynamics from ppp to fff in steps a listener can hear
+    tempo_bins: int = 32  # log-spaced: ~7 % apart over the default range
+    tempo_range: tuple[float, float] = (30.0, 300.0)  # largo to prestissimo; clamped outside
+    max_duration_quarters: int = 16  # four bars of 4/4: longer notes are clamped
+    time_signatures: tuple[tuple[int, int], ...] = field(default_factory=_all_time_signatures)
+
+    def __post_init__(self):
+        # Accept lists (from JSON) and normalise to tuples so configs compare and hash.
+        object.__setattr__(self, "tempo_range", tuple(float(t) for t in self.tempo_range))
+        object.__setattr__(
+            self, "time_signatures", tuple((int(n), int(d)) for n, d in self.time_signatures)
+        )
+        if self.steps_per_quarter < 1:
+            raise MuseganError("steps_per_quarter must be at least 1")
+        if self.velocity_bins < 1 or self.tempo_bins < 1:
+            raise MuseganError("velocity_bins and tempo_bins must be at least 1")
+        low, high = self.tempo_range
+        if not 0 < low <= high:
+            raise MuseganError(f"tempo_range must be 0 < low <= high, got {self.tempo_range}")
+        if not self.time_signatures:
+            raise MuseganError("time_signatures must not be empty")
+        for n, d in self.time_signatures:
+            if n < 1 or d < 1 or d & (d - 1) or (4 * n * self.steps_per_quarter) % d:
+                raise MuseganError(
+                    f"time signature {n}/{d} does not fit a grid of "
+                    f"{self.steps_per_quarter} steps per quarter"
+                )
+        if self.max_duration_quarters < 1:
+            raise MuseganError("max_duration_quarters must be at least 1")
+
+
+@dataclass
+class _Piece:
+    """A parsed piece before its notes are gridded (see ``Tokenizer._read_piece``)."""
+
+    name: str
+    tpq: int
+    notes: list[dict]  # per track: symusic's note arrays (time, duration, pitch, velocity)
+    programs: list[int]  # per track: 0-127, or DRUMS
+    bar_segments: list[tuple[int, int, int, int]]  # (first bar's step, bar length, ts, bars)
+    tempo_changes: list[tuple[int, int]]  # (step, tempo bin)
+    warnings: list[str]
+
+
+@dataclass
+class _GridNotes:
+    """Notes of a batch of pieces on the grid, sorted by piece then encoding order."""
+
+    piece: np.ndarray  # (N,) index of the piece in the batch
+    step: np.ndarray  # (N,) onset in grid steps from the piece's start
+    duration: np.ndarray  # (N,) in grid steps, at least 1
+    pitch: np.ndarray
+    velocity: np.ndarray  # raw 1-127
+    program: np.ndarray  # 0-127, or DRUMS
+    piece_sizes: np.ndarray  # (pieces,) notes per piece
+    short: np.ndarray  # (pieces,) notes shorter than a step, lengthened to one
+
+
+@dataclass
+class EncodedPiece:
+    """What encoding a piece yields besides its ids, for corpus building and reports."""
+
+    ids: np.ndarray  # (T,) uint16 token ids, BOS ... EOS
+    n_notes: int
+    seconds: float  # length of the music, from the first bar to the end of the last note
+    time_signature: str  # the first one, e.g. "6/8"
+    has_drums: bool
+    warnings: list[str]
+
+
+_KINDS = ("special", "bar", "position", "time_signature", "tempo", "program", "pitch",
+          "velocity", "duration")
+
+
+class Tokenizer:
+    """Turns MIDI into token ids and back.
+
+    Example::
+
+        tok = Tokenizer()
+        ids = tok.encode("tune.mid")          # list[int]
+        midi = tok.decode(ids)                # pretty_midi.PrettyMIDI
+        tok.save("tokenizer.json"); Tokenizer.load("tokenizer.json") == tok
+    """
+
+    PAD, BOS, EOS, BAR = 0, 1, 2, 3
+
+    def __init__(self, config: TokenizerConfig | None = None, **overrides):
+        if config is None:
+            config = TokenizerConfig(**overrides)
+        elif overrides:
+            config = dataclasses.replace(config, **overrides)
+        self.config = config
+        spq = config.steps_per_quarter
+        self.steps_per_quarter = spq
+        self.time_signatures = config.time_signatures
+        self.bar_steps = np.array([4 * n * spq // d for n, d in config.time_signatures])
+        self.max_bar_steps = int(self.bar_steps.max())
+        self.velocity_values = np.unique(
+            np.round(np.linspace(127 / config.velocity_bins, 127, config.velocity_bins))
+        ).astype(np.int64)
+        low, high = config.tempo_range
+        self.tempo_values = np.geomspace(low, high, config.tempo_bins)
+        long_steps = np.arange(
+            self.max_bar_steps + spq, config.max_duration_quarters * spq + 1, spq
+        )
+        self.duration_values = np.concatenate(
+            [np.arange(1, self.max_bar_steps + 1), long_steps]
+        ).astype(np.int64)
+
+        names = ["PAD", "BOS", "EOS", "Bar"]
+        kinds = [0, 0, 0, 1]
+        values = [0, 1, 2, 0]
+        self._offset: dict[str, int] = {}
+
+        def add(kind: str, labels: Iterable, vals: Iterable[int]):
+            self._offset[kind] = len(names)
+            for label, value in zip(labels, vals):
+                names.append(f"{kind_label[kind]}_{label}")
+                kinds.append(_KINDS.index(kind))
+                values.append(int(value))
+
+        kind_label = {"position": "Position", "time_signature": "TimeSig", "tempo": "Tempo",
+                      "program": "Program", "pitch": "Pitch", "velocity": "Velocity",
+                      "duration": "Duration"}
+        add("position", range(self.max_bar_steps), range(self.max_bar_steps))
+        add("time_signature", [f"{n}/{d}" for n, d in self.time_signatures],
+            range(len(self.time_signatures)))
+        add("tempo", [f"{t:.1f}" for t in self.tempo_values], range(len(self.tempo_values)))
+        add("program", [*range(128), "drums"], range(129))
+        add("pitch", range(128), range(128))
+        add("velocity", self.velocity_values, self.velocity_values)
+        add("duration", self.duration_values, self.duration_values)
+
+        self.vocab: list[str] = names
+        self._ids = {name: i for i, name in enumerate(names)}
+        self.kind = np.array(kinds, dtype=np.int8)  # (V,) index into _KINDS
+        self.value = np.array(values, dtype=np.int64)  # (V,) the number a token carries
+        self._kind_list = kinds  # plain lists: ~5x faster than numpy scalars in decode's loop
+        self._value_list = values
+        self._default_ts = (
+            self.time_signatures.index(MIDI_DEFAULT_TIME_SIGNATURE)
+            if MIDI_DEFAULT_TIME_SIGNATURE in self.time_signatures else 0
+        )
+        # Bin edges (midpoints) for nearest-value lookup with searchsorted.
+        self._velocity_edges = (self.velocity_values[1:] + self.velocity_values[:-1]) / 2
+        self._duration_edges = (self.duration_values[1:] + self.duration_values[:-1]) / 2
+        log_tempo = np.log(self.tempo_values)
+        self._tempo_edges = (log_tempo[1:] + log_tempo[:-1]) / 2
+        self._tempo_edges_list = self._tempo_edges.tolist()  # bisect on floats beats numpy
+        self._default_tempo_bin = bisect.bisect_left(self._tempo_edges_list,
+                                                     math.log(MIDI_DEFAULT_TEMPO))
+        self._ts_lookup = {ts: i for i, ts in enumerate(self.time_signatures)}
+        assert MAX_BARS * self.max_bar_steps < 1 << PIECE_SHIFT
+
+    # ------------------------------------------------------------------ vocabulary
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Tokenizer) and other.config == self.config
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Tokenizer(vocab={len(self)}, steps_per_quarter={c.steps_per_quarter}, "
+                f"velocity_bins={c.velocity_bins}, tempo_bins={c.tempo_bins})")
+
+    def token_id(self, name: str) -> int:
+        """The id of a token name such as ``"Pitch_60"`` or ``"TimeSig_6/8"``."""
+        try:
+            return self._ids[name]
+        except KeyError:
+            raise KeyError(f"no token named {name!r} in this vocabulary") from None
+
+    def token_range(self, kind: str) -> range:
+        """The contiguous ids of one kind: 'position', 'time_signature', 'tempo', 'program',
+        'pitch', 'velocity' or 'duration'."""
+        code = _KINDS.index(kind)
+        start = self._offset[kind]
+        return range(start, start + int(np.count_nonzero(self.kind == code)))
+
+    def tokens(self, ids: Iterable[int]) -> list[str]:
+        """Token names for ids, for reading sequences by eye."""
+        return [self.vocab[i] for i in ids]
+
+    # ------------------------------------------------------------------ serialisation
+
+    def to_dict(self) -> dict:
+        """A JSON-safe, versioned description that rebuilds an equal tokenizer."""
+        config = dataclasses.asdict(self.config)
+        config["tempo_range"] = list(config["tempo_range"])
+        config["time_signatures"] = [list(ts) for ts in config["time_signatures"]]
+        return {"format": TOKENIZER_FORMAT, "version": TOKENIZER_VERSION, "config": config}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Tokenizer":
+        """Rebuild a tokenizer from ``to_dict()``; refuses other formats and versions."""
+        if not isinstance(data, dict) or data.get("format") != TOKENIZER_FORMAT:
+            raise MuseganError("not a musegan tokenizer description (no 'format' field)")
+        version = data.get("version")
+        if version != TOKENIZER_VERSION:
+            raise MuseganError(
+                f"tokenizer version {version} is not supported by this musegan "
+                f"(it reads version {TOKENIZER_VERSION}); use the musegan that made it"
+            )
+        fields = {f.name for f in dataclasses.fields(TokenizerConfig)}
+        unknown = set(data["config"]) - fields
+        if unknown:
+            raise MuseganError(f"unknown tokenizer settings {sorted(unknown)}")
+        return cls(TokenizerConfig(**data["config"]))
+
+    def save(self, path: str | Path) -> None:
+        """Write ``to_dict()`` as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Tokenizer":
+        """Read a tokenizer written by ``save``."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise MuseganError(f"{path}: cannot read tokenizer JSON ({err})") from None
+        try:
+            return cls.from_dict(data)
+        except MuseganError as err:
+            raise MuseganError(f"{path}: {err}") from None
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode(self, source: MidiSource) -> list[int]:
+        """Token ids of a piece: a path, MIDI bytes, a PrettyMIDI or a symusic Score.
+
+        Raises:
+            MidiError: the file cannot be read or holds nothing the vocabulary can express.
+        """
+        return self.encode_piece(source).ids.tolist()
+
+    def encode_piece(self, source: MidiSource, name: str | None = None) -> EncodedPiece:
+        """Like ``encode`` but returns uint16 ids with the piece's statistics and warnings."""
+        result = self.encode_batch([source], None if name is None else [name])[0]
+        if isinstance(result, MidiError):
+            raise result
+        return result
+
+    def encode_batch(self, sources: Sequence[MidiSource],
+                     names: Sequence[str] | None = None) -> list[EncodedPiece | MidiError]:
+        """Encode many pieces in one vectorized pass, the fast path for corpora.
+
+        A piece that cannot be encoded yields its ``MidiError`` in its place; the others
+        are unaffected.
+        """
+        names = list(names) if names is not None else [_source_name(s) for s in sources]
+        results: list[EncodedPiece | MidiError | None] = [None] * len(sources)
+        pieces: list[tuple[int, _Piece]] = []
+        for i, (source, name) in enumerate(zip(sources, names)):
+            try:
+                pieces.append((i, self._read_piece(load_score(source), name)))
+            except MidiError as err:
+                results[i] = err
+        for start in range(0, len(pieces), MAX_BATCH_PIECES):
+            chunk = pieces[start:start + MAX_BATCH_PIECES]
+            for (i, _), encoded in zip(chunk, self._encode_pieces([p for _, p in chunk])):
+                results[i] = encoded
+        return results  # type: ignore[return-value]
+
+    def quantize(self, source: MidiSource) -> np.ndarray:
+        """The notes exactly as the tokenizer keeps them, in encoding order.
+
+        Returns a structured array with fields ``onset`` and ``duration`` (grid steps),
+        ``pitch``, ``velocity`` (binned value) and ``program`` (128 for drums).
+        ``quantize(decode(encode(m)))`` equals ``quantize(m)``: that is the round trip.
+        """
+        piece = self._read_piece(load_score(source), _source_name(source))
+        notes = self._grid_notes([piece])
+        out = np.empty(len(notes.step), dtype=[("onset", "i8"), ("duration", "i8"),
+                                               ("pitch", "i8"), ("velocity", "i8"),
+                                               ("program", "i8")])
+        out["onset"], out["pitch"], out["program"] = notes.step, notes.pitch, notes.program
+        out["duration"] = self.duration_values[self._bin(notes.duration, self._duration_edges)]
+        out["velocity"] = self.velocity_values[self._bin(notes.velocity, self._velocity_edges)]
+        return out
+
+    @staticmethod
+    def _bin(values, edges: np.ndarray):
+        """Index of the nearest bin value, given the midpoints between bin values."""
+        return np.searchsorted(edges, values, side="left")
+
+    def _to_step(self, tick: int, tpq: int) -> int:
+        # Round half up, in exact integer arithmetic.
+        return (tick * 2 * self.steps_per_quarter + tpq) // (2 * tpq)
+
+    def _read_piece(self, score: Score, name: str) -> "_Piece":
+        """Everything per piece that is not per note: checks, meter, bars and tempo."""
+        tpq = score.ticks_per_quarter
+        if tpq <= 0:
+            raise MidiError(name, f"invalid resolution ({tpq} ticks per quarter note)")
+        notes, programs = [], []
+        for track in score.tracks:
+            if len(track.notes):
+                notes.append(track.notes.numpy())
+                programs.append(DRUMS if track.is_drum else track.program)
+        if not notes:
+            raise MidiError(name, "no notes in the file; nothing to learn from")
+        warnings: list[str] = []
+        last_step = self._to_step(max(int(n["time"].max()) for n in notes), tpq)
+        ts_changes = self._time_signature_changes(score, name, tpq)
+        bar_segments = self._bar_segments(ts_changes, last_step, name, warnings)
+        tempo_changes = self._tempo_changes(score, tpq, last_step, warnings)
+        return _Piece(name, tpq, notes, programs, bar_segments, tempo_changes, warnings)
+
+    def _time_signature_changes(self, score: Score, name: str, tpq: int) -> list[tuple[int, int]]:
+        """(step, time-signature index) pairs: the first at step 0, then one per change."""
+        events = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures)
+        changes: list[tuple[int, int]] = [(0, self._default_ts)]  # MIDI plays 4/4 until told
+        for tick, n, d in events:
+            index = self._ts_lookup.get((n, d))
+            if index is None:
+                if n < 1 or d < 1 or d & (d - 1):
+                    raise MidiError(name, f"invalid time signature {n}/{d}; fix the meter "
+                                          "in your editor and export again")
+                raise MidiError(name, f"time signature {n}/{d} is not in the tokenizer's "
+                                      "vocabulary; add it to time_signatures")
+            step = self._to_step(tick, tpq)
+            if changes[-1][0] == step:  # several at one time: the last wins
+                changes[-1] = (step, index)
+            else:
+                changes.append((step, index))
+        return [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]
+
+    def _bar_segments(self, changes: list[tuple[int, int]], last_step: int, name: str,
+                      warnings: list[str]) -> list[tuple[int, int, int, int]]:
+        """The bars covering steps 0..last_step, as runs of one time signature:
+        (first bar's step, bar length in steps, time-signature index, number of bars).
+
+        A time signature that changes mid-bar takes effect at the next bar line.
+        """
+        segments = []
+        start = total = snapped = 0
+        for j, (_, index) in enumerate(changes):
+            if start > last_step:
+                break
+            length = int(self.bar_steps[index])
+            next_change = changes[j + 1][0] if j + 1 < len(changes) else last_step + 1
+            if next_change > last_step:
+                n_bars = (last_step - start) // length + 1
+            elif next_change <= start:  # superseded before it took effect
+                continue
+            else:
+                n_bars = -(-(next_change - start) // length)
+                snapped += start + n_bars * length != next_change
+            segments.append((start, length, index, n_bars))
+            start += n_bars * length
+            total += n_bars
+            if total > MAX_BARS:
+                raise MidiError(name, f"the music spans more than {MAX_BARS} bars; an event "
+                                      "lies far past the end of the music, trim the file")
+        if snapped:
+            warnings.append(f"{snapped} time-signature changes moved to the next bar line")
+        return segments
+
+    def _tempo_changes(self, score: Score, tpq: int, last_step: int,
+                       warnings: list[str]) -> list[tuple[int, int]]:
+        """(step, tempo bin) pairs from step 0, one per change of bin, within the music."""
+        low, high = self.config.tempo_range
+        changes: list[tuple[int, int]] = []
+        zero = clamped = 0
+        for tick, mspq in sorted((tempo.time, tempo.mspq) for tempo in score.tempos):
+            step = self._to_step(tick, tpq)
+            if step > last_step:
+                break
+            if mspq <= 0:
+                zero += 1
+                continue
+            qpm = 60_000_000.0 / mspq
+            if not low * 0.999 <= qpm <= high * 1.001:
+                clamped += 1
+            tempo_bin = bisect.bisect_left(self._tempo_edges_list, math.log(qpm))
+            if not changes and step > 0:
+                changes.append((0, self._default_tempo_bin))  # MIDI plays 120 until told
+            if changes and changes[-1][0] == step:  # several at one step: the last wins
+                changes[-1] = (step, tempo_bin)
+            else:
+                changes.append((step, tempo_bin))
+        if zero:
+            warnings.append(f"{zero} tempo events of zero ignored")
+        if clamped:
+            warnings.append(f"{clamped} tempos outside {low:g}-{high:g} bpm clamped")
+        if not changes:
+            changes.append((0, self._default_tempo_bin))
+        return [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]
+
+    def _grid_notes(self, pieces: list["_Piece"]) -> "_GridNotes":
+        """The notes of all pieces on the grid, in one set of arrays sorted by (piece,
+        onset, program, pitch, duration, velocity). ``step`` is the onset in the piece."""
+        tracks = [n for p in pieces for n in p.notes]
+        track_sizes = np.array([len(n["time"]) for n in tracks])
+        piece_sizes = np.array([sum(len(n["time"]) for n in p.notes) for p in pieces])
+        piece = np.repeat(np.arange(len(pieces), dtype=np.int64), piece_sizes)
+        tpq = np.repeat(np.array([p.tpq for p in pieces], dtype=np.int64), piece_sizes)
+        program = np.repeat(np.array([g for p in pieces for g in p.programs], dtype=np.int64),
+                            track_sizes)
+        if len(tracks) == 1:
+            time, length = tracks[0]["time"], tracks[0]["duration"]
+            pitch, velocity = tracks[0]["pitch"], tracks[0]["velocity"]
+        else:
+            time, length, pitch, velocity = (np.concatenate([n[k] for n in tracks]) for k in
+                                             ("time", "duration", "pitch", "velocity"))
+        time = time.astype(np.int64)
+        spq2 = 2 * self.steps_per_quarter
+        onset = (time * spq2 + tpq) // (2 * tpq)
+        duration = ((time + np.maximum(length, 0)) * spq2 + tpq) // (2 * tpq) - onset
+        short = duration < 1
+        np.maximum(duration, 1, out=duration)
+        pitch = pitch.astype(np.int64)
+        velocity = np.maximum(velocity, 1).astype(np.int64)  # MIDI caps it at 127
+        # One int64 key sorts everything: piece and onset in the high 32 bits; program,
+        # pitch, duration and velocity below, so that unisons always come out one way.
+        key = ((piece << PIECE_SHIFT | onset) << 32 | program << 24 | pitch << 17
+               | np.minimum(duration, 1023) << 7 | velocity)
+        order = np.argsort(key, kind="stable")  # timsort: one sorted run per track
+        return _GridNotes(piece[order], onset[order], duration[order], pitch[order],
+                          velocity[order], program[order], piece_sizes,
+                          np.bincount(piece[short], minlength=len(pieces)))
+
+    def _encode_pieces(self, pieces: list["_Piece"]) -> list[EncodedPiece]:
+        notes = self._grid_notes(pieces)
+        off = self._offset
+        n_notes = len(notes.step)
+        base = notes.piece << PIECE_SHIFT
+        step = base + notes.step  # (N,) onsets on one global axis, pieces far apart
+        duration_bin = self._bin(notes.duration, self._duration_edges)  # too long: the last bin
+        duration_value = self.duration_values[duration_bin]
+
+        # Bars of all pieces at once: (piece, first step, length, ts, count) per segment.
+        segments = np.array([(i, *segment) for i, p in enumerate(pieces)
+                             for segment in p.bar_segments], dtype=np.int64)
+        count = segments[:, 4]
+        within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        bar_start = np.repeat((segments[:, 0] << PIECE_SHIFT) + segments[:, 1], count) + \
+            within * np.repeat(segments[:, 2], count)
+        bar_ts = np.repeat(segments[:, 3], count)
+        ts_shown = np.empty(len(bar_ts), dtype=bool)
+        ts_shown[0] = True
+        np.not_equal(bar_ts[1:], bar_ts[:-1], out=ts_shown[1:])
+        ts_shown[1:] |= bar_start[1:] >> PIECE_SHIFT != bar_start[:-1] >> PIECE_SHIFT  # new piece
+        tempo_step = np.array([s + (i << PIECE_SHIFT) for i, p in enumerate(pieces)
+                               for s, _ in p.tempo_changes], dtype=np.int64)
+        tempo_token = off["tempo"] + np.array([b for p in pieces for _, b in p.tempo_changes])
+        on_bar_line = tempo_step == bar_start[np.searchsorted(bar_start, tempo_step, "right") - 1]
+
+        new_position = np.empty(n_notes, dtype=bool)
+        new_position[0] = True
+        np.not_equal(step[1:], step[:-1], out=new_position[1:])
+        position_step = step[new_position]
+        if not on_bar_line.all():  # a tempo change between onsets needs a Position of its own
+            position_step = np.union1d(position_step, tempo_step[~on_bar_line])
+        position_value = position_step - bar_start[np.searchsorted(bar_start, position_step,
+                                                                   "right") - 1]
+        new_program = np.empty(n_notes, dtype=bool)
+        new_program[0] = True
+        np.not_equal(notes.program[1:], notes.program[:-1], out=new_program[1:])
+        new_program[np.cumsum(notes.piece_sizes)[:-1]] = True  # each piece states its program
+
+        # Every token gets a sort key ((step * 8 + rank) * span + sub-order); one sort lays
+        # out the stream. Ranks: Bar, TimeSig, bar-line Tempo, Position, mid-bar Tempo, note.
+        span = 4 * n_notes + 1
+        note_key = (step * 8 + 5) * span + np.arange(0, 4 * n_notes, 4)
+        piece_key = (np.arange(len(pieces), dtype=np.int64) << PIECE_SHIFT) * 8 * span
+        groups = [
+            (piece_key - 1, self.BOS),  # just before the piece's first Bar
+            (piece_key + ((1 << PIECE_SHIFT) * 8 * span - 2), self.EOS),  # after its last token
+            (bar_start * 8 * span, self.BAR),
+            ((bar_start[ts_shown] * 8 + 1) * span, off["time_signature"] + bar_ts[ts_shown]),
+            ((tempo_step[on_bar_line] * 8 + 2) * span, tempo_token[on_bar_line]),
+            ((position_step * 8 + 3) * span, off["position"] + position_value),
+            ((tempo_step[~on_bar_line] * 8 + 4) * span, tempo_token[~on_bar_line]),
+            (note_key[new_program], off["program"] + notes.program[new_program]),
+            (note_key + 1, off["pitch"] + notes.pitch),
+            (note_key + 2, off["velocity"] + self._bin(notes.velocity, self._velocity_edges)),
+            (note_key + 3, off["duration"] + duration_bin),
+        ]
+        n_tokens = sum(len(keys) for keys, _ in groups)
+        keys = np.empty(n_tokens, dtype=np.int64)
+        tokens = np.empty(n_tokens, dtype=np.uint16)
+        at = 0
+        for group_keys, group_tokens in groups:
+            keys[at:at + len(group_keys)] = group_keys
+            tokens[at:at + len(group_keys)] = group_tokens
+            at += len(group_keys)
+        order = np.argsort(keys, kind="stable")  # timsort: the groups are sorted runs
+        tokens = tokens[order]
+        bounds = np.append(np.searchsorted(keys[order], piece_key - 1), n_tokens).tolist()
+
+        first_note = np.cumsum(notes.piece_sizes) - notes.piece_sizes
+        end_step = np.maximum.reduceat(notes.step + duration_value, first_note).tolist()
+        has_drums = (np.maximum.reduceat(notes.program, first_note) == DRUMS).tolist()
+        too_long = np.bincount(notes.piece[notes.duration > self.duration_values[-1]],
+                               minlength=len(pieces))
+        results = []
+        for i, piece in enumerate(pieces):
+            ids = tokens[bounds[i]:bounds[i + 1]]  # BOS ... EOS
+            warnings = list(piece.warnings)
+            if notes.short[i]:
+                warnings.append(f"{notes.short[i]} notes shorter than a grid step were given one step")
+            if too_long[i]:
+                warnings.append(f"{too_long[i]} notes longer than "
+                                f"{self.config.max_duration_quarters} quarters were shortened")
+            results.append(EncodedPiece(
+                ids=ids,
+                n_notes=int(notes.piece_sizes[i]),
+                seconds=self._seconds(piece.tempo_changes, end_step[i]),
+                time_signature="%d/%d" % self.time_signatures[piece.bar_segments[0][2]],
+                has_drums=has_drums[i],
+                warnings=warnings,
+            ))
+        return results
+
+    def _seconds(self, tempo_changes: list[tuple[int, int]], end_step: int) -> float:
+        """Length in seconds of steps 0..end_step under the (binned) tempo map."""
+        seconds = 0.0
+        for j, (step, tempo_bin) in enumerate(tempo_changes):
+            stop = tempo_changes[j + 1][0] if j + 1 < len(tempo_changes) else end_step
+            seconds += max(0, min(stop, end_step) - step) * 60.0 / (
+                self.tempo_values[tempo_bin] * self.steps_per_quarter)
+        return seconds
+
+    # ------------------------------------------------------------------ decoding
+
+    def decode(self, ids: Iterable[int]) -> pretty_midi.PrettyMIDI:
+        """A ``pretty_midi.PrettyMIDI`` from token ids. Never raises for ids in the
+        vocabulary; decoding stops at the first EOS."""
+        return score_to_pretty_midi(self.decode_score(ids))
+
+    def decode_score(self, ids: Iterable[int]) -> Score:
+        """Like ``decode`` but returns a symusic Score (faster; ``.dump_midi(path)`` writes it)."""
+        ids = [int(i) for i in ids]
+        vocab_size = len(self.vocab)
+        bad = [i for i in ids if not 0 <= i < vocab_size]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is outside the vocabulary (0..{vocab_size - 1})")
+        kinds, values = self._kind_list, self._value_list
+        (SPECIAL, BAR, POSITION, TIME_SIGNATURE, TEMPO, PROGRAM, PITCH, VELOCITY,
+         DURATION) = range(len(_KINDS))
+        ts = self._default_ts
+        bar_length = int(self.bar_steps[ts])
+        bar_start = 0
+        started = False  # a bar is open
+        in_body = False  # a Position or note has been seen in this bar
+        position = 0
+        program = 0
+        pitch = velocity = None
+        notes: dict[int, list[tuple[int, int, int, int]]] = {}
+        time_signatures: list[tuple[int, int]] = []  # (step, ts index)
+        tempos: list[tuple[int, int]] = []  # (step, tempo bin)
+        for token in ids:
+            kind, value = kinds[token], values[token]
+            if kind == SPECIAL:
+                if token == self.EOS:
+                    break
+                continue
+            if kind == BAR:
+                if started:
+                    bar_start += bar_length
+                started, in_body, position, pitch = True, False, 0, None
+            elif kind == TIME_SIGNATURE:
+                if in_body:
+                    continue  # meter changes only at a bar line
+                started = True
+                ts, bar_length = value, int(self.bar_steps[value])
+                if time_signatures and time_signatures[-1][0] == bar_start:
+                    time_signatures[-1] = (bar_start, ts)
+                else:
+                    time_signatures.append((bar_start, ts))
+            elif kind == POSITION:
+                pitch = None
+                if value < bar_length:
+                    started, in_body, position = True, True, value
+            elif kind == TEMPO:
+                step = bar_start + position if in_body else bar_start
+                if tempos and tempos[-1][0] == step:
+                    tempos[-1] = (step, value)
+                else:
+                    tempos.append((step, value))
+            elif kind == PROGRAM:
+                program = value
+            elif kind == PITCH:
+                started, in_body, pitch, velocity = True, True, value, None
+            elif kind == VELOCITY:
+                if pitch is not None:
+                    velocity = value
+            elif kind == DURATION:
+                if pitch is not None and velocity is not None:
+                    notes.setdefault(program, []).append(
+                        (bar_start + position, value, pitch, velocity))
+                    pitch = None
+        return self._build_score(notes, time_signatures, tempos)
+
+    def _build_score(self, notes, time_signatures, tempos) -> Score:
+        tpq = math.lcm(self.steps_per_quarter, DECODE_TICKS_PER_QUARTER)
+        tick = tpq // self.steps_per_quarter
+        score = Score(tpq)
+        for step, index in time_signatures:
+            n, d = self.time_signatures[index]
+            score.time_signatures.append(TimeSignature(step * tick, n, d))
+        for step, index in tempos:
+            score.tempos.append(Tempo(step * tick, qpm=float(self.tempo_values[index])))
+        for program in sorted(notes):
+            is_drum = program == DRUMS
+            name = "Drums" if is_drum else pretty_midi.program_to_instrument_name(program)
+            for layer, rows in enumerate(_unison_free_layers(notes[program])):
+                rows = np.array(rows, dtype=np.int64)  # (N, 4): onset, duration, pitch, velocity
+                track = Track(name=name if layer == 0 else f"{name} {layer + 1}",
+                              program=0 if is_drum else program, is_drum=is_drum)
+                track.notes = Note.from_numpy(
+                    (rows[:, 0] * tick).astype(np.int32), (rows[:, 1] * tick).astype(np.int32),
+                    rows[:, 2].astype(np.int8), rows[:, 3].astype(np.int8),
+                )
+                score.tracks.append(track)
+        return score
+
+    # ------------------------------------------------------------------ bar table
+
+    def bar_table(self, ids: np.ndarray) -> np.ndarray:
+        """Where each bar starts in ``ids`` and the state in force at its first note.
+
+        Returns a structured array, one row per Bar token, with ``offset`` (index of the
+        Bar token), ``header`` (how many TimeSig/Tempo tokens follow it) and ``time_signature``,
+        ``tempo``, ``program``: the token ids in force after the header (0 if none yet).
+        Training windows start at a bar and begin with these, so each window is
+        self-describing: ``[Bar, TimeSig, Tempo, Program] + ids[offset + 1 + header:]``.
+        """
+        ids = np.asarray(ids)
+        kind = self.kind[ids]
+        bars = np.flatnonzero(ids == self.BAR)
+        header = np.zeros(len(bars), dtype=np.int64)
+        for _ in range(2):  # at most a TimeSig then a Tempo follow a Bar
+            nxt = np.minimum(bars + 1 + header, len(ids) - 1)
+            is_header = ((kind[nxt] == _KINDS.index("time_signature")) & (header == 0)) | (
+                kind[nxt] == _KINDS.index("tempo"))
+            header += is_header & (bars + 1 + header < len(ids))
+        end = bars + 1 + header  # first index after the bar's header
+
+        def state(kind_name: str) -> np.ndarray:
+            where = np.flatnonzero(kind == _KINDS.index(kind_name))
+            last = np.searchsorted(where, end, side="left") - 1  # last such token before end
+            return np.where(last >= 0, ids[where[np.maximum(last, 0)]], 0) if len(where) else \
+                np.zeros(len(bars), dtype=np.int64)
+
+        table = np.empty(len(bars), dtype=BAR_TABLE_DTYPE)
+        table["offset"] = bars
+        table["header"] = header
+        table["time_signature"] = state("time_signature")
+        table["tempo"] = state("tempo")
+        table["program"] = state("program")
+        return table
+
+    def music_hash(self, ids: np.ndarray) -> str:
+        """sha256 of a token stream: equal for pieces that tokenize the same."""
+        return hashlib.sha256(np.ascontiguousarray(ids, dtype="<u2").tobytes()).hexdigest()
+
+
+BAR_TABLE_DTYPE = np.dtype([("offset", "<i4"), ("header", "u1"), ("time_signature", "<u2"),
+                            ("tempo", "<u2"), ("program", "<u2")])
+
+
+def _unison_free_layers(notes: list[tuple[int, int, int, int]]) -> list[list]:
+    """Split (onset, duration, pitch, velocity) notes into layers with no two notes of
+    one pitch sounding at once.
+
+    MIDI cannot tell overlapping notes of the same pitch on one channel apart (readers
+    pair note-offs differently; pretty_midi closes them all at the first), so such notes
+    go to an extra track of the same instrument instead of losing their durations.
+    """
+    layers: list[list] = []
+    ends: list[dict[int, int]] = []  # per layer: pitch -> end step of its last note
+    for note in sorted(notes):
+        onset, duration, pitch, _ = note
+        for layer, layer_ends in zip(layers, ends):
+            if layer_ends.get(pitch, -1) <= onset:
+                break
+        else:
+            layer, layer_ends = [], {}
+            layers.append(layer)
+            ends.append(layer_ends)
+        layer.append(note)
+        layer_ends[pitch] = onset + duration
+    return layers
+
+
+def _source_name(source) -> str:
+    return str(source) if isinstance(source, (str, Path)) else "<midi>"
