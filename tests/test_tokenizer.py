@@ -1,0 +1,272 @@
+import io
+import json
+
+import numpy as np
+import pretty_midi
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from midi_factory import CRE, SKIP_NO_CRE, make_score, melody
+from musegan import MidiError, MuseganError, Tokenizer
+from musegan.tokenizer import DRUMS
+
+TOK = Tokenizer()
+
+
+def names(ids):
+    return TOK.tokens(ids)
+
+
+def test_encodes_a_small_piece_to_the_expected_tokens():
+    score = make_score(
+        [(0, False, [(0, 480, 60, 100), (960, 240, 64, 64)])],  # C4 quarter, E4 eighth on beat 3
+        time_signatures=[(0, 3, 4)], tempos=[(0, 90.0)],
+    )
+    tempo = TOK.tokens([TOK.token_range("tempo")[TOK._bin(np.log(90.0), TOK._tempo_edges)]])[0]
+    assert names(TOK.encode(score)) == [
+        "BOS", "Bar", "TimeSig_3/4", tempo,
+        "Position_0", "Program_0", "Pitch_60", "Velocity_103", "Duration_12",
+        "Position_24", "Pitch_64", "Velocity_64", "Duration_6",
+        "EOS",
+    ]
+
+
+def test_bars_follow_the_time_signature_and_empty_bars_are_kept():
+    # 6/8 bars are 36 steps: a note at step 72 is in the third bar; bar two is empty.
+    score = make_score([(0, False, [(0, 240, 60, 80), (72 * 40, 240, 62, 80)])],
+                       time_signatures=[(0, 6, 8)])
+    tokens = names(TOK.encode(score))
+    assert tokens.count("Bar") == 3
+    assert tokens[tokens.index("Pitch_62") - 1] == "Position_0"
+
+
+def test_program_tokens_only_at_changes_and_notes_ordered_by_onset_program_pitch():
+    score = make_score([
+        (33, False, [(0, 480, 40, 90), (480, 480, 43, 90)]),  # bass
+        (0, False, [(0, 480, 64, 90), (0, 480, 60, 90), (480, 480, 67, 90)]),  # piano chord
+        (0, True, [(0, 120, 36, 100)]),  # kick
+    ])
+    tokens = [t for t in names(TOK.encode(score)) if t.split("_")[0] in ("Program", "Pitch")]
+    assert tokens == [
+        "Program_0", "Pitch_60", "Pitch_64", "Program_33", "Pitch_40", "Program_drums", "Pitch_36",
+        "Program_0", "Pitch_67", "Program_33", "Pitch_43",
+    ]
+
+
+def test_a_melody_pays_for_one_program_token():
+    tokens = names(TOK.encode(melody(64)))
+    assert sum(t.startswith("Program_") for t in tokens) == 1
+
+
+def test_decode_returns_pretty_midi_with_the_notes_tempo_and_meter():
+    score = make_score([(25, False, [(0, 480, 60, 100), (480, 960, 67, 50)]),
+                        (0, True, [(0, 60, 42, 70)])],
+                       time_signatures=[(0, 6, 8)], tempos=[(0, 100.0)])
+    midi = TOK.decode(TOK.encode(score))
+    assert isinstance(midi, pretty_midi.PrettyMIDI)
+    guitar = next(i for i in midi.instruments if not i.is_drum)
+    drums = next(i for i in midi.instruments if i.is_drum)
+    assert guitar.program == 25
+    beats = [(n.pitch, midi.time_to_tick(n.start) / midi.resolution,
+              midi.time_to_tick(n.end) / midi.resolution) for n in guitar.notes]
+    assert beats == [(60, 0.0, 1.0), (67, 1.0, 3.0)]
+    assert guitar.notes[1].velocity == 48  # 50 to the nearest of 16 bins
+    assert [n.pitch for n in drums.notes] == [42]
+    assert [(t.numerator, t.denominator) for t in midi.time_signature_changes] == [(6, 8)]
+    assert midi.get_tempo_changes()[1][0] == pytest.approx(100.0, rel=0.019)  # nearest bin
+    assert guitar.notes[1].end == pytest.approx(3 * 60 / midi.get_tempo_changes()[1][0])
+
+
+# ---------------------------------------------------------------- round trip (hypothesis)
+
+TPQS = [96, 120, 384, 480, 960]
+note = st.tuples(st.integers(0, 30 * 480), st.integers(0, 10 * 480), st.integers(0, 127),
+                 st.integers(1, 127))
+track = st.tuples(st.integers(0, 127), st.booleans(), st.lists(note, min_size=1, max_size=25))
+
+
+@st.composite
+def pieces(draw):
+    tpq = draw(st.sampled_from(TPQS))
+    scale = tpq / 480
+    tracks = [(p, d, [(int(t * scale), int(u * scale), x, v) for t, u, x, v in notes])
+              for p, d, notes in draw(st.lists(track, min_size=1, max_size=4))]
+    meters = draw(st.lists(st.tuples(st.integers(0, 20 * tpq),
+                                     st.sampled_from([(2, 4), (3, 4), (4, 4), (6, 8), (9, 8),
+                                                      (12, 8), (2, 2), (5, 4), (7, 8)])),
+                           max_size=3))
+    tempos = draw(st.lists(st.tuples(st.integers(0, 20 * tpq), st.floats(20, 400)), max_size=4))
+    return make_score(tracks, tpq=tpq, time_signatures=[(t, n, d) for t, (n, d) in meters],
+                      tempos=tempos)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces())
+def test_round_trip_keeps_every_note_meter_and_tempo(score):
+    ids = TOK.encode(score)
+    midi = TOK.decode(ids)
+    # Every note: onset, duration (grid), pitch, velocity (bin), program/drums.
+    assert np.array_equal(TOK.quantize(midi), TOK.quantize(score))
+    # Meter, tempo changes, bars and positions: the whole stream comes back the same.
+    assert TOK.encode(midi) == ids
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(1, 96), st.integers(21, 108),
+                          st.integers(1, 127)), min_size=1, max_size=30))
+def test_notes_on_the_grid_come_back_exactly(grid_notes):
+    # Onsets and durations already on the 12-per-quarter grid survive to the tick.
+    ticks = 480 // TOK.steps_per_quarter
+    score = make_score([(0, False, [(s * ticks, d * ticks, p, v) for s, d, p, v in grid_notes])])
+    midi = TOK.decode(TOK.encode(score))
+    got = sorted((midi.time_to_tick(n.start), midi.time_to_tick(n.end), n.pitch)
+                 for inst in midi.instruments for n in inst.notes)
+    want = sorted((s * ticks, (s + d) * ticks, p) for s, d, p, _ in grid_notes)
+    assert got == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, len(TOK) - 1), max_size=400))
+def test_any_sequence_of_ids_decodes_to_a_valid_midi_file(ids):
+    midi = TOK.decode(ids)
+    buffer = io.BytesIO()
+    midi.write(buffer)
+    assert pretty_midi.PrettyMIDI(io.BytesIO(buffer.getvalue())) is not None
+
+
+def test_decode_skips_tokens_out_of_place_and_stops_at_eos():
+    ids = [TOK.token_id(t) for t in [
+        "Velocity_103", "Duration_12",  # no pitch yet: skipped
+        "Bar", "Position_95",  # past the end of a 4/4 bar: skipped
+        "Pitch_60", "Velocity_103", "Duration_12",  # at position 0
+        "Position_12", "TimeSig_3/4",  # meter change mid-bar: skipped
+        "Pitch_62", "Duration_12",  # no velocity: skipped
+        "Pitch_64", "Velocity_103", "Duration_6",
+        "EOS", "Pitch_65", "Velocity_103", "Duration_6",  # after EOS: ignored
+    ]]
+    midi = TOK.decode(ids)
+    notes = [(n.pitch, round(n.start, 3)) for i in midi.instruments for n in i.notes]
+    assert notes == [(60, 0.0), (64, 0.5)]
+    assert midi.time_signature_changes == []
+
+
+def test_decode_rejects_ids_outside_the_vocabulary():
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        TOK.decode([1, len(TOK)])
+
+
+def test_overlapping_unisons_of_one_instrument_keep_their_durations():
+    # Two tracks with the same program play the same pitch, overlapping (CRÉ has such files).
+    score = make_score([(0, False, [(0, 960, 64, 80)]), (0, False, [(0, 480, 64, 80)])])
+    assert np.array_equal(TOK.quantize(TOK.decode(TOK.encode(score))), TOK.quantize(score))
+
+
+# ---------------------------------------------------------------- serialisation
+
+def test_to_dict_is_json_safe_and_rebuilds_an_equal_tokenizer(tmp_path):
+    tok = Tokenizer(steps_per_quarter=4, velocity_bins=8, time_signatures=[(4, 4), (3, 4)])
+    data = json.loads(json.dumps(tok.to_dict()))
+    assert Tokenizer.from_dict(data) == tok
+    assert Tokenizer.from_dict(data).vocab == tok.vocab
+    tok.save(tmp_path / "tokenizer.json")
+    assert Tokenizer.load(tmp_path / "tokenizer.json") == tok
+    assert Tokenizer.load(tmp_path / "tokenizer.json") != TOK
+
+
+def test_an_incompatible_version_is_a_clear_error(tmp_path):
+    data = TOK.to_dict()
+    data["version"] = 99
+    with pytest.raises(MuseganError, match="version 99 is not supported"):
+        Tokenizer.from_dict(data)
+    (tmp_path / "t.json").write_text("{not json")
+    with pytest.raises(MuseganError, match="t.json"):
+        Tokenizer.load(tmp_path / "t.json")
+
+
+def test_a_meter_that_does_not_fit_the_grid_is_refused():
+    with pytest.raises(MuseganError, match="7/16"):
+        Tokenizer(steps_per_quarter=2, time_signatures=[(7, 16)])
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "empty"),
+    (b"RIFF....not midi at all", "corrupt or truncated"),
+    (b"hello, I am a text file", "not a MIDI file"),
+])
+def test_unreadable_bytes_are_a_midi_error(data, reason):
+    with pytest.raises(MidiError, match=reason):
+        TOK.encode(data)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(MidiError, match="nope.mid: no such file"):
+        TOK.encode(tmp_path / "nope.mid")
+
+
+def test_no_notes_and_unsupported_meter_are_midi_errors():
+    with pytest.raises(MidiError, match="no notes"):
+        TOK.encode(make_score([(0, False, [])]))
+    with pytest.raises(MidiError, match="11/4 is not in the tokenizer's vocabulary"):
+        TOK.encode(make_score([(0, False, [(0, 480, 60, 80)])], time_signatures=[(0, 11, 4)]))
+
+
+def test_encode_batch_reports_bad_pieces_in_place_and_matches_encode():
+    good = [melody(8, pitch=60), melody(20, pitch=62)]
+    results = TOK.encode_batch([good[0], make_score([(0, False, [])]), good[1]])
+    assert isinstance(results[1], MidiError)
+    assert results[0].ids.tolist() == TOK.encode(good[0])
+    assert results[2].ids.tolist() == TOK.encode(good[1])
+
+
+def test_warnings_explain_what_was_changed():
+    score = make_score([(0, False, [(0, 0, 60, 80), (480, 480 * 40, 62, 80)])],
+                       tempos=[(0, 5000.0)])
+    warnings = " | ".join(TOK.encode_piece(score).warnings)
+    assert "shorter than a grid step" in warnings
+    assert "longer than 16 quarters" in warnings
+    assert "tempos outside 30-300 bpm clamped" in warnings
+
+
+# ---------------------------------------------------------------- bar table
+
+def test_bar_table_gives_a_self_describing_start_for_every_bar():
+    score = make_score([(0, False, [(i * 480, 480, 60 + i % 5, 80) for i in range(24)])],
+                       time_signatures=[(0, 3, 4), (9 * 480, 6, 8)], tempos=[(0, 80.0), (12 * 480, 140.0)])
+    ids = np.array(TOK.encode(score))
+    table = TOK.bar_table(ids)
+    assert len(table) == names(ids).count("Bar")
+    for row in table[1:]:
+        window = [TOK.BAR, row["time_signature"], row["tempo"], row["program"]]
+        window += ids[row["offset"] + 1 + row["header"]:].tolist()
+        # Decoding from this bar alone gives the same notes as the piece from this bar on.
+        start_step = TOK.quantize(TOK.decode(window))
+        whole = TOK.quantize(TOK.decode(ids))
+        tail = whole[-len(start_step):]
+        assert np.array_equal(start_step["pitch"], tail["pitch"])
+        assert np.array_equal(np.diff(start_step["onset"]), np.diff(tail["onset"]))
+    assert names([table[-1]["time_signature"]]) == ["TimeSig_6/8"]
+
+
+# ---------------------------------------------------------------- real music
+
+@pytest.mark.skipif(not CRE.is_dir(), reason=SKIP_NO_CRE)
+def test_cre_tunes_round_trip():
+    files = sorted(CRE.glob("*.mid"))[::12]  # 100 tunes spread over the corpus
+    for path in files:
+        ids = TOK.encode(path)
+        midi = TOK.decode(ids)
+        assert np.array_equal(TOK.quantize(midi), TOK.quantize(path)), path
+        assert TOK.encode(midi) == ids, path
+
+
+def test_bach_chorales_round_trip():
+    from musegan.prepare import render_chorale
+    from music21 import corpus
+
+    for name in list(corpus.chorales.Iterator(returnType="filename"))[:3]:
+        data = render_chorale(str(corpus.getWork(name)))
+        ids = TOK.encode(data)
+        assert np.array_equal(TOK.quantize(TOK.decode(ids)), TOK.quantize(data)), name
