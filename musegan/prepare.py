@@ -1,0 +1,445 @@
+"""``musegan prepare``: MIDI files in, a tokenized corpus out (see ``musegan.corpus``).
+
+Files are read, hashed and tokenized in worker processes, a chunk at a time (the
+tokenizer encodes a chunk in one vectorized pass), and streamed to shards in a fixed
+order, so memory stays flat and the output is the same on every run. A file that cannot
+be used is reported with its reason and the job goes on.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from musegan import corpus as fmt
+from musegan.errors import MidiError, MuseganError
+from musegan.midi import is_midi_path
+from musegan.tokenizer import Tokenizer
+
+BACH = "bach"  # the source word for music21's bundled Bach chorales
+VAL_FRACTION = 0.05
+MAX_FILE_MB = 32.0  # the largest real MIDI files are a few MB; beyond this it is rarely music
+CHUNK_FILES = 32  # files per task: big enough to amortise the batch encoder's fixed cost
+# What the index keeps of each piece, besides where its tokens and bars are.
+RECORD_FIELDS = ("sha256", "music_sha256", "notes", "seconds", "time_signature", "has_drums",
+                 "warnings")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input: a MIDI file, or a music21 chorale rendered to MIDI on the fly."""
+
+    name: str  # shown in reports: the path, or e.g. "bach/bwv269"
+    path: str  # the file read and hashed (the .mxl for a chorale)
+    kind: str = "midi"  # "midi" or "bach"
+
+
+@dataclass
+class PrepareReport:
+    """What ``prepare_corpus`` did; saved as report.json and summarised by the CLI."""
+
+    output: str
+    sources: list[str]
+    files_found: int = 0
+    files_used: int = 0
+    reused: int = 0  # pieces taken from the existing output instead of re-reading
+    up_to_date: bool = False  # nothing changed: the existing output was kept as it was
+    pieces: dict = field(default_factory=lambda: {"train": 0, "val": 0})
+    notes: int = 0
+    tokens: int = 0
+    hours: float = 0.0
+    seconds_elapsed: float = 0.0
+    skipped: list[dict] = field(default_factory=list)  # {"source", "reason"}
+    duplicates: list[dict] = field(default_factory=list)  # {"source", "duplicate_of"}
+    warnings: list[dict] = field(default_factory=list)  # {"source", "warnings"}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NoUsableMidiError(MuseganError):
+    """Nothing in the sources could be used; carries the report with the reasons."""
+
+    def __init__(self, message: str, report: PrepareReport):
+        super().__init__(message)
+        self.report = report
+
+
+# ---------------------------------------------------------------------- sources
+
+def find_sources(specs: Sequence[str], skipped: list[dict]) -> list[SourceFile]:
+    """Expand folders (recursively), globs and the word ``bach`` into source files.
+
+    Problems with a spec itself (missing path, folder without MIDI) go to ``skipped``.
+    """
+    found: list[SourceFile] = []
+    seen: set[str] = set()
+
+    def add(source: SourceFile):
+        key = os.path.realpath(source.path)
+        if key not in seen:
+            seen.add(key)
+            found.append(source)
+
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if spec == BACH and not path.exists():
+            for source in bach_chorales():
+                add(source)
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if is_midi_path(p) and not p.is_dir())
+            if not files:
+                skipped.append({"source": spec, "reason": "no MIDI files (.mid, .midi, .kar) "
+                                                          "in this folder or below it"})
+            for file in files:
+                add(SourceFile(str(file), str(file)))
+        elif path.exists() or path.is_symlink():
+            add(SourceFile(str(path), str(path)))
+        elif glob.has_magic(spec):
+            files = sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True)
+                           if is_midi_path(Path(p)) and not os.path.isdir(p))
+            if not files:
+                skipped.append({"source": spec, "reason": "the pattern matches no MIDI file"})
+            for file in files:
+                add(SourceFile(file, file))
+        else:
+            skipped.append({"source": spec, "reason": "no such file or folder; check the "
+                                                      f"path (or use the word '{BACH}')"})
+    return found
+
+
+def bach_chorales() -> list[SourceFile]:
+    """music21's bundled Bach chorales (~370), as sources rendered offline."""
+    from music21 import corpus
+
+    sources = []
+    for name in corpus.chorales.Iterator(returnType="filename"):
+        paths = corpus.getWork(name)  # a list when the work comes in several formats
+        if isinstance(paths, list):
+            paths = sorted(paths, key=lambda p: Path(p).suffix != ".mxl")[0]
+        sources.append(SourceFile(name, str(paths), kind=BACH))
+    return sources
+
+
+def render_chorale(path: str, name: str | None = None) -> bytes:
+    """A music21 score file (e.g. a bundled chorale) as MIDI bytes, repeats expanded."""
+    from music21 import converter
+    from music21.midi import translate
+
+    name = name or path
+    try:
+        score = converter.parse(path)
+    except Exception as err:
+        raise MidiError(name, f"music21 cannot read it ({_one_line(err)})") from None
+    try:
+        score = score.expandRepeats()
+    except Exception as err:
+        raise MidiError(name, f"music21 cannot expand its repeats ({_one_line(err)})") from None
+    return translate.streamToMidiFile(score).writestr()
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+# ---------------------------------------------------------------------- workers
+
+_worker_tokenizer: Tokenizer | None = None
+_worker_cached: frozenset = frozenset()
+
+
+def _init_worker(tokenizer: dict, cached: frozenset) -> None:
+    global _worker_tokenizer, _worker_cached
+    _worker_tokenizer = Tokenizer.from_dict(tokenizer)
+    _worker_cached = cached
+
+
+def _process_chunk(task: tuple[list[SourceFile], float]) -> list[dict]:
+    """Read, hash and tokenize a chunk of files. Never raises for a bad file."""
+    sources, max_bytes = task
+    tok = _worker_tokenizer
+    results: list[dict] = []
+    to_encode: list[tuple[int, bytes]] = []
+    for source in sources:
+        result = {"source": source.name}
+        results.append(result)
+        try:
+            size = os.stat(source.path).st_size
+            if size > max_bytes:
+                raise MidiError(source.name, f"file is {size / 1e6:.1f} MB, over the "
+                                             f"{max_bytes / 1e6:g} MB limit; raise --max-file-mb "
+                                             "if it really is music")
+            with open(source.path, "rb") as file:
+                data = file.read()
+            result["sha256"] = hashlib.sha256(data).hexdigest()
+            if result["sha256"] in _worker_cached:
+                result["cached"] = True
+                continue
+            if source.kind == BACH:
+                data = render_chorale(source.path, source.name)
+            to_encode.append((len(results) - 1, data))
+        except MidiError as err:
+            result["reason"] = err.reason
+        except OSError as err:
+            result["reason"] = f"cannot read the file ({err.strerror}); check the path and permissions"
+    if to_encode:
+        names = [results[i]["source"] for i, _ in to_encode]
+        datas = [data for _, data in to_encode]
+        try:
+            encoded = tok.encode_batch(datas, names)
+        except Exception:  # a bug, not a bad file: find which file and go on without it
+            encoded = []
+            for data, name in zip(datas, names):
+                try:
+                    encoded.append(tok.encode_batch([data], [name])[0])
+                except Exception as err:
+                    encoded.append(MidiError(name, f"internal error while tokenizing "
+                                                   f"({_one_line(err)}); please report it"))
+        for (i, _), piece in zip(to_encode, encoded):
+            if isinstance(piece, MidiError):
+                results[i]["reason"] = piece.reason
+                continue
+            results[i].update(
+                ids=piece.ids, bars=tok.bar_table(piece.ids), music_sha256=tok.music_hash(piece.ids),
+                notes=piece.n_notes, seconds=round(piece.seconds, 3),
+                time_signature=piece.time_signature, has_drums=piece.has_drums,
+                warnings=piece.warnings,
+            )
+    return results
+
+
+def _run_chunks(tasks: list, tokenizer: Tokenizer, cached: frozenset,
+                workers: int) -> Iterator[list[dict]]:
+    """Results of ``_process_chunk`` in task order, from a pool when it pays."""
+    if workers <= 1 or len(tasks) <= 1:
+        _init_worker(tokenizer.to_dict(), cached)
+        yield from map(_process_chunk, tasks)
+        return
+    # forkserver: workers start from a clean process with the tokenizer modules loaded,
+    # safe even when the caller has torch threads running (fork is not).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["musegan.prepare"])
+    with context.Pool(min(workers, len(tasks)), _init_worker,
+                      (tokenizer.to_dict(), cached)) as pool:
+        yield from pool.imap(_process_chunk, tasks)
+
+
+# ---------------------------------------------------------------------- prepare
+
+def prepare_corpus(
+    sources: Sequence[str],
+    out: str | Path,
+    *,
+    tokenizer: Tokenizer | None = None,
+    val_fraction: float = VAL_FRACTION,
+    workers: int | None = None,
+    force: bool = False,
+    limit: int | None = None,
+    max_file_mb: float = MAX_FILE_MB,
+    progress: bool = True,
+) -> PrepareReport:
+    """Tokenize MIDI sources into a corpus folder that training reads by memory map.
+
+    Args:
+        sources: folders (searched recursively for .mid/.midi/.kar), files, glob
+            patterns, or the word ``"bach"`` for music21's bundled chorales.
+        out: the corpus folder. An existing corpus made from the same sources and settings
+            is updated, reusing every unchanged piece; a different one is replaced only with
+            ``force``; a folder that is not a corpus is never touched.
+        tokenizer: the vocabulary (default ``Tokenizer()``).
+        val_fraction: share of pieces in the validation split, chosen by a hash of each
+            piece's tokens, so adding files never moves a piece between splits.
+        workers: processes (default: all cores).
+        limit: use only the first ``limit`` source files (quick trials).
+        max_file_mb: larger files are skipped, with the reason.
+        progress: show a progress bar.
+
+    Returns:
+        The report, also written to ``out/report.json``.
+
+    Raises:
+        MuseganError: ``out`` cannot be written as asked.
+        NoUsableMidiError: no source file could be used (nothing is written).
+    """
+    started = time.perf_counter()
+    tokenizer = tokenizer or Tokenizer()
+    out = Path(out)
+    if not 0 <= val_fraction < 1:
+        raise MuseganError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    settings = {"sources": list(sources), "val_fraction": val_fraction,
+                "max_file_mb": max_file_mb, "limit": limit}
+    previous = _existing_output(out, tokenizer, settings, force)
+    report = PrepareReport(output=str(out), sources=list(sources))
+    files = find_sources(sources, report.skipped)
+    if limit is not None:
+        files = files[:limit]
+    report.files_found = len(files)
+
+    cached: dict[str, int] = {}
+    if previous is not None:
+        cached = {p["sha256"]: i for i, p in enumerate(previous.pieces)}
+    workers = workers or len(os.sched_getaffinity(0))
+    tasks = [(files[i:i + CHUNK_FILES], max_file_mb * 1e6) for i in range(0, len(files), CHUNK_FILES)]
+
+    partial = out.parent / f".{out.name}.partial"
+    if partial.exists():
+        shutil.rmtree(partial)  # left by an interrupted run: ours, and incomplete
+    writer = fmt.CorpusWriter(partial, tokenizer)
+    try:
+        _write_pieces(writer, report, _run_chunks(tasks, tokenizer, frozenset(cached), workers),
+                      previous, cached, val_fraction, progress, len(files))
+        if report.files_used == 0:
+            raise NoUsableMidiError(f"no usable MIDI file in {', '.join(sources)} "
+                                    f"({len(report.skipped)} skipped, see the reasons listed)",
+                                    report)
+        writer.close({"settings": settings, "pieces": report.pieces, "notes": report.notes,
+                      "hours": report.hours})
+        report.up_to_date = previous is not None and _same_pieces(previous, partial)
+        report.seconds_elapsed = round(time.perf_counter() - started, 2)
+    except BaseException:
+        writer.close({})
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _write_json(partial / fmt.REPORT, report.to_dict())
+    if report.up_to_date:
+        _write_json(out / fmt.REPORT, report.to_dict())
+        shutil.rmtree(partial)
+    else:
+        _swap_into_place(partial, out)
+    return report
+
+
+def _write_pieces(writer, report, chunks, previous, cached, val_fraction, progress, total):
+    from tqdm import tqdm
+
+    seen_music: dict[str, str] = {}
+    with tqdm(total=total, unit="file", desc="prepare", disable=not progress,
+              dynamic_ncols=True, leave=False) as bar:
+        for chunk in chunks:
+            bar.update(len(chunk))
+            for result in chunk:
+                if "reason" in result:
+                    report.skipped.append({"source": result["source"], "reason": result["reason"]})
+                    continue
+                if result.get("cached"):
+                    index = cached[result["sha256"]]
+                    old = previous.pieces[index]
+                    ids, bars = previous.tokens(index), previous.bars(index)
+                    record = {k: old[k] for k in RECORD_FIELDS}
+                    report.reused += 1
+                else:
+                    ids, bars = result["ids"], result["bars"]
+                    record = {k: result[k] for k in RECORD_FIELDS}
+                if record["warnings"]:
+                    report.warnings.append({"source": result["source"],
+                                            "warnings": record["warnings"]})
+                music = record["music_sha256"]
+                if music in seen_music:
+                    report.duplicates.append({"source": result["source"],
+                                              "duplicate_of": seen_music[music]})
+                    continue
+                seen_music[music] = result["source"]
+                split = "val" if int(music[:16], 16) / 2**64 < val_fraction else "train"
+                writer.add({"source": result["source"], "split": split, **record}, ids, bars)
+                report.files_used += 1
+                report.pieces[split] += 1
+                report.notes += record["notes"]
+                report.tokens += len(ids)
+                report.hours += record["seconds"] / 3600
+    report.hours = round(report.hours, 3)
+
+
+def _existing_output(out: Path, tokenizer: Tokenizer, settings: dict, force: bool):
+    """The corpus already at ``out`` to reuse, or None; refuses to clobber anything else."""
+    if out.is_file():
+        raise MuseganError(f"{out} is a file; give --out a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    if not fmt.is_corpus(out):
+        raise MuseganError(f"{out} already holds files that are not a musegan corpus; "
+                           "choose a new or empty folder for --out")
+    try:
+        previous = fmt.Corpus(out)
+    except MuseganError:
+        if force:
+            return None
+        raise
+    same = (previous.tokenizer == tokenizer
+            and previous.manifest.get("settings") == settings)
+    if force:
+        return None
+    if not same:
+        raise MuseganError(f"{out} holds a corpus prepared from other sources or settings; "
+                           "pass --force to rebuild it, or choose another --out")
+    return previous
+
+
+def _same_pieces(previous: fmt.Corpus, partial: Path) -> bool:
+    with open(partial / fmt.INDEX) as index:
+        new = [line for line in index]
+    with open(previous.directory / fmt.INDEX) as index:
+        old = [line for line in index]
+    return new == old
+
+
+def _swap_into_place(partial: Path, out: Path) -> None:
+    """Replace ``out`` by ``partial`` with renames, so a crash leaves one or the other."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(out, old)
+        os.rename(partial, out)
+        shutil.rmtree(old)
+    else:
+        os.rename(partial, out)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    import json
+
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def format_summary(report: PrepareReport) -> str:
+    """A one-screen summary of a prepare run."""
+    lines = []
+    if report.up_to_date:
+        lines.append(f"{report.output} is up to date ({report.files_used} pieces reused).")
+    else:
+        lines.append(f"Prepared {report.output} in {report.seconds_elapsed:.1f} s")
+    lines += [
+        f"  files found   {report.files_found}"
+        + (f"  (reused {report.reused} unchanged)" if report.reused and not report.up_to_date else ""),
+        f"  pieces        {report.pieces['train']} train, {report.pieces['val']} validation",
+        f"  music         {report.notes:,} notes, {report.tokens:,} tokens, {report.hours:.2f} hours",
+        f"  duplicates    {len(report.duplicates)} dropped",
+        f"  skipped       {len(report.skipped)}",
+    ]
+    reasons = Counter(_reason_kind(s["reason"]) for s in report.skipped)
+    for reason, count in reasons.most_common(5):
+        lines.append(f"    {count:5d}  {reason}")
+    if report.warnings:
+        lines.append(f"  warnings      {len(report.warnings)} files altered to fit the vocabulary")
+        kinds = Counter(re.sub(r"[\d.]+", "N", w) for entry in report.warnings
+                        for w in entry["warnings"])
+        for kind, count in kinds.most_common(3):
+            lines.append(f"    {count:5d}  {kind}")
+    lines.append(f"Details: {Path(report.output) / fmt.REPORT}")
+    return "\n".join(lines)
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons for the summary: drop the per-file details in parentheses."""
+    return reason.split(" (")[0].split(";")[0]
+
