@@ -14,13 +14,18 @@ about two minutes each, made in code.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
-from pathlib import Path
 
+# bench/tokenize.py would shadow the standard library's `tokenize` (which numpy imports)
+# for any script run from this folder: drop the folder from sys.path first.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pretty_midi  # noqa: E402
