@@ -273,7 +273,7 @@ def prepare_corpus(
     """
     started = time.perf_counter()
     tokenizer = tokenizer or Tokenizer()
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." or "x/.." must name a real folder to swap
     if not 0 <= val_fraction < 1:
         raise MuseganError(f"val_fraction must be in [0, 1), got {val_fraction}")
     settings = {"sources": list(sources), "val_fraction": val_fraction,
