@@ -16,6 +16,8 @@ import re
 import shutil
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -220,18 +222,28 @@ def _process_chunk(task: tuple[list[SourceFile], float]) -> list[dict]:
 
 def _run_chunks(tasks: list, tokenizer: Tokenizer, cached: frozenset,
                 workers: int) -> Iterator[list[dict]]:
-    """Results of ``_process_chunk`` in task order, from a pool when it pays."""
+    """Results of ``_process_chunk`` in task order, from worker processes when it pays."""
     if workers <= 1 or len(tasks) <= 1:
         _init_worker(tokenizer.to_dict(), cached)
         yield from map(_process_chunk, tasks)
         return
-    # forkserver: workers start from a clean process with the tokenizer modules loaded,
-    # safe even when the caller has torch threads running (fork is not).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["musegan.prepare"])
-    with context.Pool(min(workers, len(tasks)), _init_worker,
-                      (tokenizer.to_dict(), cached)) as pool:
-        yield from pool.imap(_process_chunk, tasks)
+    # fork where the platform has it: workers need only the tokenizer, and forkserver or
+    # spawn would re-import the caller's __main__ (re-running an unguarded script, or
+    # failing outright for `python -` and some notebooks).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context,
+                             initializer=_init_worker,
+                             initargs=(tokenizer.to_dict(), cached)) as pool:
+        results = pool.map(_process_chunk, tasks)
+        for task in tasks:
+            try:
+                yield next(results)
+            except BrokenProcessPool:
+                names = ", ".join(s.name for s in task[0][:3])
+                raise MuseganError(
+                    f"a worker process died while reading {names}, ...: a file crashed the "
+                    "MIDI parser; run with --workers 1 to find it, then remove it") from None
 
 
 # ---------------------------------------------------------------------- prepare

@@ -255,3 +255,16 @@ def test_the_whole_cre_corpus_matches_its_manifest(tmp_path):
 def test_cli_generate_says_no_model_is_bundled_yet(capsys):
     assert main(["generate", "--out", "songs"]) == 3
     assert "no model is bundled yet" in capsys.readouterr().err
+
+
+def test_parallel_prepare_works_from_an_unguarded_script_on_stdin(tmp_path):
+    # Worker processes must not re-import the caller's __main__ (forkserver and spawn do).
+    for i in range(40):
+        write(tune(1000 + i), tmp_path / "midi" / f"t{i}.mid")
+    script = (f"from musegan.prepare import prepare_corpus\n"
+              f"r = prepare_corpus([{str(tmp_path / 'midi')!r}], {str(tmp_path / 'out')!r}, "
+              f"workers=2, progress=False)\nprint(r.files_used)\n")
+    result = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "40"
