@@ -40,6 +40,47 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from musegan.training import RunConfig, train
+
+    config = RunConfig.load(args.config) if args.config else RunConfig()
+    flags = {
+        "train.batch_size": args.batch_size, "train.seq_len": args.seq_len,
+        "train.mle_epochs": args.mle_epochs, "train.adv_epochs": args.adv_epochs,
+        "trainer.accelerator": args.accelerator, "trainer.devices": args.devices,
+        "trainer.strategy": args.strategy, "trainer.num_nodes": args.num_nodes,
+        "trainer.precision": args.precision, "trainer.max_epochs": args.max_epochs,
+        "trainer.seed": args.seed, "trainer.limit_train_batches": args.limit_train_batches,
+        "trainer.limit_val_batches": args.limit_val_batches,
+        "trainer.fast_dev_run": args.fast_dev_run,
+    }
+    for key, value in flags.items():
+        if value is not None:
+            config.set(key, value)
+    if args.adversarial is not None:
+        config.set("train.adversarial", args.adversarial == "on")
+    for assignment in args.set or []:
+        key, _, value = assignment.partition("=")
+        config.set(key, value)
+    if args.print_config:
+        print(config.to_yaml(), end="")
+        return 0
+    if args.out is None:
+        raise MuseganError("--out RUN_DIR is required (where checkpoints, logs and samples go)")
+    run = train(args.data_dir, args.out, config, resume=args.resume)
+    print(f"trained {run}; export it with: musegan export {run}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from musegan.export import export_model
+
+    path = export_model(args.run_dir, args.out, fp16=args.fp16, checkpoint=args.checkpoint,
+                        force=args.force, credit=args.credit)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.md')}")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     print("musegan generate: no model is bundled yet (the sampler and the default model "
           "come in a later release); prepare a corpus with `musegan prepare` meanwhile",
@@ -90,24 +131,82 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--tempo-bins", type=int, default=64, metavar="N",
                          help="tempo levels, log-spaced over 30-300 bpm (default 64)")
     prepare.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
-    prepare.set_defaults(run=_prepare)
+    prepare.set_defaults(handler=_prepare)
+
+    train = verbs.add_parser(
+        "train", help="train the LSTM-GAN on a prepared corpus",
+        description="Train the LSTM-GAN on a corpus from `musegan prepare` (with no DATA_DIR, "
+                    "on music21's Bach chorales). Settings come from defaults, then --config "
+                    "FILE.yaml, then flags; --print-config shows them all.",
+        epilog="examples:\n  musegan train data/folk --out runs/folk\n"
+               "  musegan train data/folk --out runs/folk --resume\n"
+               "  musegan train data/folk --out runs/mle --adversarial off\n"
+               "  musegan train data/folk --out runs/big --accelerator gpu --devices 4 "
+               "--strategy ddp --precision bf16-mixed\n"
+               "  musegan train --print-config > my.yaml   # then edit, and --config my.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("data_dir", nargs="?", metavar="DATA_DIR",
+                       help="a corpus folder from `musegan prepare` (default: Bach chorales)")
+    train.add_argument("--out", metavar="RUN_DIR", help="the run folder (required to train)")
+    train.add_argument("--config", metavar="FILE", help="a YAML config (see --print-config)")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="any config field, e.g. --set model.hidden_dim=256 (repeatable)")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the full config with every default and exit")
+    train.add_argument("--resume", action="store_true",
+                       help="continue RUN_DIR from its last checkpoint")
+    train.add_argument("--adversarial", choices=["on", "off"],
+                       help="off: train the MLE-only model (for comparison)")
+    group = train.add_argument_group("common settings (shortcuts for --set)")
+    group.add_argument("--batch-size", type=int)
+    group.add_argument("--seq-len", type=int)
+    group.add_argument("--mle-epochs", type=int)
+    group.add_argument("--adv-epochs", type=int)
+    group = train.add_argument_group("Lightning Trainer")
+    group.add_argument("--accelerator", help="cpu, gpu, auto (default auto)")
+    group.add_argument("--devices", help="how many (or which) devices, e.g. 1, 4, auto")
+    group.add_argument("--strategy", help="auto, ddp, ... (ddp for several GPUs or machines)")
+    group.add_argument("--num-nodes", type=int, help="machines, for multi-node DDP")
+    group.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed")
+    group.add_argument("--max-epochs", type=int, help="override the sum of the phases")
+    group.add_argument("--seed", type=int)
+    group.add_argument("--limit-train-batches", type=float)
+    group.add_argument("--limit-val-batches", type=float)
+    group.add_argument("--fast-dev-run", type=int, metavar="N",
+                       help="one epoch of each phase with N batches: checks that everything works")
+    train.set_defaults(handler=_train)
+
+    export = verbs.add_parser(
+        "export", help="write a trained model in the pickle-free sharing format",
+        description="Write RUN_DIR's model as one .safetensors file (generator and theme "
+                    "networks, config, tokenizer) plus a model card (.md). It loads with "
+                    "no pickle.")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from `musegan train`")
+    export.add_argument("--out", metavar="FILE", help="default RUN_DIR/model.safetensors")
+    export.add_argument("--checkpoint", default="last",
+                        help="last (default), best (lowest validation NLL), or a path")
+    export.add_argument("--fp16", action="store_true", help="half-precision weights: half the size")
+    export.add_argument("--credit", default="", help="the training data's licence credit")
+    export.add_argument("--force", action="store_true", help="replace an existing file")
+    export.set_defaults(handler=_export)
 
     generate = verbs.add_parser(
         "generate", help="write new MIDI files with a trained model",
         description="Write new MIDI files with a trained model. No model is bundled yet.")
     generate.add_argument("--out", default="songs", metavar="DIR", help="output folder")
-    generate.set_defaults(run=_generate)
+    generate.set_defaults(handler=_generate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
+    if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USER_ERROR
     try:
-        return args.run(args)
+        return args.handler(args)
     except MuseganError as err:
         print(f"musegan {args.verb}: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR

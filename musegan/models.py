@@ -1,0 +1,236 @@
+"""The networks: plain ``nn.Module``s that know nothing of Lightning, files or the CLI.
+
+How themes get their meaning
+----------------------------
+A *theme* is a small vector (``theme_dim``) that conditions a whole piece. Three parts
+make it mean something:
+
+1. ``ThemeEncoder`` reads a real sequence (a bidirectional LSTM, masked mean over time)
+   and summarises it as a theme in [-1, 1]^theme_dim.
+2. ``Generator`` learns to write that same sequence back from its theme (maximum
+   likelihood, teacher forcing). Gradients flow into the encoder, so the theme carries
+   what helps predict the piece: key, meter, rhythm, register. Gaussian noise on the
+   theme during training keeps nearby themes meaning nearby music.
+3. A small GAN learns where real themes live. ``MappingNetwork`` turns noise z ~ N(0, I)
+   into a theme; ``ThemeCritic`` (spectrally normalised) tells mapped themes from encoded
+   real ones. Sampled themes therefore land where the generator has learned to write
+   music, and the generator is never asked to write from a theme unlike any real one.
+
+We chose this over an InfoGAN-style recovery head because the encoder gives every real
+piece a theme. That is what lets users take the theme of an existing piece and write
+variations on it. A VAE prior would also work, but it ties the theme space to a
+Gaussian and tends to blur it; the theme GAN matches the real themes' shape.
+
+The sequence GAN (``Discriminator``) then trains the generator on its own samples. The
+generator writes from sampled themes with Gumbel-softmax relaxed tokens, and a
+bidirectional LSTM judges each step and the whole sequence (C-RNN-GAN, RelGAN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, B, H)
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of the networks. ``vocab_size`` and ``pad_id`` come from the tokenizer."""
+
+    vocab_size: int
+    pad_id: int = 0
+    embed_dim: int = 256  # token embedding; the vocabulary is ~600 tokens
+    hidden_dim: int = 512  # generator LSTM width: 2 x 512 is ~4M parameters, fast on a CPU
+    num_layers: int = 2  # one layer for local grammar, one for phrase structure
+    theme_dim: int = 64  # small enough for a small GAN to learn its distribution
+    noise_dim: int = 64  # the GAN's input z ~ N(0, I)
+    mapping_layers: int = 3  # depth of z -> theme (StyleGAN's mapping idea, shallower)
+    mapping_width: int = 256
+    encoder_dim: int = 256  # theme encoder BiLSTM width per direction
+    disc_embed_dim: int = 128
+    disc_hidden_dim: int = 256  # per direction
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over time of x (B, S, ...) where mask (B, S) is true."""
+    mask = mask.to(x.dtype)
+    while mask.dim() < x.dim():
+        mask = mask.unsqueeze(-1)
+    return (x * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+class ThemeEncoder(nn.Module):
+    """Real sequence (B, S) -> its theme (B, theme_dim) in [-1, 1]."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.pad_id = config.pad_id
+        self.embed = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=config.pad_id)
+        self.lstm = nn.LSTM(config.embed_dim, config.encoder_dim, batch_first=True,
+                            bidirectional=True)
+        self.out = nn.Linear(2 * config.encoder_dim, config.theme_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.lstm(self.embed(tokens))  # (B, S, 2 * encoder_dim)
+        return torch.tanh(self.out(masked_mean(hidden, tokens != self.pad_id)))
+
+
+class MappingNetwork(nn.Module):
+    """Noise z (B, noise_dim) -> theme (B, theme_dim) in [-1, 1]."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        layers, width = [], config.noise_dim
+        for _ in range(config.mapping_layers - 1):
+            layers += [nn.Linear(width, config.mapping_width), nn.LeakyReLU(0.2)]
+            width = config.mapping_width
+        layers.append(nn.Linear(width, config.theme_dim))
+        self.net = nn.Sequential(*layers)
+        self.noise_dim = config.noise_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(z))
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None) -> torch.Tensor:
+        """n themes from fresh noise."""
+        device = device or next(self.parameters()).device
+        z = torch.randn(n, self.noise_dim, generator=generator, device=device)
+        return self(z)
+
+
+class ThemeCritic(nn.Module):
+    """Theme (B, theme_dim) -> realness score (B,). Spectral norm keeps it Lipschitz."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        width = config.mapping_width
+        self.net = nn.Sequential(
+            spectral_norm(nn.Linear(config.theme_dim, width)), nn.LeakyReLU(0.2),
+            spectral_norm(nn.Linear(width, width)), nn.LeakyReLU(0.2),
+            spectral_norm(nn.Linear(width, 1)),
+        )
+
+    def forward(self, theme: torch.Tensor) -> torch.Tensor:
+        return self.net(theme).squeeze(-1)
+
+
+class Generator(nn.Module):
+    """An LSTM language model over tokens that carries a theme through the whole piece.
+
+    The theme sets the LSTM's initial state and is concatenated to the input at every
+    step, so a long piece cannot forget it.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=config.pad_id)
+        self.init_state = nn.Linear(config.theme_dim, 2 * config.num_layers * config.hidden_dim)
+        self.lstm = nn.LSTM(config.embed_dim + config.theme_dim, config.hidden_dim,
+                            num_layers=config.num_layers, batch_first=True,
+                            dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_dim, config.vocab_size)
+
+    def initial_state(self, theme: torch.Tensor) -> LSTMState:
+        """The LSTM state (h, c) a piece with this theme starts from."""
+        layers, hidden = self.config.num_layers, self.config.hidden_dim
+        state = torch.tanh(self.init_state(theme))  # (B, 2 * layers * hidden)
+        state = state.view(-1, 2, layers, hidden).permute(1, 2, 0, 3)  # (2, layers, B, hidden)
+        return state[0].contiguous(), state[1].contiguous()
+
+    def forward(self, tokens: torch.Tensor, theme: torch.Tensor,
+                state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """Teacher-forced logits: tokens (B, S), theme (B, T) -> (B, S, V) and the final state."""
+        if state is None:
+            state = self.initial_state(theme)
+        x = self.embed(tokens)  # (B, S, E)
+        x = torch.cat([x, theme.unsqueeze(1).expand(-1, x.size(1), -1).to(x.dtype)], dim=-1)
+        out, state = self.lstm(self.drop(x), state)  # (B, S, H)
+        return self.head(self.drop(out)), state
+
+    def step(self, token: torch.Tensor, theme: torch.Tensor,
+             state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
+        """One step of sampling: token (B,) -> logits (B, V) and the next state.
+
+        Gives the same logits as ``forward`` over the whole sequence (in eval mode).
+        """
+        logits, state = self.forward(token.unsqueeze(1), theme, state)
+        return logits.squeeze(1), state
+
+    def gumbel_rollout(self, theme: torch.Tensor, length: int, tau: float,
+                       start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``length`` tokens after ``start`` (B,) with Gumbel-softmax relaxation.
+
+        Returns hard ids (B, length) and their soft one-hots (B, length, V); gradients
+        flow through the soft one-hots (RelGAN). Each next input is the hard sample.
+        """
+        state = self.initial_state(theme)
+        token, hard, soft = start, [], []
+        for _ in range(length):
+            logits, state = self.step(token, theme, state)
+            sample = F.gumbel_softmax(logits.float(), tau=tau, hard=False)  # (B, V)
+            token = sample.argmax(-1)
+            hard.append(token)
+            soft.append(sample)
+        return torch.stack(hard, 1), torch.stack(soft, 1)
+
+
+class Discriminator(nn.Module):
+    """A bidirectional LSTM that judges token sequences, real or generated.
+
+    Real sequences come as ids; generated ones come as soft one-hots (B, S, V) times the
+    embedding matrix, so gradients reach the generator. The discriminator returns a
+    decision at every step, a sequence-level decision from the pooled outputs, and the
+    pooled features (for feature matching).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.embed = nn.Embedding(config.vocab_size, config.disc_embed_dim)
+        self.lstm = nn.LSTM(config.disc_embed_dim, config.disc_hidden_dim, batch_first=True,
+                            bidirectional=True)
+        self.step_head = spectral_norm(nn.Linear(2 * config.disc_hidden_dim, 1))
+        self.sequence_head = spectral_norm(nn.Linear(2 * config.disc_hidden_dim, 1))
+
+    def forward(self, mask: torch.Tensor, tokens: torch.Tensor | None = None,
+                soft: torch.Tensor | None = None):
+        """mask (B, S) marks real positions; give ``tokens`` (B, S) or ``soft`` (B, S, V).
+
+        Returns step logits (B, S), sequence logits (B,), features (B, 2 * disc_hidden).
+        """
+        x = self.embed(tokens) if soft is None else soft.to(self.embed.weight.dtype) @ self.embed.weight
+        out, _ = self.lstm(x)  # (B, S, 2 * disc_hidden)
+        features = masked_mean(out, mask)
+        return self.step_head(out).squeeze(-1), self.sequence_head(features).squeeze(-1), features
+
+
+class MuseGAN(nn.Module):
+    """All five networks together, under the names that checkpoints and exports use."""
+
+    SAMPLING_PARTS = ("generator", "encoder", "mapping")  # what sampling needs
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.generator = Generator(config)
+        self.encoder = ThemeEncoder(config)
+        self.mapping = MappingNetwork(config)
+        self.critic = ThemeCritic(config)
+        self.discriminator = Discriminator(config)
