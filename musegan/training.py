@@ -145,7 +145,7 @@ class RunConfig:
             if key not in names:
                 raise MuseganError(f"unknown setting '{section}.{key}'; "
                                    f"see `musegan train --print-config`")
-            setattr(target, key, value)
+            setattr(target, key, _coerce(f"{section}.{key}", getattr(target, key), value))
 
     def set(self, dotted: str, value: Any) -> None:
         """Set 'section.key' from a string or value (YAML-parsed, so '1e-4' is a float)."""
@@ -167,6 +167,27 @@ class RunConfig:
             return cls.from_dict(yaml.safe_load(Path(path).read_text()))
         except (OSError, yaml.YAMLError) as err:
             raise MuseganError(f"{path}: cannot read the config ({err})") from None
+
+
+def _coerce(name: str, current: Any, value: Any) -> Any:
+    """``value`` as the type of the setting's default. YAML 1.1 reads '3e-4' as a string,
+    and flags arrive as strings."""
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value.strip() else value
+    try:
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ValueError
+        elif isinstance(current, float) and isinstance(value, (int, float, str)):
+            value = float(value)
+        elif isinstance(current, int) and isinstance(value, (int, float, str)):
+            if float(value) != int(float(value)):
+                raise ValueError
+            value = int(float(value))
+    except ValueError:
+        raise MuseganError(f"setting {name} must be a {type(current).__name__}, "
+                           f"got {value!r}") from None
+    return value
 
 
 # ---------------------------------------------------------------------- the module
@@ -529,7 +550,9 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     last = out / CHECKPOINTS / LAST
     if resume and not last.is_file():
         raise MuseganError(f"nothing to resume: {last} does not exist")
-    if not resume and (out / CONFIG_FILE).exists():
+    # Under DDP Lightning re-runs this command for the other ranks after rank 0 has
+    # written config.yaml: only rank 0 checks for an earlier run.
+    if not resume and (out / CONFIG_FILE).exists() and _rank_zero():
         raise MuseganError(f"{out} already holds a run; pass --resume to continue it, "
                            "or choose another --out")
     if resume:
@@ -556,9 +579,12 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="epoch{epoch:03d}",
                                  auto_insert_metric_name=False, save_last=True, save_top_k=1,
                                  monitor="val/nll", mode="min", every_n_epochs=1)
+    # Each of the four optimizers' backward passes reaches one network only, which plain
+    # DDP refuses: let it find the unused parameters (each optimizer zeroes its own grads).
+    strategy = "ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy
     trainer = L.Trainer(
         default_root_dir=str(out), accelerator=t.accelerator, devices=t.devices,
-        strategy=t.strategy, num_nodes=t.num_nodes, precision=t.precision,
+        strategy=strategy, num_nodes=t.num_nodes, precision=t.precision,
         max_epochs=t.max_epochs if t.max_epochs is not None else s.epochs,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         log_every_n_steps=t.log_every_n_steps,

@@ -1,0 +1,77 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from musegan.models import ModelConfig, MuseGAN
+
+CONFIG = ModelConfig(vocab_size=40, embed_dim=16, hidden_dim=24, num_layers=2, theme_dim=8,
+                     noise_dim=6, mapping_width=16, encoder_dim=12, disc_embed_dim=10,
+                     disc_hidden_dim=14, dropout=0.1)
+
+
+@pytest.fixture
+def net():
+    torch.manual_seed(0)
+    return MuseGAN(CONFIG).eval()
+
+
+def test_shapes(net):
+    tokens = torch.randint(1, 40, (3, 11))
+    tokens[0, 7:] = 0  # padding
+    theme = net.encoder(tokens)
+    assert theme.shape == (3, 8) and theme.abs().max() <= 1
+    logits, (h, c) = net.generator(tokens, theme)
+    assert logits.shape == (3, 11, 40) and h.shape == c.shape == (2, 3, 24)
+    sampled = net.mapping.sample(5)
+    assert sampled.shape == (5, 8) and sampled.abs().max() <= 1
+    assert net.critic(sampled).shape == (5,)
+    steps, sequence, features = net.discriminator(tokens != 0, tokens=tokens)
+    assert steps.shape == (3, 11) and sequence.shape == (3,) and features.shape == (3, 28)
+
+
+def test_step_gives_the_same_logits_as_the_full_forward_pass(net):
+    tokens = torch.randint(1, 40, (4, 20))
+    theme = net.mapping.sample(4)
+    full, _ = net.generator(tokens, theme)
+    state = net.generator.initial_state(theme)
+    for t in range(tokens.size(1)):
+        logits, state = net.generator.step(tokens[:, t], theme, state)
+        torch.testing.assert_close(logits, full[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_the_theme_changes_what_the_generator_writes(net):
+    tokens = torch.randint(1, 40, (2, 6))
+    a, _ = net.generator(tokens, net.mapping.sample(2))
+    b, _ = net.generator(tokens, net.mapping.sample(2))
+    assert not torch.allclose(a, b)
+
+
+def test_discriminator_reads_one_hots_like_ids(net):
+    tokens = torch.randint(1, 40, (2, 9))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    by_ids = net.discriminator(mask, tokens=tokens)
+    by_soft = net.discriminator(mask, soft=F.one_hot(tokens, 40).float())
+    for x, y in zip(by_ids, by_soft):
+        torch.testing.assert_close(x, y)
+
+
+def test_gumbel_rollout_passes_gradients_from_the_discriminator_to_the_generator(net):
+    net.train()
+    theme = net.mapping.sample(3).detach()
+    start = torch.full((3,), 1, dtype=torch.long)
+    hard, soft = net.generator.gumbel_rollout(theme, 7, tau=0.5, start=start)
+    assert hard.shape == (3, 7) and soft.shape == (3, 7, 40)
+    torch.testing.assert_close(soft.sum(-1), torch.ones(3, 7))
+    steps, sequence, _ = net.discriminator(torch.ones(3, 7, dtype=torch.bool), soft=soft)
+    (steps.mean() + sequence.mean()).backward()
+    assert net.generator.head.weight.grad.abs().sum() > 0
+    assert net.generator.lstm.weight_ih_l0.grad.abs().sum() > 0
+
+
+def test_spectral_norm_on_the_discriminator_and_critic_linear_layers(net):
+    from torch.nn.utils import parametrize
+
+    assert parametrize.is_parametrized(net.discriminator.step_head, "weight")
+    assert parametrize.is_parametrized(net.discriminator.sequence_head, "weight")
+    assert all(parametrize.is_parametrized(m, "weight") for m in net.critic.net
+               if isinstance(m, torch.nn.Linear))

@@ -1,0 +1,230 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import torch
+
+from midi_factory import make_score, write
+from musegan import MuseganError
+from musegan.export import export_model, load_model
+from musegan.prepare import prepare_corpus
+from musegan.training import AtomicCheckpointIO, GANModule, RunConfig, load_checkpoint, train
+
+TINY_MODEL = {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1, "theme_dim": 8,
+              "noise_dim": 8, "mapping_width": 16, "encoder_dim": 16, "disc_embed_dim": 8,
+              "disc_hidden_dim": 16}
+TINY_FLAGS = [f"--set=model.{k}={v}" for k, v in TINY_MODEL.items()] + [
+    "--set=train.seq_len=48", "--set=train.batch_size=4", "--set=train.adv_seq_len=16",
+    "--set=train.num_workers=0", "--set=train.sample_len=48", "--accelerator=cpu",
+]
+
+
+def tiny_config(**train_settings) -> RunConfig:
+    config = RunConfig()
+    for key, value in TINY_MODEL.items():
+        config.set(f"model.{key}", value)
+    for key, value in {"seq_len": 48, "batch_size": 4, "adv_seq_len": 16, "num_workers": 0,
+                       "sample_len": 48, **train_settings}.items():
+        config.set(f"train.{key}", value)
+    config.set("trainer.accelerator", "cpu")
+    config.set("trainer.enable_progress_bar", False)
+    return config
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        notes = [(i * 240, 240, int(p), 80) for i, p in enumerate(rng.integers(60, 76, 64))]
+        write(make_score([(0, False, notes)]), root / "midi" / f"tune{seed}.mid")
+    prepare_corpus([str(root / "midi")], root / "corpus", val_fraction=0.25, progress=False)
+    return root / "corpus"
+
+
+def musegan_cli(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "musegan.cli", *args], capture_output=True,
+                          text=True, **kwargs)
+
+
+def test_fast_dev_run_trains_every_phase_and_writes_the_run(corpus, tmp_path):
+    config = tiny_config()
+    config.set("trainer.fast_dev_run", 2)
+    run = train(corpus, tmp_path / "run", config)
+    info = json.loads((run / "run.json").read_text())
+    assert info["epochs"] == 3 and info["phase"] == "adversarial"
+    assert info["adversarial_steps"] == 2
+    assert {"val/nll", "train/d_acc_real", "train/d_acc_fake", "train/gumbel_beta",
+            "train/g_adv", "theme/critic_loss"} <= set(info["metrics"])
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert list((run / "logs").glob("events.out.tfevents.*"))
+    samples = sorted((run / "samples").glob("*.mid"))
+    assert len(samples) == 3 * config.train.samples_per_validation
+    assert all(pretty_midi.PrettyMIDI(str(s)) is not None for s in samples)
+    assert RunConfig.load(run / "config.yaml").to_dict() == config.to_dict()
+
+
+def test_adversarial_off_gives_the_mle_only_model(corpus, tmp_path):
+    config = tiny_config(adversarial=False, mle_epochs=2)
+    config.set("trainer.limit_train_batches", 2)
+    run = train(corpus, tmp_path / "run", config)
+    info = json.loads((run / "run.json").read_text())
+    assert info["epochs"] == 2 and info["phase"] == "mle" and info["adversarial_steps"] == 0
+    assert "train/d_loss" not in info["metrics"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(corpus, tmp_path_factory) -> Path:
+    config = tiny_config()
+    config.set("trainer.fast_dev_run", 2)
+    return train(corpus, tmp_path_factory.mktemp("runs") / "run", config)
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_export_and_load_give_the_same_logits_with_no_pickle(trained_run, tmp_path, fp16):
+    path = export_model(trained_run, tmp_path / "model.safetensors", fp16=fp16,
+                        credit="tiny test corpus")
+    assert path.read_bytes()[8:9] == b"{"  # safetensors: a length, then a JSON header
+    model = load_model(path)
+    state = load_checkpoint(trained_run / "checkpoints" / "last.ckpt")
+    module = GANModule(**state["hyper_parameters"])
+    module.load_state_dict(state["state_dict"])
+    module.eval()
+    tokens = torch.randint(1, len(model.tokenizer), (2, 12))
+    theme = module.net.mapping.sample(2, generator=torch.Generator().manual_seed(0))
+    want, _ = module.net.generator(tokens, theme)
+    got, _ = model.net.generator(tokens, theme)
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-2 if fp16 else 1e-6)
+    assert model.tokenizer == module.tokenizer
+    assert model.card["credit"] == "tiny test corpus"
+    assert "validation" in path.with_suffix(".md").read_text()
+    assert not any(k.startswith(("discriminator", "critic")) for k in
+                   __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(path)))
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": Exploit()}, evil)
+    with pytest.raises(MuseganError, match="refused to load"):
+        load_checkpoint(evil)
+    with pytest.raises(MuseganError, match="refused to load"):
+        export_model(evil, tmp_path / "out.safetensors")
+    assert not marker.exists()
+    result = musegan_cli("export", str(evil), "--out", str(tmp_path / "x.safetensors"))
+    assert result.returncode == 2 and "refused to load" in result.stderr
+    assert not marker.exists()
+
+
+def test_load_model_rejects_files_that_are_not_models(tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(MuseganError, match="not a musegan model"):
+        load_model(tmp_path / "junk.safetensors")
+
+
+def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed mid-save")
+
+    monkeypatch.setattr(torch, "save", lambda obj, f: (f.write(b"half a checkpoint"), killed()))
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1  # the previous checkpoint, intact
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left
+
+
+def test_kill_9_mid_run_then_resume_continues_where_it_stopped(corpus, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", str(corpus), "--out", str(run), *TINY_FLAGS, "--adversarial", "off",
+            "--mle-epochs", "40", "--limit-train-batches", "3", "--limit-val-batches", "1",
+            "--set=train.samples_per_validation=0"]
+    process = subprocess.Popen([sys.executable, "-m", "musegan.cli", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if last.exists() and load_checkpoint(last)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = load_checkpoint(last)["epoch"]  # the checkpoint survived the kill intact
+    assert 2 <= killed_at < 39, "the run finished or never checkpointed before the kill"
+    assert not (run / "run.json").exists()
+
+    result = musegan_cli("train", str(corpus), "--out", str(run), "--resume", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads((run / "run.json").read_text())
+    assert info["epochs"] == 40 and info["resumed"] == 1
+    # Three optimizers step per batch in the MLE phase (generator, critic, mapping):
+    # resuming restored the step count, so the total is that of an unbroken run.
+    assert info["optimizer_steps"] == 40 * 3 * 3
+
+    again = musegan_cli("train", str(corpus), "--out", str(run))
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_two_process_ddp_on_cpu_steps_both_ranks_and_checkpoints_once(corpus, tmp_path):
+    run = tmp_path / "ddp"
+    result = musegan_cli("train", str(corpus), "--out", str(run), *TINY_FLAGS,
+                         "--devices", "2", "--strategy", "ddp", "--fast-dev-run", "2",
+                         timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = sorted((run / "logs" / "ranks").glob("rank*.json"))
+    assert [r.name for r in ranks] == ["rank0.json", "rank1.json"]
+    for rank in ranks:
+        info = json.loads(rank.read_text())
+        assert info["world_size"] == 2 and info["batches_trained"] > 0
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints.count("last.ckpt") == 1 and len(checkpoints) == 2  # last + best
+
+
+def test_data_that_is_not_a_prepared_corpus_is_a_clear_error(tmp_path):
+    (tmp_path / "songs").mkdir()
+    result = musegan_cli("train", str(tmp_path / "songs"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"musegan train: error: {tmp_path / 'songs'} is not a prepared corpus (no corpus.json); "
+        f"make one with: musegan prepare SRC --out {tmp_path / 'songs'}")
+
+
+def test_print_config_shows_every_default_and_reads_back(tmp_path):
+    result = musegan_cli("train", "--print-config", "--set", "train.lr=3e-4", "--precision",
+                         "bf16-mixed")
+    assert result.returncode == 0
+    (tmp_path / "c.yaml").write_text(result.stdout)
+    config = RunConfig.load(tmp_path / "c.yaml")
+    assert config.train.lr == 3e-4 and config.trainer.precision == "bf16-mixed"
+    assert config.model.hidden_dim == RunConfig().model.hidden_dim
+    bad = musegan_cli("train", "--print-config", "--set", "train.nope=1")
+    assert bad.returncode == 2 and "unknown setting 'train.nope'" in bad.stderr
+
+
+def test_non_finite_losses_are_skipped_then_stop_training(corpus):
+    state_module = GANModule(model=TINY_MODEL, train={"max_bad_steps": 3},
+                             tokenizer=__import__("musegan").Corpus(corpus).tokenizer.to_dict())
+    optimizer = torch.optim.SGD(state_module.net.generator.parameters(), lr=1.0)
+    before = [p.clone() for p in state_module.net.generator.parameters()]
+    with pytest.warns(RuntimeWarning, match="non-finite loss"):
+        assert state_module._step(optimizer, torch.tensor(float("nan")), None) is False
+        assert state_module._step(optimizer, torch.tensor(float("inf")), None) is False
+    assert all(torch.equal(a, b) for a, b in zip(before, state_module.net.generator.parameters()))
+    with pytest.warns(RuntimeWarning), pytest.raises(MuseganError, match="training diverged"):
+        state_module._step(optimizer, torch.tensor(float("nan")), None)
