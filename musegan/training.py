@@ -562,6 +562,7 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
         if not (Path(data_dir) / "corpus.json").exists() and _rank_zero():
             prepare_corpus(["bach"], data_dir, progress=True)
     s, t = config.train, config.trainer
+    _check_precision(t)
     if t.fast_dev_run:  # Lightning's own counts every optimizer's steps and runs one epoch
         s.mle_epochs, s.d_pretrain_epochs, s.adv_epochs = 1, 1, 1
         t.limit_train_batches = t.limit_val_batches = int(t.fast_dev_run)
@@ -598,6 +599,25 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
                 weights_only=True)
     _write_run_info(out, trainer, module, config, data_dir, time.time() - started, resume)
     return out
+
+
+def cpu_supports_bf16_lstm() -> bool:
+    """Whether this CPU runs LSTMs under bf16 autocast (oneDNN needs AMX or AVX512-BF16)."""
+    lstm = torch.nn.LSTM(8, 8, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 2, 8))
+        return True
+    except RuntimeError:
+        return False
+
+
+def _check_precision(trainer: "TrainerSettings") -> None:
+    on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto"
+                                              and not torch.cuda.is_available())
+    if on_cpu and str(trainer.precision).startswith("bf16") and not cpu_supports_bf16_lstm():
+        raise MuseganError(f"precision {trainer.precision} needs a CPU with AMX or AVX512-BF16 "
+                           "(this one has neither) or a GPU; use --precision 32-true")
 
 
 def _rank_zero() -> bool:

@@ -228,3 +228,14 @@ def test_non_finite_losses_are_skipped_then_stop_training(corpus):
     assert all(torch.equal(a, b) for a, b in zip(before, state_module.net.generator.parameters()))
     with pytest.warns(RuntimeWarning), pytest.raises(MuseganError, match="training diverged"):
         state_module._step(optimizer, torch.tensor(float("nan")), None)
+
+
+def test_bf16_on_a_cpu_without_bf16_is_a_clear_error(corpus, tmp_path):
+    from musegan.training import cpu_supports_bf16_lstm
+
+    if cpu_supports_bf16_lstm():
+        pytest.skip("this CPU runs bf16 LSTMs (AMX or AVX512-BF16)")
+    config = tiny_config()
+    config.set("trainer.precision", "bf16-mixed")
+    with pytest.raises(MuseganError, match="needs a CPU with AMX or AVX512-BF16"):
+        train(corpus, tmp_path / "run", config)

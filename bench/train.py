@@ -1,0 +1,147 @@
+"""Training speed, side by side in one run.
+
+    python bench/train.py [--batch 32 --seq-len 256 --batches 4 --threads 2]
+
+1. MLE-phase tokens/s of musegan's training step (Lightning, manual optimization, theme
+   GAN included) against a bare PyTorch loop training the same networks (theme encoder +
+   generator, same loss, same batches). Target: at least 0.9x.
+2. The same bare loop without the theme encoder: a plain LSTM language model, for scale.
+3. One adversarial step (Gumbel rollout of adv_seq_len tokens, discriminator and
+   generator updates, MLE term) against one MLE step. Target: at most 3x.
+4. bf16-mixed against fp32 (32-true) for the MLE step.
+
+Default model sizes; random token batches (the cost does not depend on the values).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/tokenize.py would shadow the standard library's `tokenize` (which numpy imports)
+# for any script run from this folder: drop the folder from sys.path first.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from musegan.models import ModelConfig, MuseGAN  # noqa: E402
+from musegan.tokenizer import Tokenizer  # noqa: E402
+from musegan.training import (GANModule, ModelSettings, TrainSettings,  # noqa: E402
+                              cpu_supports_bf16_lstm)
+
+warnings.filterwarnings("ignore")
+
+
+class Timer(L.Callback):
+    """Wall time of the training batches after the first (warm-up) one."""
+
+    def __init__(self):
+        self.start = None
+        self.seconds = 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx == 1:
+            self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module):
+        if self.start is not None:
+            self.seconds = time.perf_counter() - self.start
+
+
+def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenizer,
+                      device: str) -> float:
+    module = GANModule(model=dataclasses.asdict(ModelSettings()),
+                       train=dataclasses.asdict(settings), tokenizer=tokenizer.to_dict())
+    timer = Timer()
+    accelerator = "gpu" if device.startswith("cuda") else "cpu"
+    trainer = L.Trainer(accelerator=accelerator, devices=1, max_epochs=1, precision=precision,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer],
+                        limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return timer.seconds
+
+
+def bare_seconds(batches, vocab_size: int, with_encoder: bool, device: str) -> float:
+    """The same networks trained by a plain loop: embedding, LSTM, head (+ theme encoder)."""
+    net = MuseGAN(ModelConfig(vocab_size=vocab_size, **dataclasses.asdict(ModelSettings())))
+    net.to(device)
+    batches = [b.to(device) for b in batches]
+    parameters = list(net.generator.parameters()) + (
+        list(net.encoder.parameters()) if with_encoder else [])
+    optimizer = torch.optim.Adam(parameters, lr=1e-3)
+    net.train()
+    zero_theme = torch.zeros(batches[0].size(0), net.config.theme_dim, device=device)
+    start = None
+    for i, tokens in enumerate(batches):
+        if i == 1:
+            start = time.perf_counter()
+        theme = net.encoder(tokens) if with_encoder else zero_theme
+        logits, _ = net.generator(tokens[:, :-1], theme)
+        loss = F.cross_entropy(logits.reshape(-1, vocab_size), tokens[:, 1:].reshape(-1),
+                               ignore_index=0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--batches", type=int, default=4, help="timed batches (after 1 warm-up)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    tokenizer = Tokenizer()
+    batches = [torch.randint(4, len(tokenizer), (args.batch, args.seq_len))
+               for _ in range(args.batches + 1)]
+    tokens = args.batches * args.batch * (args.seq_len - 1)
+
+    mle = TrainSettings(seq_len=args.seq_len, batch_size=args.batch, samples_per_validation=0)
+    adversarial = dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1)
+    figures = {
+        "bare loop, same networks": bare_seconds(batches, len(tokenizer), True, args.device),
+        "bare loop, LM only": bare_seconds(batches, len(tokenizer), False, args.device),
+        "musegan MLE step (fp32)": lightning_seconds(batches, mle, "32-true", tokenizer,
+                                                     args.device),
+        "musegan adversarial step (fp32)": lightning_seconds(batches, adversarial, "32-true",
+                                                             tokenizer, args.device),
+    }
+    if args.device.startswith("cuda") or cpu_supports_bf16_lstm():
+        figures["musegan MLE step (bf16-mixed)"] = lightning_seconds(
+            batches, mle, "bf16-mixed", tokenizer, args.device)
+    print(f"batch {args.batch} x {args.seq_len} tokens, {args.batches} timed batches, "
+          f"{args.threads} threads, {args.device}, default model sizes\n")
+    print(f"{'':34s}{'s/batch':>9s}{'tokens/s':>10s}")
+    for name, seconds in figures.items():
+        print(f"{name:34s}{seconds / args.batches:9.2f}{tokens / seconds:10.0f}")
+    mle_fp32 = figures["musegan MLE step (fp32)"]
+    bf16 = figures.get("musegan MLE step (bf16-mixed)")
+    print(f"\nmusegan MLE / bare loop (same networks): "
+          f"{figures['bare loop, same networks'] / mle_fp32:.2f}x   (target >= 0.9x)")
+    print(f"adversarial step / MLE step:            "
+          f"{figures['musegan adversarial step (fp32)'] / mle_fp32:.2f}x   (target <= 3x; "
+          f"rollout of {adversarial.adv_seq_len} tokens)")
+    print("bf16-mixed speed-up over fp32:          " + (
+        f"{mle_fp32 / bf16:.2f}x" if bf16 else
+        "not measured: this CPU has no AMX or AVX512-BF16, so bf16 LSTMs do not run"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
