@@ -239,3 +239,18 @@ def test_bf16_on_a_cpu_without_bf16_is_a_clear_error(corpus, tmp_path):
     config.set("trainer.precision", "bf16-mixed")
     with pytest.raises(MuseganError, match="needs a CPU with AMX or AVX512-BF16"):
         train(corpus, tmp_path / "run", config)
+
+
+def test_with_no_data_it_prepares_the_bach_chorales_and_trains(tmp_path, monkeypatch):
+    import musegan.prepare
+
+    prepare = musegan.prepare.prepare_corpus
+    monkeypatch.setattr(musegan.prepare, "prepare_corpus",  # 4 chorales keep the test short
+                        lambda sources, out, **kw: prepare(sources, out, limit=4, workers=1, **kw))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    config = tiny_config()
+    config.set("trainer.fast_dev_run", 1)
+    run = train(None, tmp_path / "run", config)
+    corpus = tmp_path / "cache" / "musegan" / "corpora" / "bach"
+    assert (corpus / "corpus.json").is_file()
+    assert json.loads((run / "run.json").read_text())["data"] == str(corpus.resolve())
