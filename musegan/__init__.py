@@ -21,6 +21,11 @@ _LAZY = {
     "Corpus": "musegan.corpus",
     "TokenWindowDataset": "musegan.data",
     "MidiDataModule": "musegan.data",
+    "Sampler": "musegan.sampling",
+    "RunConfig": "musegan.training",
+    "train": "musegan.training",
+    "export_model": "musegan.export",
+    "load_model": "musegan.export",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -74,6 +74,21 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
     out = Path(out) if out else run_dir / "model.safetensors"
     if out.exists() and not force:
         raise MuseganError(f"{out} exists; pass --force to replace it or choose another --out")
+    return _write(tensors, config, tokenizer, card, out)
+
+
+def save_model(net: MuseGAN, tokenizer: Tokenizer, out: str | Path, card: dict | None = None,
+               fp16: bool = False) -> Path:
+    """Write networks built in code (not from a run) in the sharing format."""
+    tensors = {name: (t.detach().cpu().half() if fp16 and t.is_floating_point() else
+                      t.detach().cpu()).contiguous()
+               for name, t in net.state_dict().items()
+               if name.split(".")[0] in MuseGAN.SAMPLING_PARTS}
+    return _write(tensors, net.config, tokenizer, card or {}, Path(out))
+
+
+def _write(tensors: dict, config: ModelConfig, tokenizer: Tokenizer, card: dict,
+           out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata={
         "format": MODEL_FORMAT, "version": MODEL_VERSION,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import multiprocessing
 import os
 import re
@@ -418,8 +419,6 @@ def _swap_into_place(partial: Path, out: Path) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    import json
-
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 

@@ -275,7 +275,7 @@ class GANModule(L.LightningModule):
                               tokens[:, 1:].reshape(-1), ignore_index=self.tokenizer.PAD)
         return nll, theme
 
-    def _step(self, optimizer, loss: torch.Tensor, parameters) -> bool:
+    def _step(self, optimizer, loss: torch.Tensor) -> bool:
         """Backward and step one optimizer; a non-finite loss skips the step."""
         if not torch.isfinite(loss):
             self._bad_step(loss)
@@ -303,9 +303,9 @@ class GANModule(L.LightningModule):
         fake = net.mapping.sample(real_themes.size(0), device=real_themes.device)
         critic_loss = (F.relu(1 - net.critic(real_themes.detach())).mean()
                        + F.relu(1 + net.critic(fake.detach())).mean())
-        self._step(critic_opt, critic_loss, net.critic.parameters())
+        self._step(critic_opt, critic_loss)
         mapping_loss = -net.critic(fake).mean()
-        self._step(mapping_opt, mapping_loss, net.mapping.parameters())
+        self._step(mapping_opt, mapping_loss)
         return {"theme/critic_loss": critic_loss.detach(), "theme/mapping_loss": mapping_loss.detach()}
 
     def _real_for_discriminator(self, tokens: torch.Tensor, length: int) -> torch.Tensor:
@@ -354,7 +354,7 @@ class GANModule(L.LightningModule):
 
         if phase == "mle":
             nll, theme = self.mle_loss(tokens, s.theme_noise)
-            self._step(generator_opt, nll, None)
+            self._step(generator_opt, nll)
             logs["train/nll"] = nll.detach()
         else:
             with torch.no_grad():
@@ -371,7 +371,7 @@ class GANModule(L.LightningModule):
             self.d_accuracy = float((acc_real + acc_fake) / 2)
             skip_d = phase == "adversarial" and self.d_accuracy > s.d_win_accuracy
             if not skip_d:
-                self._step(discriminator_opt, d_loss, None)
+                self._step(discriminator_opt, d_loss)
             logs.update({"train/d_loss": d_loss.detach(), "train/d_acc_real": acc_real,
                          "train/d_acc_fake": acc_fake, "train/d_skipped": float(skip_d),
                          "train/gumbel_beta": beta})
@@ -386,7 +386,7 @@ class GANModule(L.LightningModule):
                     matching = (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
                     g_loss = g_loss + s.feature_matching * matching
                     logs["train/feature_matching"] = matching.detach()
-                self._step(generator_opt, g_loss, None)
+                self._step(generator_opt, g_loss)
                 self.adv_steps_done += 1
                 logs.update({"train/g_adv": adversarial.detach(), "train/nll": nll.detach(),
                              "train/g_loss": g_loss.detach()})

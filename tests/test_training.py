@@ -223,11 +223,11 @@ def test_non_finite_losses_are_skipped_then_stop_training(corpus):
     optimizer = torch.optim.SGD(state_module.net.generator.parameters(), lr=1.0)
     before = [p.clone() for p in state_module.net.generator.parameters()]
     with pytest.warns(RuntimeWarning, match="non-finite loss"):
-        assert state_module._step(optimizer, torch.tensor(float("nan")), None) is False
-        assert state_module._step(optimizer, torch.tensor(float("inf")), None) is False
+        assert state_module._step(optimizer, torch.tensor(float("nan"))) is False
+        assert state_module._step(optimizer, torch.tensor(float("inf"))) is False
     assert all(torch.equal(a, b) for a, b in zip(before, state_module.net.generator.parameters()))
     with pytest.warns(RuntimeWarning), pytest.raises(MuseganError, match="training diverged"):
-        state_module._step(optimizer, torch.tensor(float("nan")), None)
+        state_module._step(optimizer, torch.tensor(float("nan")))
 
 
 def test_bf16_on_a_cpu_without_bf16_is_a_clear_error(corpus, tmp_path):

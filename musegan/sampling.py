@@ -1,0 +1,342 @@
+"""Writing music with a trained model: ``from musegan import Sampler``.
+
+    sampler = Sampler.from_pretrained("model.safetensors")
+    midis = sampler.generate(n=4, bars=16, temperature=0.9, seed=7)
+    midis[0].write("tune.mid")
+
+Decoding is batched, carries the LSTM state from step to step (the prefix is never
+re-run), and is grammar-constrained. At every step the tokens that cannot come next are
+masked, so each piece is well formed:
+
+- bars come in order, exactly ``bars`` of them;
+- positions rise within a bar and stay inside its meter;
+- every note is complete: Pitch, then Velocity, then Duration;
+- the piece ends only between notes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import torch
+
+from musegan.errors import MuseganError
+from musegan.export import LoadedModel, load_model
+from musegan.midi import MidiSource
+from musegan.tokenizer import Tokenizer
+
+# What may follow each kind of token (the grammar of musegan.tokenizer).
+_START, _BAR, _TS, _BAR_TEMPO, _POSITION, _MID_TEMPO, _PROGRAM, _PITCH, _VELOCITY, _DURATION = range(10)
+_KIND_CODES = {"bar": 0, "time_signature": 1, "tempo": 2, "position": 3, "program": 4,
+               "pitch": 5, "velocity": 6, "duration": 7, "eos": 8}
+_NEXT = {  # state -> kinds allowed next ("bar" and "eos" are subject to the bar count)
+    _START: ("bar",),
+    _BAR: ("time_signature", "tempo", "program", "position", "bar", "eos"),
+    _TS: ("tempo", "program", "position", "bar", "eos"),
+    _BAR_TEMPO: ("program", "position", "bar", "eos"),
+    _POSITION: ("tempo", "program", "pitch"),
+    _MID_TEMPO: ("program", "pitch"),
+    _PROGRAM: ("pitch",),
+    _PITCH: ("velocity",),
+    _VELOCITY: ("duration",),
+    _DURATION: ("program", "pitch", "position", "bar", "eos"),
+}
+MAX_TOKENS_PER_BAR = 400  # a bar longer than this is forced to end (a runaway model)
+
+
+class Grammar:
+    """Batched grammar state: which tokens may come next for each sequence."""
+
+    def __init__(self, tokenizer: Tokenizer, n: int, bars: int, device, tempo_id: int | None,
+                 hold_meter: bool = False):
+        tok = tokenizer
+        self.tok = tok
+        self.bars_wanted = bars
+        kinds = torch.full((len(tok),), -1, dtype=torch.long)
+        for name, code in _KIND_CODES.items():
+            if name == "bar":
+                kinds[tok.BAR] = code
+            elif name == "eos":
+                kinds[tok.EOS] = code
+            else:
+                kinds[list(tok.token_range(name))] = code
+        self.kind = kinds.to(device)  # (V,) kind code of every id, -1 for PAD/BOS
+        self.value = torch.as_tensor(tok.value, device=device)  # (V,)
+        self.bar_steps = torch.as_tensor(tok.bar_steps, device=device)  # (TS,)
+        allowed = torch.zeros(10, len(_KIND_CODES), dtype=torch.bool)
+        for state, names in _NEXT.items():
+            allowed[state, [_KIND_CODES[k] for k in names]] = True
+        self.allowed = allowed.to(device)  # (states, kinds)
+        self.tempo_id = tempo_id
+        self.hold_meter = hold_meter  # a continuation keeps its primer's meter and tempo
+        self.state = torch.full((n,), _START, dtype=torch.long, device=device)
+        self.bars = torch.zeros(n, dtype=torch.long, device=device)  # bars started
+        self.position = torch.full((n,), -1, dtype=torch.long, device=device)
+        default_ts = tok.time_signatures.index((4, 4)) if (4, 4) in tok.time_signatures else 0
+        self.bar_length = torch.full((n,), int(tok.bar_steps[default_ts]), device=device)
+        self.tokens_in_bar = torch.zeros(n, dtype=torch.long, device=device)
+        self.done = torch.zeros(n, dtype=torch.bool, device=device)
+        # A chosen tempo is stated in the first bar header the sampler writes.
+        self.tempo_pending = torch.full((n,), tempo_id is not None, dtype=torch.bool, device=device)
+
+    def mask(self) -> torch.Tensor:
+        """(n, V) true where a token is allowed next."""
+        kind = self.kind.clamp(min=0)
+        ok = self.allowed[self.state][:, kind] & (self.kind >= 0)  # (n, V)
+        is_bar = self.kind == _KIND_CODES["bar"]
+        is_eos = self.kind == _KIND_CODES["eos"]
+        finished = (self.bars >= self.bars_wanted)[:, None]
+        # Another Bar only while bars are wanted; EOS only once they are all written.
+        ok &= ~(is_bar & finished) & ~(is_eos & ~finished)
+        is_position = self.kind == _KIND_CODES["position"]
+        rising = (self.value > self.position[:, None]) & (self.value < self.bar_length[:, None])
+        ok &= ~is_position | rising
+        if self.tempo_id is not None:  # the caller chose the tempo
+            ok &= (self.kind != _KIND_CODES["tempo"]) | \
+                (torch.arange(len(self.kind), device=ok.device) == self.tempo_id)
+            in_header = ((self.state == _BAR) | (self.state == _TS)) & self.tempo_pending
+            header_ok = (self.kind == _KIND_CODES["tempo"]) | (
+                (self.kind == _KIND_CODES["time_signature"]) & (self.state == _BAR)[:, None])
+            ok = torch.where(in_header[:, None], ok & header_ok, ok)
+        elif self.hold_meter:
+            ok &= self.kind != _KIND_CODES["tempo"]
+        if self.hold_meter:
+            ok &= self.kind != _KIND_CODES["time_signature"]
+        # A runaway bar must end as soon as the grammar lets it.
+        can_end = ((self.state == _BAR) | (self.state == _TS) | (self.state == _BAR_TEMPO)
+                   | (self.state == _DURATION))
+        runaway = ((self.tokens_in_bar > MAX_TOKENS_PER_BAR) & can_end)[:, None]
+        ends_bar = (is_bar & ~finished) | (is_eos & finished)
+        ok = torch.where(runaway, ok & ends_bar, ok)
+        ok[self.done] = False
+        ok[self.done, self.tok.PAD] = True  # finished sequences pad
+        return ok
+
+    def update(self, token: torch.Tensor) -> None:
+        """Advance every sequence by its next token (n,)."""
+        kind = self.kind[token]
+        value = self.value[token]
+        code = _KIND_CODES
+        new_bar = kind == code["bar"]
+        self.bars += new_bar.long()
+        self.position = torch.where(new_bar, torch.full_like(self.position, -1), self.position)
+        self.tokens_in_bar = torch.where(new_bar, torch.zeros_like(self.tokens_in_bar),
+                                         self.tokens_in_bar + 1)
+        is_ts = kind == code["time_signature"]
+        self.bar_length = torch.where(is_ts, self.bar_steps[value.clamp(max=len(self.bar_steps) - 1)],
+                                      self.bar_length)
+        is_position = kind == code["position"]
+        self.position = torch.where(is_position, value, self.position)
+        in_bar_header = (self.state == _BAR) | (self.state == _TS)
+        is_tempo = kind == code["tempo"]
+        next_state = torch.full_like(self.state, -1)
+        for kind_name, state in (("bar", _BAR), ("time_signature", _TS), ("position", _POSITION),
+                                 ("program", _PROGRAM), ("pitch", _PITCH),
+                                 ("velocity", _VELOCITY), ("duration", _DURATION)):
+            next_state = torch.where(kind == code[kind_name], torch.full_like(next_state, state),
+                                     next_state)
+        next_state = torch.where(is_tempo & in_bar_header, torch.full_like(next_state, _BAR_TEMPO),
+                                 next_state)
+        next_state = torch.where(is_tempo & ~in_bar_header, torch.full_like(next_state, _MID_TEMPO),
+                                 next_state)
+        self.state = torch.where(next_state >= 0, next_state, self.state)
+        self.done |= kind == code["eos"]
+        self.tempo_pending &= ~is_tempo
+
+
+class Sampler:
+    """Generates MIDI from a trained model.
+
+    Example::
+
+        sampler = Sampler.from_pretrained("model.safetensors")
+        theme = sampler.sample_theme(1, seed=3)
+        variations = sampler.generate(n=4, bars=8, theme=theme, seed=1)
+    """
+
+    def __init__(self, model: LoadedModel, device: str | torch.device = "cpu"):
+        self.model = model
+        self.net = model.net.to(device).eval()
+        self.tokenizer = model.tokenizer
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu") -> "Sampler":
+        """A model from an exported ``.safetensors`` file (loaded with no pickle)."""
+        return cls(load_model(name_or_path, device), device)
+
+    # ------------------------------------------------------------------ themes
+
+    @property
+    def theme_dim(self) -> int:
+        return self.net.config.theme_dim
+
+    @torch.no_grad()
+    def sample_theme(self, n: int = 1, seed: int | None = None) -> torch.Tensor:
+        """n themes (n, theme_dim) drawn by the theme GAN."""
+        generator = _generator(seed, self.device)
+        return self.net.mapping.sample(n, generator=generator, device=self.device)
+
+    @torch.no_grad()
+    def encode_theme(self, midi: MidiSource) -> torch.Tensor:
+        """The theme (1, theme_dim) of an existing piece, for variations on it."""
+        ids = torch.tensor([self.tokenizer.encode(midi)], device=self.device)
+        return self.net.encoder(ids)
+
+    @staticmethod
+    def interpolate(theme_a: torch.Tensor, theme_b: torch.Tensor, steps: int,
+                    method: str = "slerp") -> torch.Tensor:
+        """``steps`` themes (steps, theme_dim) from a to b, ends included.
+
+        ``slerp`` follows the great circle between them (keeps their norm, the usual choice
+        for GAN latents); ``lerp`` a straight line.
+        """
+        a, b = theme_a.reshape(-1), theme_b.reshape(-1)
+        if steps < 2:
+            raise MuseganError("interpolation needs at least 2 steps")
+        t = torch.linspace(0, 1, steps, device=a.device)[:, None]
+        if method == "lerp":
+            return (1 - t) * a + t * b
+        if method != "slerp":
+            raise MuseganError(f"unknown interpolation '{method}' (use slerp or lerp)")
+        cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp(min=1e-8)
+        omega = torch.arccos(cos.clamp(-1, 1))
+        if omega.abs() < 1e-4:  # (nearly) the same direction: slerp is lerp
+            return (1 - t) * a + t * b
+        return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+    @staticmethod
+    def save_theme(theme: torch.Tensor, path: str | Path) -> None:
+        """Write themes as .npy or .json (a list of lists)."""
+        path = Path(path)
+        array = theme.detach().cpu().reshape(-1, theme.shape[-1]).numpy()
+        if path.suffix == ".json":
+            path.write_text(json.dumps(array.tolist()) + "\n")
+        else:
+            np.save(path, array)
+
+    def load_theme(self, path: str | Path) -> torch.Tensor:
+        """Read themes written by ``save_theme`` (.npy or .json); checks their size."""
+        path = Path(path)
+        try:
+            array = (np.array(json.loads(path.read_text()), dtype=np.float32)
+                     if path.suffix == ".json" else np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as err:
+            raise MuseganError(f"{path}: cannot read a theme ({err})") from None
+        array = np.atleast_2d(array).astype(np.float32)
+        if array.shape[-1] != self.theme_dim:
+            raise MuseganError(f"{path}: themes have {array.shape[-1]} numbers, this model's "
+                               f"have {self.theme_dim}")
+        return torch.from_numpy(array).to(self.device)
+
+    # ------------------------------------------------------------------ generation
+
+    @torch.no_grad()
+    def generate_ids(self, n: int = 1, bars: int = 16, temperature: float = 1.0,
+                     top_k: int | None = None, top_p: float | None = None,
+                     seed: int | None = None, theme: torch.Tensor | None = None,
+                     primer: MidiSource | None = None, tempo: float | None = None) -> list[list[int]]:
+        """Token ids of n pieces (see ``generate``)."""
+        if bars < 1:
+            raise MuseganError(f"bars must be at least 1, got {bars}")
+        if temperature <= 0:
+            raise MuseganError(f"temperature must be above 0, got {temperature}")
+        tok, net = self.tokenizer, self.net
+        generator = _generator(seed, self.device)
+        if theme is None:
+            theme = (self.encode_theme(primer).expand(n, -1) if primer is not None
+                     else net.mapping.sample(n, generator=generator, device=self.device))
+        theme = theme.to(self.device).reshape(-1, self.theme_dim)
+        if theme.size(0) == 1 and n > 1:
+            theme = theme.expand(n, -1)
+        if theme.size(0) != n:
+            raise MuseganError(f"got {theme.size(0)} themes for {n} pieces")
+        tempo_id = None
+        if tempo is not None:
+            if tempo <= 0:
+                raise MuseganError(f"tempo must be above 0 bpm, got {tempo}")
+            tempo_id = tok.token_range("tempo")[int(tok._bin(math.log(tempo), tok._tempo_edges))]
+        prefix = [tok.BOS]
+        if primer is not None:
+            prefix = tok.encode(primer)[:-1]  # without its EOS
+        grammar = Grammar(tok, n, bars, self.device, tempo_id, hold_meter=primer is not None)
+        state = net.generator.initial_state(theme)
+        prefix_ids = torch.tensor(prefix, device=self.device).expand(n, -1)
+        for i in range(1, prefix_ids.size(1)):
+            grammar.update(prefix_ids[:, i])
+        grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
+        grammar.bars_wanted = int(grammar.bars[0]) + bars if primer is not None else bars
+        logits, state = net.generator(prefix_ids, theme, state)
+        logits = logits[:, -1]
+        out = [prefix_ids]
+        # The grammar ends a runaway bar within a few tokens, so this bound is never reached.
+        for _ in range((bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
+            token = _sample(logits, grammar.mask(), temperature, top_k, top_p, generator)
+            grammar.update(token)
+            out.append(token[:, None])
+            if grammar.done.all():
+                break
+            logits, state = net.generator.step(token, theme, state)
+        ids = torch.cat(out, 1).tolist()
+        return [[t for t in row if t != tok.PAD] for row in ids]
+
+    def generate(self, n: int = 1, bars: int = 16, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 theme: torch.Tensor | None = None, primer: MidiSource | None = None,
+                 include_primer: bool = True, tempo: float | None = None
+                 ) -> list[pretty_midi.PrettyMIDI]:
+        """Write n new pieces.
+
+        Args:
+            n: how many pieces.
+            bars: bars per piece, exactly (after the primer's, if any).
+            temperature: below 1 plays safe, above 1 takes risks.
+            top_k / top_p: sample only from the k likeliest tokens / the smallest set
+                holding probability p.
+            seed: the same model, settings and seed give the same pieces.
+            theme: (theme_dim,) or (n, theme_dim) themes; default: sampled, or the
+                primer's own theme when there is a primer.
+            primer: a MIDI file (or object) to continue, in its meter and tempo.
+            include_primer: keep the primer at the start of each piece.
+            tempo: bpm for the new music (default: what the model chooses).
+
+        Returns:
+            ``pretty_midi.PrettyMIDI`` objects.
+        """
+        ids = self.generate_ids(n, bars, temperature, top_k, top_p, seed, theme, primer, tempo)
+        if primer is not None and not include_primer:
+            # Blank the primer's notes (PAD is skipped by the decoder) but keep its bars,
+            # positions, meter and tempo, so the new music keeps its place in time.
+            primer_length = len(self.tokenizer.encode(primer)) - 1
+            notes = set(self.tokenizer.token_range("pitch")) | set(
+                self.tokenizer.token_range("velocity")) | set(self.tokenizer.token_range("duration"))
+            ids = [[self.tokenizer.PAD if i < primer_length and t in notes else t
+                    for i, t in enumerate(row)] for row in ids]
+        return [self.tokenizer.decode(row) for row in ids]
+
+
+def _generator(seed: int | None, device) -> torch.Generator | None:
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def _sample(logits: torch.Tensor, mask: torch.Tensor, temperature: float, top_k: int | None,
+            top_p: float | None, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row from logits (n, V), only where mask is true."""
+    logits = logits.float().masked_fill(~mask, float("-inf")) / temperature
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and 0 < top_p < 1:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = torch.softmax(sorted_logits, -1).cumsum(-1)
+        drop = cumulative - torch.softmax(sorted_logits, -1) > top_p  # keep the first over p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = torch.softmax(logits, -1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)

@@ -1,0 +1,129 @@
+import io
+
+import numpy as np
+import pretty_midi
+import pytest
+import torch
+
+from midi_factory import make_score
+from musegan import MuseganError, Sampler, Tokenizer
+from musegan.export import save_model
+from musegan.models import ModelConfig, MuseGAN
+
+TOK = Tokenizer()
+
+
+@pytest.fixture(scope="module")
+def sampler(tmp_path_factory):
+    torch.manual_seed(0)
+    net = MuseGAN(ModelConfig(vocab_size=len(TOK), embed_dim=16, hidden_dim=32, num_layers=1,
+                              theme_dim=8, noise_dim=8, mapping_width=16, encoder_dim=16,
+                              disc_embed_dim=8, disc_hidden_dim=8))
+    return Sampler.from_pretrained(save_model(net, TOK, tmp_path_factory.mktemp("m") / "m.safetensors"))
+
+
+def midi_bytes(midi: pretty_midi.PrettyMIDI) -> bytes:
+    buffer = io.BytesIO()
+    midi.write(buffer)
+    return buffer.getvalue()
+
+
+def assert_well_formed(ids: list[int], bars: int):
+    names = TOK.tokens(ids)
+    assert names[0] == "BOS" and names[-1] == "EOS" and names.count("EOS") == 1
+    assert names.count("Bar") == bars
+    position = -1
+    for i, name in enumerate(names):
+        kind = name.split("_")[0]
+        if kind == "Bar":
+            position = -1
+        elif kind == "Position":
+            assert int(name.split("_")[1]) > position, "positions rise within a bar"
+            position = int(name.split("_")[1])
+        elif kind == "Pitch":
+            assert names[i + 1].startswith("Velocity_") and names[i + 2].startswith("Duration_")
+
+
+def test_generates_exactly_the_bars_asked_for_and_well_formed(sampler):
+    ids = sampler.generate_ids(n=3, bars=3, seed=0, top_k=40)
+    assert len(ids) == 3
+    for row in ids:
+        assert_well_formed(row, bars=3)
+    midis = sampler.generate(n=2, bars=2, seed=0)
+    assert all(isinstance(m, pretty_midi.PrettyMIDI) for m in midis)
+
+
+def test_the_same_seed_gives_byte_identical_midi(sampler):
+    a = [midi_bytes(m) for m in sampler.generate(n=2, bars=2, seed=11, temperature=0.9, top_p=0.95)]
+    b = [midi_bytes(m) for m in sampler.generate(n=2, bars=2, seed=11, temperature=0.9, top_p=0.95)]
+    c = [midi_bytes(m) for m in sampler.generate(n=2, bars=2, seed=12, temperature=0.9, top_p=0.95)]
+    assert a == b and a != c
+
+
+def test_top_k_1_is_greedy(sampler):
+    theme = sampler.sample_theme(1, seed=3)
+    a = sampler.generate_ids(n=1, bars=2, top_k=1, seed=1, theme=theme)
+    b = sampler.generate_ids(n=1, bars=2, top_k=1, seed=2, theme=theme)
+    assert a == b
+
+
+def test_themes_sample_interpolate_save_and_load(sampler, tmp_path):
+    themes = sampler.sample_theme(2, seed=5)
+    assert themes.shape == (2, 8)
+    torch.testing.assert_close(sampler.sample_theme(2, seed=5), themes)
+    path = Sampler.interpolate(themes[0], themes[1], steps=5)
+    torch.testing.assert_close(path[0], themes[0])
+    torch.testing.assert_close(path[-1], themes[1], atol=1e-5, rtol=1e-5)
+    lerp = Sampler.interpolate(themes[0], themes[1], steps=3, method="lerp")
+    torch.testing.assert_close(lerp[1], (themes[0] + themes[1]) / 2)
+    for name in ("t.npy", "t.json"):
+        Sampler.save_theme(themes, tmp_path / name)
+        torch.testing.assert_close(sampler.load_theme(tmp_path / name), themes)
+    np.save(tmp_path / "wrong.npy", np.zeros((1, 3), np.float32))
+    with pytest.raises(MuseganError, match="3 numbers"):
+        sampler.load_theme(tmp_path / "wrong.npy")
+    assert sampler.generate_ids(n=2, bars=1, theme=themes, seed=0)
+
+
+def test_a_primer_is_continued_in_its_meter_and_tempo(sampler):
+    primer = make_score([(0, False, [(i * 480, 480, 60 + i, 90) for i in range(6)])],
+                        time_signatures=[(0, 3, 4)], tempos=[(0, 90.0)])  # two bars of 3/4
+    ids = sampler.generate_ids(n=2, bars=3, seed=4, primer=primer)
+    primer_ids = TOK.encode(primer)[:-1]
+    for row in ids:
+        assert row[:len(primer_ids)] == primer_ids
+        names = TOK.tokens(row)
+        assert names.count("Bar") == 2 + 3
+        assert not any(n.startswith(("TimeSig_", "Tempo_")) for n in names[len(primer_ids):])
+    with_primer, without = (sampler.generate(n=1, bars=2, seed=4, primer=primer,
+                                             include_primer=keep)[0] for keep in (True, False))
+    notes = lambda m: sorted((round(n.start, 3), n.pitch) for i in m.instruments for n in i.notes)  # noqa: E731
+    primer_notes = notes(TOK.decode(TOK.encode(primer)))
+    assert notes(with_primer)[:len(primer_notes)] == primer_notes
+    assert notes(without) == notes(with_primer)[len(primer_notes):]
+    assert [(t.numerator, t.denominator) for t in with_primer.time_signature_changes] == [(3, 4)]
+
+
+def test_tempo_sets_the_tempo(sampler):
+    want = round(float(TOK.tempo_values[TOK._bin(np.log(140), TOK._tempo_edges)]), 1)
+    midi = sampler.generate(n=1, bars=2, seed=0, tempo=140)[0]
+    assert set(np.round(midi.get_tempo_changes()[1], 1)) == {want}
+    primer = make_score([(0, False, [(0, 480, 60, 90)])], tempos=[(0, 90.0)])
+    continued = sampler.generate(n=1, bars=2, seed=0, tempo=140, primer=primer)[0]
+    assert want in set(np.round(continued.get_tempo_changes()[1], 1))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"bars": 0}, "bars must be at least 1"),
+    ({"temperature": 0}, "temperature must be above 0"),
+    ({"tempo": -5}, "tempo must be above 0"),
+])
+def test_bad_settings_are_clear_errors(sampler, kwargs, message):
+    with pytest.raises(MuseganError, match=message):
+        sampler.generate(**kwargs)
+
+
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path):
+    (tmp_path / "x.safetensors").write_text("hello")
+    with pytest.raises(MuseganError, match="not a musegan model"):
+        Sampler.from_pretrained(tmp_path / "x.safetensors")
