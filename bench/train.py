@@ -52,6 +52,8 @@ class Timer(L.Callback):
             self.start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, module):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         if self.start is not None:
             self.seconds = time.perf_counter() - self.start
 

@@ -8,42 +8,41 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from musegan import __version__
 from musegan.errors import MuseganError
 
 EXIT_USER_ERROR = 2  # bad input: a path, a file, a setting
-EXIT_NOT_AVAILABLE = 3  # the feature needs something that is not there yet (a model)
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from musegan.prepare import MAX_FILE_MB, NoUsableMidiError, format_summary, prepare_corpus
+    from musegan.prepare import MAX_FILE_MB, format_summary, prepare_corpus
     from musegan.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else Tokenizer(
         steps_per_quarter=args.steps_per_quarter, velocity_bins=args.velocity_bins,
         tempo_bins=args.tempo_bins)
-    try:
-        report = prepare_corpus(
-            args.sources, args.out, tokenizer=tokenizer, val_fraction=args.val_fraction,
-            workers=args.workers, force=args.force, limit=args.limit,
-            max_file_mb=args.max_file_mb if args.max_file_mb is not None else MAX_FILE_MB,
-            progress=not args.quiet and sys.stderr.isatty(),
-        )
-    except NoUsableMidiError as err:
-        for skipped in err.report.skipped[:20]:
-            print(f"  skipped {skipped['source']}: {skipped['reason']}", file=sys.stderr)
-        raise
+    report = prepare_corpus(
+        args.sources, args.out, tokenizer=tokenizer, val_fraction=args.val_fraction,
+        workers=args.workers, force=args.force, limit=args.limit,
+        max_file_mb=args.max_file_mb if args.max_file_mb is not None else MAX_FILE_MB,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
     if not args.quiet:
         print(format_summary(report))
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from musegan.training import RunConfig, train
+    from musegan.training import CONFIG_FILE, RunConfig, train
 
-    config = RunConfig.load(args.config) if args.config else RunConfig()
+    saved = Path(args.out or "") / CONFIG_FILE
+    if args.resume and args.out and saved.is_file():
+        config = RunConfig.load(saved)  # flags given now apply on top of the run's settings
+    else:
+        config = RunConfig.load(args.config) if args.config else RunConfig()
     flags = {
         "train.batch_size": args.batch_size, "train.seq_len": args.seq_len,
         "train.mle_epochs": args.mle_epochs, "train.adv_epochs": args.adv_epochs,
@@ -82,10 +81,47 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    print("musegan generate: no model is bundled yet (the sampler and the default model "
-          "come in a later release); prepare a corpus with `musegan prepare` meanwhile",
-          file=sys.stderr)
-    return EXIT_NOT_AVAILABLE
+    from musegan.sampling import Sampler, generate_files
+
+    sampler = Sampler.from_pretrained(args.model)
+    themes = None
+    if args.theme:
+        themes = sampler.load_theme(args.theme)
+    elif args.theme_from:
+        themes = sampler.encode_theme(args.theme_from)
+    elif args.interpolate:
+        a, b = (sampler.encode_theme(path) for path in args.interpolate)
+        themes = Sampler.interpolate(a, b, args.steps)
+    paths = generate_files(
+        sampler, args.out, n=args.n, bars=args.bars, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, seed=args.seed, themes=themes, primer=args.primer,
+        include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
+        force=args.force, progress=sys.stderr.isatty())
+    print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from musegan.sampling import DEFAULT_MODEL, bundled_models
+
+    models = bundled_models()
+    if not models:
+        print("no model is bundled with this musegan")
+        return 0
+    for name, path in sorted(models.items()):
+        default = " (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{default}: {path}")
+        card = path.with_suffix(".md")
+        if card.is_file():
+            print("  " + card.read_text().replace("\n", "\n  ").rstrip())
+        print()
+    return 0
+
+
+def _fraction_or_count(text: str) -> float | int:
+    """'10' is ten batches; '0.25' a quarter of them (Lightning reads 1.0 as all)."""
+    value = float(text)
+    return int(value) if value.is_integer() and value >= 1 else value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed")
     group.add_argument("--max-epochs", type=int, help="override the sum of the phases")
     group.add_argument("--seed", type=int)
-    group.add_argument("--limit-train-batches", type=float)
-    group.add_argument("--limit-val-batches", type=float)
+    group.add_argument("--limit-train-batches", type=_fraction_or_count, metavar="N|F",
+                       help="train on N batches per epoch, or a fraction F (e.g. 0.25)")
+    group.add_argument("--limit-val-batches", type=_fraction_or_count, metavar="N|F",
+                       help="validate on N batches, or a fraction F")
     group.add_argument("--fast-dev-run", type=int, metavar="N",
                        help="one epoch of each phase with N batches: checks that everything works")
     train.set_defaults(handler=_train)
@@ -193,9 +231,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = verbs.add_parser(
         "generate", help="write new MIDI files with a trained model",
-        description="Write new MIDI files with a trained model. No model is bundled yet.")
-    generate.add_argument("--out", default="songs", metavar="DIR", help="output folder")
+        description="Write new MIDI files (and a .json per piece to regenerate it) with the "
+                    "bundled model or one you trained and exported.",
+        epilog="examples:\n  musegan generate --out songs/\n"
+               "  musegan generate -n 8 --bars 32 --temperature 0.9 --seed 7 --plot\n"
+               "  musegan generate --primer start.mid --bars 8\n"
+               "  musegan generate --theme-from tune.mid -n 4        # variations on a tune\n"
+               "  musegan generate --interpolate a.mid b.mid --steps 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    generate.add_argument("--model", metavar="NAME|PATH",
+                          help="a bundled model (see `musegan models`), an exported "
+                               ".safetensors or a .ckpt (default: the bundled default)")
+    generate.add_argument("-n", type=int, default=4, help="how many pieces (default 4)")
+    generate.add_argument("--bars", type=int, default=16, help="bars per piece (default 16)")
+    generate.add_argument("--temperature", type=float, default=1.0,
+                          help="below 1 plays safe, above 1 takes risks (default 1.0)")
+    generate.add_argument("--top-k", type=int, help="sample from the K likeliest tokens only")
+    generate.add_argument("--top-p", type=float, help="sample from the smallest set holding "
+                                                      "probability P")
+    generate.add_argument("--seed", type=int, help="the same seed gives the same pieces")
+    generate.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
+    generate.add_argument("--no-primer", action="store_true",
+                          help="leave the primer out of the written files")
+    themes = generate.add_mutually_exclusive_group()
+    themes.add_argument("--theme", metavar="FILE", help="themes from a .npy or .json file")
+    themes.add_argument("--theme-from", metavar="FILE.mid",
+                        help="the theme of this piece: variations on it")
+    themes.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"),
+                        help="walk from A's theme to B's, one piece per step")
+    generate.add_argument("--steps", type=int, default=5, help="steps for --interpolate")
+    generate.add_argument("--tempo", type=float, metavar="BPM", help="tempo of the new music")
+    generate.add_argument("--out", default="songs", metavar="DIR", help="output folder (songs)")
+    generate.add_argument("--plot", action="store_true", help="also write a piano-roll PNG")
+    generate.add_argument("--audio", action="store_true",
+                          help="also render a WAV (needs FluidSynth and a GM soundfont)")
+    generate.add_argument("--force", action="store_true", help="replace existing files")
     generate.set_defaults(handler=_generate)
+
+    models = verbs.add_parser("models", help="list the bundled models with their model cards")
+    models.set_defaults(handler=_models)
     return parser
 
 

@@ -100,10 +100,13 @@ def _write(tensors: dict, config: ModelConfig, tokenizer: Tokenizer, card: dict,
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load an exported model (no pickle). Raises MuseganError for anything else."""
+    """Load an exported model (no pickle), or a Lightning checkpoint (``.ckpt``, loaded
+    with ``weights_only=True``). Raises MuseganError for anything else."""
     path = Path(path)
     if not path.is_file():
         raise MuseganError(f"{path}: no such model file")
+    if path.suffix == ".ckpt":
+        return _load_lightning(path, device)
     try:
         with safe_open(str(path), framework="pt") as file:
             metadata = file.metadata() or {}
@@ -128,6 +131,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     return LoadedModel(net, tokenizer, json.loads(metadata.get("card", "{}")))
 
 
+def _load_lightning(path: Path, device) -> LoadedModel:
+    state = load_checkpoint(path)
+    hparams = state.get("hyper_parameters") or {}
+    if not {"model", "tokenizer"} <= set(hparams):
+        raise MuseganError(f"{path} is not a musegan training checkpoint")
+    tokenizer = Tokenizer.from_dict(hparams["tokenizer"])
+    net = MuseGAN(ModelConfig(vocab_size=len(tokenizer), pad_id=tokenizer.PAD, **hparams["model"]))
+    net.load_state_dict({k[4:]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
+    net.to(device).eval()
+    return LoadedModel(net, tokenizer, {"checkpoint": path.name, "epoch": state.get("epoch")})
+
+
 def _pick_checkpoint(run: Path, which: str) -> Path:
     if run.is_file():
         return run
@@ -136,11 +151,13 @@ def _pick_checkpoint(run: Path, which: str) -> Path:
     folder = run / CHECKPOINTS
     if which == "last":
         path = folder / LAST
-    elif which == "best":
-        candidates = sorted(p for p in folder.glob("epoch*.ckpt"))
-        if not candidates:
+    elif which == "best":  # as recorded by the checkpoint callback in the last checkpoint
+        state = load_checkpoint(folder / LAST) if (folder / LAST).is_file() else {}
+        best = [c.get("best_model_path") for c in (state.get("callbacks") or {}).values()
+                if isinstance(c, dict) and c.get("best_model_path")]
+        if not best:
             raise MuseganError(f"{folder} holds no best checkpoint yet")
-        path = candidates[-1]
+        path = folder / Path(best[0]).name
     else:
         path = Path(which)
     if not path.is_file():

@@ -147,7 +147,10 @@ def render_chorale(path: str, name: str | None = None) -> bytes:
         score = score.expandRepeats()
     except Exception as err:
         raise MidiError(name, f"music21 cannot expand its repeats ({_one_line(err)})") from None
-    return translate.streamToMidiFile(score).writestr()
+    try:
+        return translate.streamToMidiFile(score).writestr()
+    except Exception as err:
+        raise MidiError(name, f"music21 cannot write it as MIDI ({_one_line(err)})") from None
 
 
 def _one_line(err: Exception) -> str:
@@ -301,7 +304,8 @@ def prepare_corpus(
     cached: dict[str, int] = {}
     if previous is not None:
         cached = {p["sha256"]: i for i, p in enumerate(previous.pieces)}
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count() or 1)
     tasks = [(files[i:i + CHUNK_FILES], max_file_mb * 1e6) for i in range(0, len(files), CHUNK_FILES)]
 
     partial = out.parent / f".{out.name}.partial"
@@ -312,9 +316,10 @@ def prepare_corpus(
         _write_pieces(writer, report, _run_chunks(tasks, tokenizer, frozenset(cached), workers),
                       previous, cached, val_fraction, progress, len(files))
         if report.files_used == 0:
+            first = report.skipped[0] if report.skipped else None
+            example = f", e.g. {first['source']}: {first['reason']}" if first else ""
             raise NoUsableMidiError(f"no usable MIDI file in {', '.join(sources)} "
-                                    f"({len(report.skipped)} skipped, see the reasons listed)",
-                                    report)
+                                    f"({len(report.skipped)} skipped{example})", report)
         writer.close({"settings": settings, "pieces": report.pieces, "notes": report.notes,
                       "hours": report.hours})
         report.up_to_date = previous is not None and _same_pieces(previous, partial)

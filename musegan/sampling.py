@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,14 @@ _NEXT = {  # state -> kinds allowed next ("bar" and "eos" are subject to the bar
     _DURATION: ("program", "pitch", "position", "bar", "eos"),
 }
 MAX_TOKENS_PER_BAR = 400  # a bar longer than this is forced to end (a runaway model)
+DEFAULT_MODEL = "cre-melody"  # the bundled model `from_pretrained()` loads
+
+
+def bundled_models() -> dict[str, Path]:
+    """Bundled model names and their files (musegan.checkpoints, i.e. checkpoints/)."""
+    folder = resources.files("musegan.checkpoints")
+    return {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir()
+            if str(entry).endswith(".safetensors")}
 
 
 class Grammar:
@@ -163,11 +172,33 @@ class Sampler:
         self.net = model.net.to(device).eval()
         self.tokenizer = model.tokenizer
         self.device = torch.device(device)
+        self.name = self.path = None  # set by from_pretrained
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu") -> "Sampler":
-        """A model from an exported ``.safetensors`` file (loaded with no pickle)."""
-        return cls(load_model(name_or_path, device), device)
+    def from_pretrained(cls, name_or_path: str | Path | None = None,
+                        device: str = "cpu") -> "Sampler":
+        """A bundled model by name (default: the bundled default), an exported
+        ``.safetensors`` file (loaded with no pickle), or a Lightning ``.ckpt``
+        (loaded with ``weights_only=True``)."""
+        bundled = bundled_models()
+        name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
+        if name in bundled:
+            path = bundled[name]
+        elif Path(name).suffix in (".safetensors", ".ckpt") or Path(name).exists():
+            path = Path(name)
+        else:
+            known = ", ".join(sorted(bundled)) or "none yet"
+            raise MuseganError(f"unknown model '{name}': give a .safetensors or .ckpt file, or "
+                               f"a bundled model ({known})")
+        sampler = cls(load_model(path, device), device)
+        sampler.name = name if name in bundled else str(path)
+        sampler.path = path
+        return sampler
+
+    @staticmethod
+    def available() -> list[str]:
+        """Names of the bundled models."""
+        return sorted(bundled_models())
 
     # ------------------------------------------------------------------ themes
 
@@ -340,3 +371,76 @@ def _sample(logits: torch.Tensor, mask: torch.Tensor, temperature: float, top_k:
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = torch.softmax(logits, -1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16,
+                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                   seed: int | None = None, themes: torch.Tensor | None = None,
+                   primer: str | Path | None = None, include_primer: bool = True,
+                   tempo: float | None = None, plot: bool = False, audio: bool = False,
+                   force: bool = False, progress: bool = False, batch: int = 8) -> list[Path]:
+    """Generate pieces into a folder: ``tune-sSEED-III.mid`` with a JSON sidecar holding
+    everything needed to regenerate it, and optionally a piano-roll PNG and a WAV.
+
+    Never overwrites a file unless ``force``. Returns the MIDI paths.
+    """
+    import hashlib
+    import random
+
+    from tqdm import tqdm
+
+    from musegan.render import INSTALL_AUDIO, audio_available, piano_roll_png, render_wav
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MuseganError(f"{out} is a file; give --out a folder")
+    if bars < 1:
+        raise MuseganError(f"--bars must be at least 1, got {bars}")
+    if audio and not audio_available():
+        raise MuseganError(INSTALL_AUDIO)
+    if primer is not None:
+        sampler.tokenizer.encode(primer)  # a clear error now if it is not usable MIDI
+    seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
+    if themes is not None:
+        n = themes.size(0) if themes.size(0) > 1 else n
+    names = [out / f"tune-s{seed}-{i:03d}.mid" for i in range(n)]
+    clashes = [p for p in names for q in (p, p.with_suffix(".json")) if q.exists()]
+    if clashes and not force:
+        raise MuseganError(f"{clashes[0]} exists; pass --force to replace it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    model_sha = (hashlib.sha256(Path(sampler.path).read_bytes()).hexdigest()
+                 if sampler.path else None)
+    written = []
+    with tqdm(total=n, unit="piece", disable=not progress, leave=False) as bar:
+        for start in range(0, n, batch):
+            count = min(batch, n - start)
+            chunk_seed = seed + start
+            theme = (themes[start:start + count] if themes is not None and themes.size(0) > 1
+                     else themes)
+            if theme is None and primer is None:
+                theme = sampler.sample_theme(count, seed=chunk_seed)
+            elif theme is None:
+                theme = sampler.encode_theme(primer).expand(count, -1)
+            midis = sampler.generate(count, bars, temperature, top_k, top_p, chunk_seed,
+                                     theme, primer, include_primer, tempo)
+            for j, midi in enumerate(midis):
+                path = names[start + j]
+                midi.write(str(path))
+                path.with_suffix(".json").write_text(json.dumps({
+                    "model": sampler.name, "model_sha256": model_sha,
+                    "seed": chunk_seed, "batch_index": j, "batch_size": count,
+                    "theme": theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)].tolist(),
+                    "settings": {"bars": bars, "temperature": temperature, "top_k": top_k,
+                                 "top_p": top_p, "tempo": tempo,
+                                 "primer": str(primer) if primer else None,
+                                 "include_primer": include_primer},
+                    "regenerate": "Sampler.generate(n=batch_size, seed=seed, theme=theme, ...)"
+                                  "[batch_index]",
+                }, indent=1) + "\n")
+                if plot:
+                    piano_roll_png(midi, path.with_suffix(".png"), title=path.name)
+                if audio:
+                    render_wav(path, path.with_suffix(".wav"))
+                written.append(path)
+            bar.update(count)
+    return written

@@ -381,7 +381,9 @@ class Tokenizer:
 
     def _time_signature_changes(self, score: Score, name: str, tpq: int) -> list[tuple[int, int]]:
         """(step, time-signature index) pairs: the first at step 0, then one per change."""
-        events = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures)
+        # Sort by time only (stable): of several events at one tick, the last in the file wins.
+        events = sorted(((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures),
+                        key=lambda event: event[0])
         changes: list[tuple[int, int]] = [(0, self._default_ts)]  # MIDI plays 4/4 until told
         for tick, n, d in events:
             index = self._ts_lookup.get((n, d))
@@ -435,7 +437,7 @@ class Tokenizer:
         low, high = self.config.tempo_range
         changes: list[tuple[int, int]] = []
         zero = clamped = 0
-        for tick, mspq in sorted((tempo.time, tempo.mspq) for tempo in score.tempos):
+        for tick, mspq in sorted(((t.time, t.mspq) for t in score.tempos), key=lambda e: e[0]):
             step = self._to_step(tick, tpq)
             if step > last_step:
                 break

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import platform
 import random
 import time
@@ -60,7 +61,7 @@ class ModelSettings:
     noise_dim: int = 64
     mapping_layers: int = 3
     mapping_width: int = 256
-    encoder_dim: int = 256
+    encoder_dim: int = 128  # a summary needs little width; 256 made MLE steps ~40 % slower
     disc_embed_dim: int = 128
     disc_hidden_dim: int = 256
     dropout: float = 0.1
@@ -222,7 +223,7 @@ class GANModule(L.LightningModule):
                                        pad_id=self.tokenizer.PAD, **model))
         self.adv_steps_done = 0
         self.adv_steps_total = 1
-        self.bad_steps = 0
+        self.bad_steps: dict[int, int] = {}  # per optimizer: non-finite losses in a row
         self.d_accuracy = 0.5  # the discriminator's accuracy on the last batch
 
     # ------------------------------------------------------------------ phases
@@ -275,26 +276,35 @@ class GANModule(L.LightningModule):
                               tokens[:, 1:].reshape(-1), ignore_index=self.tokenizer.PAD)
         return nll, theme
 
+    def _agree(self, decision: bool) -> bool:
+        """True only if every process decided True (DDP: all ranks must take the same
+        backward passes, or their gradient syncs pair up wrongly and hang)."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return decision
+        return bool(trainer.strategy.reduce_boolean_decision(decision, all=True))
+
     def _step(self, optimizer, loss: torch.Tensor) -> bool:
-        """Backward and step one optimizer; a non-finite loss skips the step."""
-        if not torch.isfinite(loss):
-            self._bad_step(loss)
+        """Backward and step one optimizer; a non-finite loss (on any process) skips it."""
+        key = id(getattr(optimizer, "optimizer", optimizer))
+        if not self._agree(bool(torch.isfinite(loss))):
+            self._bad_step(key, loss)
             return False
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self.clip_gradients(optimizer, gradient_clip_val=self.settings.grad_clip,
                             gradient_clip_algorithm="norm")
         optimizer.step()
-        self.bad_steps = 0
+        self.bad_steps[key] = 0
         return True
 
-    def _bad_step(self, loss: torch.Tensor) -> None:
-        self.bad_steps += 1
+    def _bad_step(self, key: int, loss: torch.Tensor) -> None:
+        self.bad_steps[key] = self.bad_steps.get(key, 0) + 1
         warnings.warn(f"non-finite loss ({loss.item()}) at epoch {self.current_epoch}: "
                       "step skipped", RuntimeWarning, stacklevel=3)
-        if self.bad_steps >= self.settings.max_bad_steps:
+        if self.bad_steps[key] >= self.settings.max_bad_steps:
             raise MuseganError(
-                f"training diverged: {self.bad_steps} non-finite losses in a row at epoch "
+                f"training diverged: {self.bad_steps[key]} non-finite losses in a row at epoch "
                 f"{self.current_epoch}; the last good checkpoint is kept in "
                 f"{CHECKPOINTS}/{LAST}; try a lower learning rate or precision 32-true")
 
@@ -369,7 +379,8 @@ class GANModule(L.LightningModule):
                 hard, soft, fake_mask = self._fake_sequences(tokens.size(0), length, beta)
             d_loss, acc_real, acc_fake, real_features = self._discriminator_losses(real, soft, fake_mask)
             self.d_accuracy = float((acc_real + acc_fake) / 2)
-            skip_d = phase == "adversarial" and self.d_accuracy > s.d_win_accuracy
+            # Every process must make the same choice: skip only if D wins everywhere.
+            skip_d = self._agree(phase == "adversarial" and self.d_accuracy > s.d_win_accuracy)
             if not skip_d:
                 self._step(discriminator_opt, d_loss)
             logs.update({"train/d_loss": d_loss.detach(), "train/d_acc_real": acc_real,
@@ -493,7 +504,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 temporary.unlink()
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        return load_checkpoint(path, map_location)
+        return load_checkpoint(path, map_location or "cpu")  # Lightning moves it to the device
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
@@ -508,11 +519,14 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise MuseganError(f"{path}: no such checkpoint") from None
-    except Exception as err:
+    except pickle.UnpicklingError as err:
         raise MuseganError(
             f"{path}: refused to load: it holds more than plain weights "
             f"({str(err).strip().splitlines()[0][:160]}); only load checkpoints you trust"
         ) from None
+    except Exception as err:
+        raise MuseganError(f"{path}: cannot load this checkpoint "
+                           f"({str(err).strip().splitlines()[0][:160]})") from None
 
 
 # ---------------------------------------------------------------------- train()
@@ -556,11 +570,20 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
         raise MuseganError(f"{out} already holds a run; pass --resume to continue it, "
                            "or choose another --out")
     if resume:
-        config = RunConfig.load(out / CONFIG_FILE)
+        saved = RunConfig.load(out / CONFIG_FILE)
+        if config is None:
+            config = saved
+        elif config.model != saved.model:
+            raise MuseganError(f"--resume continues {out} with its own model sizes; "
+                               "start a new run (another --out) to change them")
     if data_dir is None:
         data_dir = bach_corpus_dir()
-        if not (Path(data_dir) / "corpus.json").exists() and _rank_zero():
+        ready = Path(data_dir) / "corpus.json"
+        if not ready.exists() and _rank_zero():
             prepare_corpus(["bach"], data_dir, progress=True)
+        deadline = time.time() + 3600
+        while not ready.exists() and time.time() < deadline:  # other ranks wait for rank 0
+            time.sleep(5)
     s, t = config.train, config.trainer
     _check_precision(t)
     if t.fast_dev_run:  # Lightning's own counts every optimizer's steps and runs one epoch
@@ -621,7 +644,10 @@ def _check_precision(trainer: "TrainerSettings") -> None:
 
 
 def _rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+    """Whether this is global rank 0, under torchrun, SLURM or Lightning's own launcher."""
+    from lightning.fabric.utilities.rank_zero import _get_rank
+
+    return (_get_rank() or 0) == 0
 
 
 def _write_run_info(out: Path, trainer: L.Trainer, module: GANModule, config: RunConfig,

@@ -102,12 +102,19 @@ def _program_at(names, i):
     return None
 
 
-def test_validation_windows_are_fixed(corpus_dir):
-    dataset = TokenWindowDataset(corpus_dir, "val", seq_len=64, transpose=(0, 0),
-                                 random_start=False)
-    assert len(dataset) > 0
-    assert [dataset[i].tolist() for i in range(len(dataset))] == \
-        [dataset[i].tolist() for i in range(len(dataset))]
+def test_validation_windows_do_not_depend_on_the_random_state(corpus_dir):
+    module = MidiDataModule(str(corpus_dir), seq_len=64, batch_size=4, num_workers=0)
+    module.setup("fit")
+    assert len(module.val_set) > 0
+    windows = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        windows.append([module.val_set[i].tolist() for i in range(len(module.val_set))])
+    assert windows[0] == windows[1]
+    torch.manual_seed(0)
+    first = [module.train_set[i].tolist() for i in range(len(module.train_set))]
+    torch.manual_seed(1)
+    assert first != [module.train_set[i].tolist() for i in range(len(module.train_set))]
 
 
 def test_datamodule_serves_batches(corpus_dir):

@@ -127,3 +127,73 @@ def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path):
     (tmp_path / "x.safetensors").write_text("hello")
     with pytest.raises(MuseganError, match="not a musegan model"):
         Sampler.from_pretrained(tmp_path / "x.safetensors")
+
+
+# ---------------------------------------------------------------- command line
+
+def run_cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "musegan.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_generate_writes_midi_json_and_pictures_and_never_overwrites(sampler, tmp_path):
+    import json
+
+    model = str(sampler.path)
+    result = run_cli("generate", "--model", model, "-n", "2", "--bars", "2", "--seed", "5",
+                     "--plot", "--out", str(tmp_path / "songs"))
+    assert result.returncode == 0, result.stderr
+    mids = sorted((tmp_path / "songs").glob("*.mid"))
+    assert len(mids) == 2
+    sidecar = json.loads(mids[0].with_suffix(".json").read_text())
+    assert sidecar["seed"] == 5 and sidecar["settings"]["bars"] == 2
+    assert len(sidecar["theme"]) == 8 and len(sidecar["model_sha256"]) == 64
+    assert mids[0].with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    # Regenerating from the sidecar gives the same file.
+    again = sampler.generate(n=sidecar["batch_size"], bars=2, seed=sidecar["seed"],
+                             theme=torch.tensor([sidecar["theme"]] * sidecar["batch_size"]))
+    assert midi_bytes(again[sidecar["batch_index"]]) == midi_bytes(pretty_midi.PrettyMIDI(str(mids[0])))
+    before = mids[0].read_bytes()
+    clash = run_cli("generate", "--model", model, "-n", "2", "--bars", "2", "--seed", "5",
+                    "--out", str(tmp_path / "songs"))
+    assert clash.returncode == 2 and "--force" in clash.stderr
+    assert mids[0].read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+    (["--bars", "0"], "--bars must be at least 1"),
+])
+def test_cli_generate_errors_are_one_line(sampler, tmp_path, args, message):
+    if "--model" not in args:
+        args = ["--model", str(sampler.path), *args]
+    result = run_cli("generate", *args, "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+
+
+def test_cli_generate_rejects_a_file_that_is_not_a_model_a_bad_primer_and_a_file_as_out(sampler, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.safetensors").write_text("hello")
+    cases = [
+        (["--model", str(tmp_path / "fake.safetensors")], "not a musegan model"),
+        (["--model", str(sampler.path), "--primer", str(tmp_path / "notes.txt")], "not a MIDI file"),
+        (["--model", str(sampler.path), "--out", str(tmp_path / "notes.txt")], "is a file"),
+    ]
+    for args, message in cases:
+        result = run_cli("generate", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_cli_audio_renders_a_wav_or_says_how_to_install_fluidsynth(sampler, tmp_path):
+    from musegan.render import audio_available
+
+    result = run_cli("generate", "--model", str(sampler.path), "-n", "1", "--bars", "1",
+                     "--audio", "--out", str(tmp_path / "a"))
+    if not audio_available():
+        assert result.returncode == 2 and "apt-get install fluidsynth fluid-soundfont-gm" in result.stderr
+        pytest.skip("FluidSynth or a GM soundfont is not installed")
+    assert result.returncode == 0 and next((tmp_path / "a").glob("*.wav")).stat().st_size > 1000

@@ -41,6 +41,14 @@ def test_bars_follow_the_time_signature_and_empty_bars_are_kept():
     assert tokens[tokens.index("Pitch_62") - 1] == "Position_0"
 
 
+def test_of_several_events_at_one_tick_the_last_in_the_file_wins():
+    score = make_score([(0, False, [(0, 480, 60, 80), (1440, 480, 62, 80)])],
+                       time_signatures=[(0, 4, 4), (0, 3, 4)], tempos=[(0, 120.0), (0, 140.0)])
+    tokens = names(TOK.encode(score))
+    assert tokens[2] == "TimeSig_3/4" and float(tokens[3][6:]) == pytest.approx(140, rel=0.02)
+    assert tokens.count("Bar") == 2  # the note at beat 4 is in bar 2 of 3/4
+
+
 def test_program_tokens_only_at_changes_and_notes_ordered_by_onset_program_pitch():
     score = make_score([
         (33, False, [(0, 480, 40, 90), (480, 480, 43, 90)]),  # bass

@@ -1,0 +1,1 @@
+"""Models bundled with musegan (see README.md here); listed by `musegan models`."""

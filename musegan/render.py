@@ -1,0 +1,74 @@
+"""Seeing and hearing MIDI: piano-roll pictures (matplotlib) and audio (FluidSynth)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pretty_midi
+
+from musegan.errors import MuseganError
+
+SOUNDFONTS = (  # where Debian's fluid-soundfont-gm and similar packages put a GM soundfont
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+)
+INSTALL_AUDIO = ("rendering audio needs FluidSynth and a General MIDI soundfont: "
+                 "sudo apt-get install fluidsynth fluid-soundfont-gm")
+
+
+def piano_roll_png(midi: pretty_midi.PrettyMIDI, path: str | Path, title: str = "") -> Path:
+    """Draw the notes of every instrument as a piano roll (time across, pitch up)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    path = Path(path)
+    figure, axes = plt.subplots(figsize=(12, 4), dpi=100)
+    colours = plt.get_cmap("tab10")
+    pitches = []
+    for i, instrument in enumerate(midi.instruments):
+        for note in instrument.notes:
+            axes.add_patch(plt.Rectangle((note.start, note.pitch - 0.4), note.end - note.start,
+                                         0.8, color=colours(i % 10), alpha=0.4 + note.velocity / 254))
+            pitches.append(note.pitch)
+    for time in midi.get_downbeats():
+        axes.axvline(time, color="0.85", linewidth=0.6, zorder=0)
+    end = max(midi.get_end_time(), 1.0)
+    low, high = (min(pitches) - 2, max(pitches) + 2) if pitches else (55, 80)
+    axes.set(xlim=(0, end), ylim=(low, high), xlabel="seconds", ylabel="MIDI pitch",
+             title=title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def find_soundfont() -> Path | None:
+    for candidate in SOUNDFONTS:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def audio_available() -> bool:
+    return shutil.which("fluidsynth") is not None and find_soundfont() is not None
+
+
+def render_wav(midi_path: str | Path, wav_path: str | Path, sample_rate: int = 44100) -> Path:
+    """Render a MIDI file to WAV with the FluidSynth command line."""
+    soundfont = find_soundfont()
+    if shutil.which("fluidsynth") is None or soundfont is None:
+        raise MuseganError(INSTALL_AUDIO)
+    wav_path = Path(wav_path)
+    result = subprocess.run(["fluidsynth", "-ni", "-g", "0.8", "-r", str(sample_rate),
+                             "-F", str(wav_path), str(soundfont), str(midi_path)],
+                            capture_output=True, text=True)
+    if result.returncode or not wav_path.is_file():
+        raise MuseganError(f"fluidsynth could not render {midi_path}: "
+                           f"{(result.stderr or result.stdout).strip()[-200:]}")
+    return wav_path
