@@ -227,6 +227,8 @@ def test_non_finite_losses_are_skipped_then_stop_training(corpus):
         assert state_module._step(optimizer, torch.tensor(float("inf"))) is False
     assert all(torch.equal(a, b) for a, b in zip(before, state_module.net.generator.parameters()))
     # Another optimizer stepping fine does not reset this one's count.
+    state_module.manual_backward = lambda loss: loss.backward()  # no Trainer attached here
+    state_module.clip_gradients = lambda *args, **kwargs: None
     other = torch.optim.SGD(state_module.net.mapping.parameters(), lr=0.0)
     state_module._step(other, state_module.net.mapping.sample(2).sum() * 0)
     with pytest.warns(RuntimeWarning), pytest.raises(MuseganError, match="training diverged"):
