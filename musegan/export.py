@@ -61,7 +61,8 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
     if not {"model", "tokenizer", "train"} <= set(hparams):
         raise MuseganError(f"{path} is not a musegan training checkpoint")
     tokenizer = Tokenizer.from_dict(hparams["tokenizer"])
-    config = ModelConfig(vocab_size=len(tokenizer), pad_id=tokenizer.PAD, **hparams["model"])
+    config = ModelConfig.from_dict({**hparams["model"], "vocab_size": len(tokenizer),
+                                    "pad_id": tokenizer.PAD})
     prefix = "net."
     tensors = {}
     for name, tensor in state["state_dict"].items():
@@ -137,7 +138,8 @@ def _load_lightning(path: Path, device) -> LoadedModel:
     if not {"model", "tokenizer"} <= set(hparams):
         raise MuseganError(f"{path} is not a musegan training checkpoint")
     tokenizer = Tokenizer.from_dict(hparams["tokenizer"])
-    net = MuseGAN(ModelConfig(vocab_size=len(tokenizer), pad_id=tokenizer.PAD, **hparams["model"]))
+    net = MuseGAN(ModelConfig.from_dict({**hparams["model"], "vocab_size": len(tokenizer),
+                                         "pad_id": tokenizer.PAD}))
     net.load_state_dict({k[4:]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
     net.to(device).eval()
     return LoadedModel(net, tokenizer, {"checkpoint": path.name, "epoch": state.get("epoch")})
@@ -182,10 +184,11 @@ def _card_facts(run_dir: Path, checkpoint: Path, state: dict, hparams: dict, fp1
     return {
         "musegan_version": __version__,
         "checkpoint": checkpoint.name,
-        "epoch": state.get("epoch"),
+        "epoch": (state.get("epoch") or 0) + 1,  # Lightning stores the finished epoch's index
         "optimizer_steps": state.get("global_step"),
         "adversarial_steps": (state.get("musegan") or {}).get("adv_steps_done"),
         "adversarial": hparams["train"].get("adversarial", True),
+        "phase": _phase(state.get("epoch") or 0, hparams["train"]),
         "data": data_report or {"path": data},
         "wall_seconds": info.get("wall_seconds"),
         "hardware": info.get("hardware"),
@@ -195,6 +198,15 @@ def _card_facts(run_dir: Path, checkpoint: Path, state: dict, hparams: dict, fp1
     }
 
 
+def _phase(epoch: int, train: dict) -> str:
+    mle = train.get("mle_epochs", 0)
+    if epoch < mle or not train.get("adversarial", True):
+        return f"maximum likelihood (epoch {epoch + 1} of {mle})"
+    if epoch < mle + train.get("d_pretrain_epochs", 0):
+        return "discriminator pre-training"
+    return "adversarial"
+
+
 def model_card_markdown(card: dict, file_name: str) -> str:
     """The model card as Markdown."""
     lines = [f"# Model card: {file_name}", ""]
@@ -202,8 +214,10 @@ def model_card_markdown(card: dict, file_name: str) -> str:
         ("musegan", card.get("musegan_version")),
         ("training data", json.dumps(card.get("data"))),
         ("licence / credit", card.get("credit") or "see the training data's licence"),
-        ("adversarial phase", "yes" if card.get("adversarial") else "no (MLE only)"),
-        ("epochs / optimizer steps", f"{card.get('epoch')} / {card.get('optimizer_steps')}"),
+        ("adversarial phase", "planned" if card.get("adversarial") else "no (MLE only)"),
+        ("phase of this checkpoint", card.get("phase")),
+        ("epochs completed / optimizer steps",
+         f"{card.get('epoch')} / {card.get('optimizer_steps')}"),
         ("adversarial steps", card.get("adversarial_steps")),
         ("wall time", f"{card.get('wall_seconds')} s"),
         ("hardware", card.get("hardware")),

@@ -6,11 +6,13 @@ A *theme* is a small vector (``theme_dim``) that conditions a whole piece. Three
 make it mean something:
 
 1. ``ThemeEncoder`` reads a real sequence (a bidirectional LSTM, masked mean over time)
-   and summarises it as a theme in [-1, 1]^theme_dim.
+   and summarises it as a theme, layer-normalised (zero mean, unit variance over its
+   numbers), so themes live on one sphere where nothing saturates.
 2. ``Generator`` learns to write that same sequence back from its theme (maximum
    likelihood, teacher forcing). Gradients flow into the encoder, so the theme carries
-   what helps predict the piece: key, meter, rhythm, register. Gaussian noise on the
-   theme during training keeps nearby themes meaning nearby music.
+   what helps predict the piece: key, meter, rhythm, register. Two training tricks keep it
+   meaningful: Gaussian noise on the theme keeps nearby themes meaning nearby music, and
+   dropping some input tokens (Bowman et al. 2016) stops a strong LSTM from ignoring it.
 3. A small GAN learns where real themes live. ``MappingNetwork`` turns noise z ~ N(0, I)
    into a theme; ``ThemeCritic`` (spectrally normalised) tells mapped themes from encoded
    real ones. Sampled themes therefore land where the generator has learned to write
@@ -56,14 +58,28 @@ class ModelConfig:
     disc_embed_dim: int = 128
     disc_hidden_dim: int = 256  # per direction
     dropout: float = 0.1
+    # How themes are bounded. "layernorm": on a sphere, no saturation. "tanh": in [-1, 1],
+    # used by the first models; its saturation let the theme GAN collapse to one corner.
+    theme_norm: str = "layernorm"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        """Rebuild from ``to_dict()``; configs written before ``theme_norm`` existed used tanh."""
         names = {f.name for f in dataclasses.fields(cls)}
+        data = {"theme_norm": "tanh", **data}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def theme_bound(config: ModelConfig) -> nn.Module:
+    """The last layer of anything that outputs a theme."""
+    if config.theme_norm == "layernorm":
+        return nn.LayerNorm(config.theme_dim, elementwise_affine=False)
+    if config.theme_norm == "tanh":
+        return nn.Tanh()
+    raise ValueError(f"unknown theme_norm {config.theme_norm!r} (layernorm or tanh)")
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -75,7 +91,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class ThemeEncoder(nn.Module):
-    """Real sequence (B, S) -> its theme (B, theme_dim) in [-1, 1]."""
+    """Real sequence (B, S) -> its theme (B, theme_dim)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -84,14 +100,15 @@ class ThemeEncoder(nn.Module):
         self.lstm = nn.LSTM(config.embed_dim, config.encoder_dim, batch_first=True,
                             bidirectional=True)
         self.out = nn.Linear(2 * config.encoder_dim, config.theme_dim)
+        self.bound = theme_bound(config)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         hidden, _ = self.lstm(self.embed(tokens))  # (B, S, 2 * encoder_dim)
-        return torch.tanh(self.out(masked_mean(hidden, tokens != self.pad_id)))
+        return self.bound(self.out(masked_mean(hidden, tokens != self.pad_id)))
 
 
 class MappingNetwork(nn.Module):
-    """Noise z (B, noise_dim) -> theme (B, theme_dim) in [-1, 1]."""
+    """Noise z (B, noise_dim) -> theme (B, theme_dim)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -101,10 +118,11 @@ class MappingNetwork(nn.Module):
             width = config.mapping_width
         layers.append(nn.Linear(width, config.theme_dim))
         self.net = nn.Sequential(*layers)
+        self.bound = theme_bound(config)
         self.noise_dim = config.noise_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(z))
+        return self.bound(self.net(z))
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                device: torch.device | str | None = None) -> torch.Tensor:

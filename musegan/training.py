@@ -65,6 +65,7 @@ class ModelSettings:
     disc_embed_dim: int = 128
     disc_hidden_dim: int = 256
     dropout: float = 0.1
+    theme_norm: str = "layernorm"
 
 
 @dataclass
@@ -85,6 +86,7 @@ class TrainSettings:
     theme_lr: float = 2e-4  # mapping network and theme critic
     grad_clip: float = 1.0
     theme_noise: float = 0.1  # std of noise on encoded themes: keeps theme space smooth
+    token_dropout: float = 0.2  # share of input tokens hidden in MLE, so the theme must be used
     mle_weight: float = 1.0  # MLE term kept in the adversarial phase
     feature_matching: float = 0.0  # weight of ||E f(real) - E f(fake)||^2 on D's features
     real_label: float = 0.9  # one-sided label smoothing
@@ -219,8 +221,8 @@ class GANModule(L.LightningModule):
         self.automatic_optimization = False
         self.tokenizer = Tokenizer.from_dict(tokenizer)
         self.settings = TrainSettings(**train)
-        self.net = MuseGAN(ModelConfig(vocab_size=len(self.tokenizer),
-                                       pad_id=self.tokenizer.PAD, **model))
+        self.net = MuseGAN(ModelConfig.from_dict(
+            {**model, "vocab_size": len(self.tokenizer), "pad_id": self.tokenizer.PAD}))
         self.adv_steps_done = 0
         self.adv_steps_total = 1
         self.bad_steps: dict[int, int] = {}  # per optimizer: non-finite losses in a row
@@ -271,7 +273,11 @@ class GANModule(L.LightningModule):
         """Teacher-forced NLL per token of windows (B, S) from their own themes."""
         theme = self.net.encoder(tokens)  # (B, T)
         noisy = theme + noise * torch.randn_like(theme) if noise else theme
-        logits, _ = self.net.generator(tokens[:, :-1], noisy)  # (B, S-1, V)
+        inputs = tokens[:, :-1]
+        if self.training and self.settings.token_dropout:
+            hidden = torch.rand(inputs.shape, device=inputs.device) < self.settings.token_dropout
+            inputs = inputs.masked_fill(hidden, self.tokenizer.PAD)  # PAD embeds to zeros
+        logits, _ = self.net.generator(inputs, noisy)  # (B, S-1, V)
         nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
                               tokens[:, 1:].reshape(-1), ignore_index=self.tokenizer.PAD)
         return nll, theme
@@ -618,10 +624,34 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
         enable_model_summary=False,
     )
     started = time.time()
+    info = RunInfo(out, config, data_dir, resume)
+    trainer.callbacks.append(info)
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None,
                 weights_only=True)
-    _write_run_info(out, trainer, module, config, data_dir, time.time() - started, resume)
+    info.write(trainer, module)
     return out
+
+
+class RunInfo(L.Callback):
+    """Keeps RUN/run.json current at the end of every epoch, so that a run that is killed
+    still says what it trained on, for how long, on what, and how well."""
+
+    def __init__(self, out: Path, config: RunConfig, data_dir, resumed: bool):
+        self.out, self.data_dir = out, data_dir
+        previous = {}
+        if resumed and (out / RUN_INFO).is_file():
+            previous = json.loads((out / RUN_INFO).read_text())
+        self.earlier_seconds = previous.get("wall_seconds", 0.0)
+        self.resumed = previous.get("resumed", 0) + int(resumed)
+        self.started = time.time()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: "GANModule") -> None:
+        self.write(trainer, module, epochs=trainer.current_epoch + 1)  # this one just ended
+
+    def write(self, trainer: L.Trainer, module: "GANModule", epochs: int | None = None) -> None:
+        _write_run_info(self.out, trainer, module, self.data_dir,
+                        self.earlier_seconds + time.time() - self.started, self.resumed,
+                        trainer.current_epoch if epochs is None else epochs)
 
 
 def cpu_supports_bf16_lstm() -> bool:
@@ -650,32 +680,30 @@ def _rank_zero() -> bool:
     return (_get_rank() or 0) == 0
 
 
-def _write_run_info(out: Path, trainer: L.Trainer, module: GANModule, config: RunConfig,
-                    data_dir, seconds: float, resumed: bool) -> None:
+def _write_run_info(out: Path, trainer: L.Trainer, module: GANModule, data_dir,
+                    wall_seconds: float, resumed: int, epochs: int) -> None:
     ranks = out / "logs" / "ranks"
     ranks.mkdir(parents=True, exist_ok=True)
     (ranks / f"rank{trainer.global_rank}.json").write_text(json.dumps({
         "global_rank": trainer.global_rank, "world_size": trainer.world_size,
-        "batches_trained": trainer.fit_loop.epoch_loop.total_batch_idx + 1 if trainer.fit_loop else 0,
+        "batches_trained": trainer.fit_loop.epoch_loop.total_batch_idx + 1,
         "epochs": trainer.current_epoch}) + "\n")
     if not trainer.is_global_zero:
         return
-    info_path = out / RUN_INFO
-    previous = json.loads(info_path.read_text()) if resumed and info_path.exists() else {}
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                if torch.is_tensor(v) and v.numel() == 1}
     info = {
         "data": str(Path(data_dir).resolve()),
-        "epochs": trainer.current_epoch,
+        "epochs": epochs,
         "optimizer_steps": trainer.global_step,
         "adversarial_steps": module.adv_steps_done,
         "phase": module.phase,
-        "wall_seconds": round(previous.get("wall_seconds", 0) + seconds, 1),
+        "wall_seconds": round(wall_seconds, 1),
         "hardware": _hardware(trainer),
         "metrics": metrics,
-        "resumed": previous.get("resumed", 0) + int(resumed),
+        "resumed": resumed,
     }
-    info_path.write_text(json.dumps(info, indent=1) + "\n")
+    (out / RUN_INFO).write_text(json.dumps(info, indent=1) + "\n")
 
 
 def _hardware(trainer: L.Trainer) -> str:

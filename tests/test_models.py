@@ -19,14 +19,26 @@ def test_shapes(net):
     tokens = torch.randint(1, 40, (3, 11))
     tokens[0, 7:] = 0  # padding
     theme = net.encoder(tokens)
-    assert theme.shape == (3, 8) and theme.abs().max() <= 1
+    assert theme.shape == (3, 8)
+    torch.testing.assert_close(theme.mean(-1), torch.zeros(3), atol=1e-5, rtol=0)  # layer norm
+    torch.testing.assert_close(theme.var(-1, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
     logits, (h, c) = net.generator(tokens, theme)
     assert logits.shape == (3, 11, 40) and h.shape == c.shape == (2, 3, 24)
     sampled = net.mapping.sample(5)
-    assert sampled.shape == (5, 8) and sampled.abs().max() <= 1
+    assert sampled.shape == (5, 8)
+    torch.testing.assert_close(sampled.mean(-1), torch.zeros(5), atol=1e-5, rtol=0)
     assert net.critic(sampled).shape == (5,)
     steps, sequence, features = net.discriminator(tokens != 0, tokens=tokens)
     assert steps.shape == (3, 11) and sequence.shape == (3,) and features.shape == (3, 28)
+
+
+def test_configs_from_before_theme_norm_load_as_tanh():
+    legacy = {k: v for k, v in CONFIG.to_dict().items() if k != "theme_norm"}
+    config = ModelConfig.from_dict(legacy)
+    assert config.theme_norm == "tanh"
+    themes = MuseGAN(config).mapping.sample(4)
+    assert themes.abs().max() <= 1
+    assert ModelConfig.from_dict(CONFIG.to_dict()).theme_norm == "layernorm"
 
 
 def test_step_gives_the_same_logits_as_the_full_forward_pass(net):

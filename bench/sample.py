@@ -1,0 +1,99 @@
+"""Sampling speed, side by side in one run.
+
+    python bench/sample.py [--model NAME|PATH] [--tokens 256] [--threads 2]
+
+Tokens per second at batch 1 and batch 64 for:
+  musegan     Sampler.generate_ids (grammar-constrained, state carried step to step),
+              --bars per piece, counting the tokens it writes
+  (a)         a bare loop calling nn.LSTM once per step (the model's own step(), no grammar)
+  (b)         the teacher-forced forward pass over as many tokens: the floor step-by-step
+              decoding can approach. Target: musegan at batch 64 >= 0.8x of (b).
+Then the wall time of `musegan generate -n 4 --bars 16` end to end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/tokenize.py would shadow the standard library's `tokenize` (which numpy imports)
+# for any script run from this folder: drop the folder from sys.path first.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+from musegan.sampling import Sampler  # noqa: E402
+
+
+def best_of(repeats: int, fn) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@torch.no_grad()
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="bundled name or path (default: bundled)")
+    parser.add_argument("--tokens", type=int, default=256, help="tokens per sequence")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--bars", type=int, default=8, help="bars per piece for musegan")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sampler = Sampler.from_pretrained(args.model)
+    net, tok = sampler.net, sampler.tokenizer
+    length = args.tokens
+
+    print(f"model {sampler.name}, {length} tokens per sequence, {args.threads} threads\n")
+    print(f"{'batch':>6s}{'musegan':>12s}{'(a) LSTM/step':>15s}{'(b) forward':>13s}"
+          f"{'musegan/(b)':>13s}")
+    for batch in (1, 64):
+        theme = sampler.sample_theme(batch, seed=0)
+
+        written = []
+
+        def musegan():  # the real API; tokens counted from what it writes
+            ids = sampler.generate_ids(n=batch, bars=args.bars, seed=0, theme=theme)
+            written.append(sum(len(row) for row in ids) / batch)
+
+        def per_step():
+            token = torch.full((batch,), tok.BOS)
+            state = net.generator.initial_state(theme)
+            for _ in range(length):
+                logits, state = net.generator.step(token, theme, state)
+                token = torch.multinomial(torch.softmax(logits, -1), 1).squeeze(1)
+
+        tokens = torch.randint(4, len(tok), (batch, length))
+
+        def forward():
+            net.generator(tokens, theme)
+
+        musegan_seconds = best_of(args.repeats, musegan)
+        musegan_speed = batch * written[-1] / musegan_seconds
+        speeds = [musegan_speed] + [batch * length / best_of(args.repeats, fn)
+                                    for fn in (per_step, forward)]
+        print(f"{batch:6d}{speeds[0]:12,.0f}{speeds[1]:15,.0f}{speeds[2]:13,.0f}"
+              f"{speeds[0] / speeds[2]:12.2f}x")
+
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "musegan.cli", "generate", "-n", "4", "--bars", "16",
+                   "--seed", "0", "--out", out] + (["--model", args.model] if args.model else [])
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        print(f"\nmusegan generate -n 4 --bars 16, end to end: {time.perf_counter() - start:.1f} s")
+    print("target: musegan at batch 64 >= 0.8x of (b)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
