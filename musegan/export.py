@@ -156,7 +156,7 @@ def _pick_checkpoint(run: Path, which: str) -> Path:
     elif which == "best":  # as recorded by the checkpoint callback in the last checkpoint
         state = load_checkpoint(folder / LAST) if (folder / LAST).is_file() else {}
         best = [c.get("best_model_path") for c in (state.get("callbacks") or {}).values()
-                if isinstance(c, dict) and c.get("best_model_path")]
+                if isinstance(c, dict) and c.get("monitor") == "val/nll" and c.get("best_model_path")]
         if not best:
             raise MuseganError(f"{folder} holds no best checkpoint yet")
         path = folder / Path(best[0]).name

@@ -606,9 +606,14 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     if _rank_zero():
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(config.to_yaml())
-    checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="epoch{epoch:03d}",
-                                 auto_insert_metric_name=False, save_last=True, save_top_k=1,
-                                 monitor="val/nll", mode="min", every_n_epochs=1)
+    # Two callbacks: with save_last=True Lightning writes last.ckpt only when a better
+    # checkpoint is saved, so a resume after validation stops improving would lose epochs.
+    last_checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename=LAST[:-5],
+                                      save_top_k=1, every_n_epochs=1,
+                                      enable_version_counter=False)
+    best_checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="best-epoch{epoch:03d}",
+                                      auto_insert_metric_name=False, save_top_k=1,
+                                      monitor="val/nll", mode="min", every_n_epochs=1)
     # Each of the four optimizers' backward passes reaches one network only, which plain
     # DDP refuses: let it find the unused parameters (each optimizer zeroes its own grads).
     strategy = "ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy
@@ -620,7 +625,8 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
         log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.enable_progress_bar,
         logger=TensorBoardLogger(str(out), name="logs", version=""),
-        callbacks=[checkpoint], plugins=[AtomicCheckpointIO()],
+        # best first, so that last.ckpt records the best path as it stands after this epoch
+        callbacks=[best_checkpoint, last_checkpoint], plugins=[AtomicCheckpointIO()],
         enable_model_summary=False,
     )
     started = time.time()

@@ -1,0 +1,57 @@
+"""The model that ships with musegan: found after install, loads, writes music, and its
+themes do what the README says."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from midi_factory import CRE, SKIP_NO_CRE
+from musegan import Sampler
+from musegan.metrics import theme_consistency
+from musegan.sampling import DEFAULT_MODEL
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    return Sampler.from_pretrained()
+
+
+def test_the_default_model_is_bundled_and_loads(sampler):
+    assert DEFAULT_MODEL in Sampler.available()
+    assert sampler.name == DEFAULT_MODEL
+    assert "Polifonia FONN" in sampler.model.card["credit"]
+    assert sampler.path.with_suffix(".md").read_text().count("How it was made") == 1
+
+
+def test_the_default_model_writes_well_formed_tunes(sampler):
+    tok = sampler.tokenizer
+    for row in sampler.generate_ids(n=2, bars=4, seed=0, temperature=0.9):
+        names = tok.tokens(row)
+        assert names.count("Bar") == 4 and names[-1] == "EOS"
+    midi = sampler.generate(n=1, bars=4, seed=0)[0]
+    assert sum(len(i.notes) for i in midi.instruments) > 8
+
+
+@pytest.mark.skipif(not CRE.is_dir(), reason=SKIP_NO_CRE)
+def test_a_tunes_theme_carries_its_rhythm(sampler):
+    # Variations on one tune's theme share its rhythm far more than variations on
+    # different tunes do (measured 0.32 at 6 themes x 4 pieces x 8 bars; README).
+    tunes = sorted(CRE.glob("*.mid"))[::200][:4]
+    groups = [sampler.generate(n=3, bars=4, theme=sampler.encode_theme(t), seed=i)
+              for i, t in enumerate(tunes)]
+    assert theme_consistency(groups)["rhythm"]["ratio"] < 0.7
+
+
+def test_a_wheel_carries_the_model(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path)], check=True,
+                   capture_output=True)
+    wheel = next(tmp_path.glob("musegan-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert f"musegan/checkpoints/{DEFAULT_MODEL}.safetensors" in names
+    assert f"musegan/checkpoints/{DEFAULT_MODEL}.md" in names
