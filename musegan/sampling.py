@@ -16,8 +16,10 @@ masked, so each piece is well formed:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import random
 from importlib import resources
 from pathlib import Path
 
@@ -384,9 +386,6 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
 
     Never overwrites a file unless ``force``. Returns the MIDI paths.
     """
-    import hashlib
-    import random
-
     from tqdm import tqdm
 
     from musegan.render import INSTALL_AUDIO, audio_available, piano_roll_png, render_wav

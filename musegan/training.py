@@ -617,6 +617,7 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     # Each of the four optimizers' backward passes reaches one network only, which plain
     # DDP refuses: let it find the unused parameters (each optimizer zeroes its own grads).
     strategy = "ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy
+    info = RunInfo(out, config, data_dir, resume)
     trainer = L.Trainer(
         default_root_dir=str(out), accelerator=t.accelerator, devices=t.devices,
         strategy=strategy, num_nodes=t.num_nodes, precision=t.precision,
@@ -626,12 +627,9 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
         enable_progress_bar=t.enable_progress_bar,
         logger=TensorBoardLogger(str(out), name="logs", version=""),
         # best first, so that last.ckpt records the best path as it stands after this epoch
-        callbacks=[best_checkpoint, last_checkpoint], plugins=[AtomicCheckpointIO()],
+        callbacks=[best_checkpoint, last_checkpoint, info], plugins=[AtomicCheckpointIO()],
         enable_model_summary=False,
     )
-    started = time.time()
-    info = RunInfo(out, config, data_dir, resume)
-    trainer.callbacks.append(info)
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None,
                 weights_only=True)
     info.write(trainer, module)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from midi_factory import CRE, SKIP_NO_CRE, make_score, melody, raw_midi, write
+from midi_factory import CRE, SKIP_NO_CRE, make_score, raw_midi, write
 from musegan import Corpus, MuseganError, Tokenizer
 from musegan.cli import main
 from musegan.prepare import NoUsableMidiError, prepare_corpus

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from midi_factory import CRE, SKIP_NO_CRE, make_score, melody
 from musegan import MidiError, MuseganError, Tokenizer
-from musegan.tokenizer import DRUMS
 
 TOK = Tokenizer()
 
