@@ -197,3 +197,34 @@ def test_cli_audio_renders_a_wav_or_says_how_to_install_fluidsynth(sampler, tmp_
         assert result.returncode == 2 and "apt-get install fluidsynth fluid-soundfont-gm" in result.stderr
         pytest.skip("FluidSynth or a GM soundfont is not installed")
     assert result.returncode == 0 and next((tmp_path / "a").glob("*.wav")).stat().st_size > 1000
+
+
+def test_cli_theme_from_interpolate_and_theme_files(sampler, tmp_path):
+    import json
+
+    from midi_factory import write
+
+    a = write(make_score([(0, False, [(i * 240, 240, 60 + i % 5, 90) for i in range(16)])]),
+              tmp_path / "a.mid")
+    b = write(make_score([(0, False, [(i * 720, 480, 70 - i % 7, 90) for i in range(8)])],
+                         time_signatures=[(0, 6, 8)]), tmp_path / "b.mid")
+    model = str(sampler.path)
+    walk = run_cli("generate", "--model", model, "--interpolate", str(a), str(b), "--steps", "3",
+                   "--bars", "1", "--seed", "2", "--out", str(tmp_path / "walk"))
+    assert walk.returncode == 0, walk.stderr
+    themes = [json.loads(p.read_text())["theme"] for p in sorted((tmp_path / "walk").glob("*.json"))]
+    assert len(themes) == 3
+    ends = Sampler.interpolate(sampler.encode_theme(a), sampler.encode_theme(b), steps=3)
+    torch.testing.assert_close(torch.tensor(themes), ends, atol=1e-5, rtol=1e-5)
+
+    variations = run_cli("generate", "--model", model, "--theme-from", str(a), "-n", "2",
+                         "--bars", "1", "--out", str(tmp_path / "var"))
+    assert variations.returncode == 0, variations.stderr
+    for path in (tmp_path / "var").glob("*.json"):
+        torch.testing.assert_close(torch.tensor([json.loads(path.read_text())["theme"]]),
+                                   sampler.encode_theme(a), atol=1e-5, rtol=1e-5)
+
+    Sampler.save_theme(sampler.sample_theme(1, seed=9), tmp_path / "mine.json")
+    from_file = run_cli("generate", "--model", model, "--theme", str(tmp_path / "mine.json"),
+                        "-n", "1", "--bars", "1", "--out", str(tmp_path / "file"))
+    assert from_file.returncode == 0, from_file.stderr
