@@ -293,29 +293,9 @@ class Sampler:
             if tempo <= 0:
                 raise MuseganError(f"tempo must be above 0 bpm, got {tempo}")
             tempo_id = tok.token_range("tempo")[int(tok._bin(math.log(tempo), tok._tempo_edges))]
-        prefix = [tok.BOS]
-        if primer is not None:
-            prefix = tok.encode(primer)[:-1]  # without its EOS
-        grammar = Grammar(tok, n, bars, self.device, tempo_id, hold_meter=primer is not None)
-        state = net.generator.initial_state(theme)
-        prefix_ids = torch.tensor(prefix, device=self.device).expand(n, -1)
-        for i in range(1, prefix_ids.size(1)):
-            grammar.update(prefix_ids[:, i])
-        grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
-        grammar.bars_wanted = int(grammar.bars[0]) + bars if primer is not None else bars
-        logits, state = net.generator(prefix_ids, theme, state)
-        logits = logits[:, -1]
-        out = [prefix_ids]
-        # The grammar ends a runaway bar within a few tokens, so this bound is never reached.
-        for _ in range((bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
-            token = _sample(logits, grammar.mask(), temperature, top_k, top_p, generator)
-            grammar.update(token)
-            out.append(token[:, None])
-            if grammar.done.all():
-                break
-            logits, state = net.generator.step(token, theme, state)
-        ids = torch.cat(out, 1).tolist()
-        return [[t for t in row if t != tok.PAD] for row in ids]
+        prefix = tok.encode(primer)[:-1] if primer is not None else [tok.BOS]  # no EOS
+        return decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, generator,
+                      tempo_id, continuation=primer is not None)
 
     def generate(self, n: int = 1, bars: int = 16, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
@@ -350,6 +330,39 @@ class Sampler:
             ids = [[self.tokenizer.PAD if i < primer_length and t in notes else t
                     for i, t in enumerate(row)] for row in ids]
         return [self.tokenizer.decode(row) for row in ids]
+
+
+@torch.no_grad()
+def decode(net, tokenizer: Tokenizer, theme: torch.Tensor, bars: int, prefix: list[int],
+           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None, tempo_id: int | None = None,
+           continuation: bool = False) -> list[list[int]]:
+    """Grammar-constrained decoding of n = len(theme) pieces after ``prefix`` (BOS, or a
+    primer's ids without EOS), carrying the LSTM state; the ids of each piece, PAD removed.
+
+    ``net`` is a ``MuseGAN`` (generator and theme networks). With ``continuation`` the
+    prefix's meter and tempo hold, and ``bars`` bars are written after its own.
+    """
+    n, device = theme.size(0), theme.device
+    grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation)
+    prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
+    for i in range(1, prefix_ids.size(1)):
+        grammar.update(prefix_ids[:, i])
+    grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
+    grammar.bars_wanted = int(grammar.bars[0]) + bars if continuation else bars
+    logits, state = net.generator(prefix_ids, theme)
+    logits = logits[:, -1]
+    out = [prefix_ids]
+    # The grammar ends a runaway bar within a few tokens, so this bound is never reached.
+    for _ in range((bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
+        token = _sample(logits, grammar.mask(), temperature, top_k, top_p, generator)
+        grammar.update(token)
+        out.append(token[:, None])
+        if grammar.done.all():
+            break
+        logits, state = net.generator.step(token, theme, state)
+    ids = torch.cat(out, 1).tolist()
+    return [[t for t in row if t != tokenizer.PAD] for row in ids]
 
 
 def _generator(seed: int | None, device) -> torch.Generator | None:

@@ -95,7 +95,7 @@ class TrainSettings:
     d_win_accuracy: float = 0.95  # skip D's update while it is this accurate
     max_bad_steps: int = 10  # non-finite losses in a row before training stops
     samples_per_validation: int = 4  # MIDI files written at each validation
-    sample_len: int = 512  # tokens per validation sample
+    sample_bars: int = 16  # bars per validation sample
 
     @property
     def epochs(self) -> int:
@@ -195,12 +195,12 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
 
 # ---------------------------------------------------------------------- the module
 
-def distinct_ngrams(sequences: torch.Tensor, n: int = 4, pad_id: int = 0) -> float:
-    """Share of distinct n-grams among all n-grams of a batch (B, S): 1 = all different,
-    near 0 = mode collapse."""
+def distinct_ngrams(sequences, n: int = 4, pad_id: int = 0) -> float:
+    """Share of distinct n-grams among all n-grams of a batch (a (B, S) tensor or lists of
+    ids): 1 = all different, near 0 = mode collapse."""
     grams = set()
     total = 0
-    for row in sequences.tolist():
+    for row in sequences.tolist() if torch.is_tensor(sequences) else sequences:
         row = [t for t in row if t != pad_id]
         for i in range(len(row) - n + 1):
             grams.add(tuple(row[i:i + n]))
@@ -422,42 +422,28 @@ class GANModule(L.LightningModule):
         self.log("val/nll", nll, prog_bar=True, on_epoch=True, sync_dist=True,
                  batch_size=tokens.size(0))
 
-    @torch.no_grad()
-    def sample_ids(self, n: int, length: int, temperature: float = 1.0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """n sequences (n, <= length) written from sampled themes, stopping at EOS."""
-        net, tok = self.net, self.tokenizer
-        theme = net.mapping.sample(n, generator=generator, device=self.device)
-        token = torch.full((n,), tok.BOS, dtype=torch.long, device=self.device)
-        state = net.generator.initial_state(theme)
-        out = [token]
-        done = torch.zeros(n, dtype=torch.bool, device=self.device)
-        for _ in range(length - 1):
-            logits, state = net.generator.step(token, theme, state)
-            probs = torch.softmax(logits.float() / temperature, -1)
-            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            token = torch.where(done, torch.full_like(token, tok.PAD), token)
-            out.append(token)
-            done |= token == tok.EOS
-            if done.all():
-                break
-        return torch.stack(out, 1)
-
     def on_validation_epoch_end(self) -> None:
         s = self.settings
         if self.trainer.sanity_checking or not s.samples_per_validation:
             return
+        # The sampler's own grammar-constrained decoder (imported here: sampling imports
+        # export, which imports this module).
+        from musegan.sampling import decode
+
         was_training = self.training
         self.eval()
         generator = torch.Generator(device=self.device).manual_seed(self.current_epoch)
-        ids = self.sample_ids(s.samples_per_validation, s.sample_len, generator=generator)
+        theme = self.net.mapping.sample(s.samples_per_validation, generator=generator,
+                                        device=self.device)
+        ids = decode(self.net, self.tokenizer, theme, s.sample_bars, [self.tokenizer.BOS],
+                     generator=generator)
         self.train(was_training)
         self.log("val/diversity_4gram", distinct_ngrams(ids, 4, self.tokenizer.PAD),
                  sync_dist=True)
         if self.trainer.is_global_zero and self.trainer.default_root_dir:
             folder = Path(self.trainer.default_root_dir) / "samples"
             folder.mkdir(parents=True, exist_ok=True)
-            for i, row in enumerate(ids.tolist()):
+            for i, row in enumerate(ids):
                 score = self.tokenizer.decode_score(row)
                 score.dump_midi(str(folder / f"epoch{self.current_epoch:03d}_{i}.mid"))
 

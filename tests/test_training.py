@@ -22,7 +22,7 @@ TINY_MODEL = {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1, "theme_dim": 8
               "disc_hidden_dim": 16}
 TINY_FLAGS = [f"--set=model.{k}={v}" for k, v in TINY_MODEL.items()] + [
     "--set=train.seq_len=48", "--set=train.batch_size=4", "--set=train.adv_seq_len=16",
-    "--set=train.num_workers=0", "--set=train.sample_len=48", "--accelerator=cpu",
+    "--set=train.num_workers=0", "--set=train.sample_bars=2", "--accelerator=cpu",
 ]
 
 
@@ -31,7 +31,7 @@ def tiny_config(**train_settings) -> RunConfig:
     for key, value in TINY_MODEL.items():
         config.set(f"model.{key}", value)
     for key, value in {"seq_len": 48, "batch_size": 4, "adv_seq_len": 16, "num_workers": 0,
-                       "sample_len": 48, **train_settings}.items():
+                       "sample_bars": 2, **train_settings}.items():
         config.set(f"train.{key}", value)
     config.set("trainer.accelerator", "cpu")
     config.set("trainer.enable_progress_bar", False)
