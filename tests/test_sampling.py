@@ -196,7 +196,15 @@ def test_cli_audio_renders_a_wav_or_says_how_to_install_fluidsynth(sampler, tmp_
     if not audio_available():
         assert result.returncode == 2 and "apt-get install fluidsynth fluid-soundfont-gm" in result.stderr
         pytest.skip("FluidSynth or a GM soundfont is not installed")
-    assert result.returncode == 0 and next((tmp_path / "a").glob("*.wav")).stat().st_size > 1000
+    assert result.returncode == 0, result.stderr
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(next((tmp_path / "a").glob("*.wav")))) as wav:
+        assert wav.getframerate() == 44100 and wav.getnframes() > 44100 // 4
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    assert np.abs(samples).max() > 100  # notes were played, not silence
 
 
 def test_cli_theme_from_interpolate_and_theme_files(sampler, tmp_path):
