@@ -26,7 +26,7 @@ from musegan import __version__
 from musegan.errors import MuseganError
 from musegan.models import ModelConfig, MuseGAN
 from musegan.tokenizer import Tokenizer
-from musegan.training import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint
+from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint
 
 MODEL_FORMAT = "musegan-model"
 MODEL_VERSION = "1"

@@ -192,6 +192,10 @@ class Generator(nn.Module):
         logits, state = self.forward(token.unsqueeze(1), theme, state)
         return logits.squeeze(1), state
 
+    def incremental(self, theme: torch.Tensor) -> "IncrementalGenerator":
+        """A fast step-by-step runner for sampling (eval mode, no gradients)."""
+        return IncrementalGenerator(self, theme)
+
     def gumbel_rollout(self, theme: torch.Tensor, length: int, tau: float,
                        start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write ``length`` tokens after ``start`` (B,) with Gumbel-softmax relaxation.
@@ -208,6 +212,66 @@ class Generator(nn.Module):
             hard.append(token)
             soft.append(sample)
         return torch.stack(hard, 1), torch.stack(soft, 1)
+
+
+class IncrementalGenerator:
+    """``Generator.step`` for sampling, with the work that does not change from step to
+    step done once.
+
+    The first layer's input is [embedding(token), theme], so its input projection splits
+    into a table over the vocabulary (V, 4H) and one row per piece for the theme and the
+    biases (B, 4H): a step looks a row up instead of multiplying. Every other layer does
+    one matrix product over [input, h]. The cell's tanh(g) is computed as 2 sigmoid(2g) - 1
+    (the g rows of the weights are doubled up front), so one sigmoid covers all four gates;
+    on a CPU sigmoid is cheaper than tanh. Same logits as ``Generator.forward`` in eval
+    mode, up to float rounding. ``select(rows)`` drops finished pieces from the batch.
+    """
+
+    def __init__(self, generator: Generator, theme: torch.Tensor):
+        config, lstm = generator.config, generator.lstm
+        embed, hidden = config.embed_dim, config.hidden_dim
+        scale = torch.ones(4 * hidden, dtype=lstm.weight_ih_l0.dtype,
+                           device=lstm.weight_ih_l0.device)
+        scale[2 * hidden:3 * hidden] = 2  # the g gate: tanh(g) = 2 sigmoid(2g) - 1
+
+        def weights(layer: int):
+            return [scale[:, None] * getattr(lstm, f"{name}_l{layer}") for name in
+                    ("weight_ih", "weight_hh")] + [
+                scale * (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"))]
+
+        weight_ih, weight_hh, bias = weights(0)
+        theme = theme.to(weight_ih.dtype)
+        self.token_table = generator.embed.weight @ weight_ih[:, :embed].T  # (V, 4H)
+        self.theme_rows = theme @ weight_ih[:, embed:].T + bias  # (B, 4H)
+        self.weights = [weight_hh.T]  # layer 0: h @ W_hh; layers 1+: [x, h] @ [W_ih; W_hh]
+        self.biases = [None]
+        for layer in range(1, config.num_layers):
+            weight_ih, weight_hh, bias = weights(layer)
+            self.weights.append(torch.cat([weight_ih, weight_hh], 1).T)
+            self.biases.append(bias)
+        self.head = generator.head
+        h, c = generator.initial_state(theme)
+        self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
+
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """Feed token (B,), return the logits (B, V) of the next one."""
+        x = None
+        for layer, (h, c) in enumerate(zip(self.h, self.c)):
+            if layer == 0:
+                gates = torch.addmm(self.token_table[token] + self.theme_rows, h, self.weights[0])
+            else:
+                gates = torch.addmm(self.biases[layer], torch.cat([x, h], 1), self.weights[layer])
+            i, f, g, o = gates.sigmoid_().chunk(4, 1)
+            c = torch.addcmul(f * c, i, g.mul(2).sub_(1))
+            x = o * torch.tanh(c)
+            self.h[layer], self.c[layer] = x, c
+        return self.head(x)
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only these pieces (indices into the batch)."""
+        self.theme_rows = self.theme_rows[rows]
+        self.h = [h[rows] for h in self.h]
+        self.c = [c[rows] for c in self.c]
 
 
 class Discriminator(nn.Module):

@@ -21,7 +21,6 @@ import dataclasses
 import json
 import math
 import os
-import pickle
 import platform
 import random
 import time
@@ -40,12 +39,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from musegan.errors import MuseganError
 from musegan.models import ModelConfig, MuseGAN
+from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint  # noqa: F401
 from musegan.tokenizer import Tokenizer
 
-CHECKPOINTS = "checkpoints"
-LAST = "last.ckpt"
-RUN_INFO = "run.json"
-CONFIG_FILE = "config.yaml"
 
 
 # ---------------------------------------------------------------------- configuration
@@ -497,28 +493,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         return load_checkpoint(path, map_location or "cpu")  # Lightning moves it to the device
-
-
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
-    """Load a Lightning checkpoint with ``weights_only=True``: tensors and plain types only.
-
-    A file whose pickle would build other objects, or run code, is refused with a clear
-    error; a checkpoint can carry code, so never load one from someone you do not trust
-    any other way.
-    """
-    path = Path(path)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise MuseganError(f"{path}: no such checkpoint") from None
-    except pickle.UnpicklingError as err:
-        raise MuseganError(
-            f"{path}: refused to load: it holds more than plain weights "
-            f"({str(err).strip().splitlines()[0][:160]}); only load checkpoints you trust"
-        ) from None
-    except Exception as err:
-        raise MuseganError(f"{path}: cannot load this checkpoint "
-                           f"({str(err).strip().splitlines()[0][:160]})") from None
 
 
 # ---------------------------------------------------------------------- train()

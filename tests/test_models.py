@@ -51,6 +51,24 @@ def test_step_gives_the_same_logits_as_the_full_forward_pass(net):
         torch.testing.assert_close(logits, full[:, t], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+def test_the_incremental_runner_matches_the_forward_pass_and_drops_rows(layers):
+    torch.manual_seed(1)
+    generator = MuseGAN(ModelConfig(**{**CONFIG.to_dict(), "num_layers": layers})).eval().generator
+    tokens = torch.randint(1, 40, (4, 12))
+    theme = torch.randn(4, 8)
+    with torch.no_grad():
+        full, _ = generator(tokens, theme)
+        runner = generator.incremental(theme)
+        rows = torch.arange(4)
+        for t in range(tokens.size(1)):
+            if t == 5:  # pieces 0 and 2 finish: the rest must go on unchanged
+                rows = rows[[1, 3]]
+                runner.select(torch.tensor([1, 3]))
+            torch.testing.assert_close(runner.step(tokens[rows, t]), full[rows, t],
+                                       rtol=1e-4, atol=1e-5)
+
+
 def test_the_theme_changes_what_the_generator_writes(net):
     tokens = torch.randint(1, 40, (2, 6))
     a, _ = net.generator(tokens, net.mapping.sample(2))
