@@ -101,6 +101,39 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline(args: argparse.Namespace) -> int:
+    from musegan.corpus import Corpus, is_corpus
+    from musegan.markov import MarkovModel
+
+    data = Path(args.data_dir)
+    if not is_corpus(data):
+        raise MuseganError(f"{data} is not a prepared corpus; make one with: "
+                           f"musegan prepare MIDI_FOLDER --out {data}")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise MuseganError(f"{out} exists; pass --force to replace it")
+    model = MarkovModel.fit(Corpus(data), order=args.order)
+    path = model.save(out, force=args.force)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): an order-{args.order} Markov "
+          f"model of {model.card['pieces']} pieces; sample it with: "
+          f"musegan generate --model {path}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from musegan.evaluate import evaluate
+
+    result = evaluate(args.generated, args.reference, train=args.train, out=args.out,
+                      n=args.ngram, max_pieces=args.max_pieces, force=args.force,
+                      progress=sys.stderr.isatty())
+    print(f"mean overlap {result['mean_overlap']:.3f}, mean KL {result['mean_kl']:.3f} "
+          f"({result['counts']['generated']} generated vs {result['counts']['reference']} "
+          f"reference pieces); report: {Path(args.out) / 'report.md'}")
+    for line in result.get("skipped", []):
+        print(f"skipped {line}", file=sys.stderr)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from musegan.sampling import DEFAULT_MODEL, bundled_models
 
@@ -267,6 +300,38 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also render a WAV (needs FluidSynth and a GM soundfont)")
     generate.add_argument("--force", action="store_true", help="replace existing files")
     generate.set_defaults(handler=_generate)
+
+    baseline = verbs.add_parser(
+        "baseline", help="fit a baseline model (an n-gram Markov model over the same tokens)",
+        description="Fit an order-K Markov model on a prepared corpus's train split. It "
+                    "samples through the same grammar-constrained decoder as the LSTM: "
+                    "musegan generate --model FILE.")
+    baseline.add_argument("kind", choices=["markov"])
+    baseline.add_argument("data_dir", metavar="DATA_DIR", help="a corpus from musegan prepare")
+    baseline.add_argument("--order", type=int, default=8,
+                          help="tokens per n-gram, the one predicted included (default 8: "
+                               "about two notes of context)")
+    baseline.add_argument("--out", required=True, help="the .safetensors file to write")
+    baseline.add_argument("--force", action="store_true", help="replace an existing file")
+    baseline.set_defaults(handler=_baseline)
+
+    evaluate = verbs.add_parser(
+        "evaluate", help="compare generated MIDI with real MIDI: features, overlap, copying",
+        description="Compare a set of generated MIDI files with a reference set (Yang & "
+                    "Lerch overlap and KL per feature) and measure how much they copy "
+                    "from the training data. Writes report.md, report.json and pictures.")
+    evaluate.add_argument("generated", metavar="GENERATED", help="folder of generated MIDI")
+    evaluate.add_argument("--reference", required=True, metavar="REAL",
+                          help="folder of real MIDI to compare with (e.g. a validation set)")
+    evaluate.add_argument("--train", metavar="TRAIN",
+                          help="training data, for the copying figures: a MIDI folder or a "
+                               "corpus from musegan prepare (its train split)")
+    evaluate.add_argument("--out", required=True, help="folder for the report")
+    evaluate.add_argument("--ngram", type=int, default=8,
+                          help="notes per n-gram for the copying figures (default 8)")
+    evaluate.add_argument("--max-pieces", type=int, help="use at most this many pieces per set")
+    evaluate.add_argument("--force", action="store_true", help="replace an existing report")
+    evaluate.set_defaults(handler=_evaluate)
 
     models = verbs.add_parser("models", help="list the bundled models with their model cards")
     models.set_defaults(handler=_models)

@@ -114,6 +114,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise MuseganError(f"{path} is not a musegan model (not safetensors: {err})") from None
+    if metadata.get("format") == "musegan-markov":
+        from musegan.markov import MarkovModel
+
+        model = MarkovModel.load(path)
+        return LoadedModel(model, model.tokenizer, model.card)
     if metadata.get("format") != MODEL_FORMAT:
         raise MuseganError(f"{path} is safetensors but not a musegan model")
     if metadata.get("version") != MODEL_VERSION:

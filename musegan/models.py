@@ -316,3 +316,11 @@ class MuseGAN(nn.Module):
         self.mapping = MappingNetwork(config)
         self.critic = ThemeCritic(config)
         self.discriminator = Discriminator(config)
+
+    @property
+    def theme_dim(self) -> int:
+        return self.config.theme_dim
+
+    def incremental(self, theme: torch.Tensor) -> IncrementalGenerator:
+        """The generator's step-by-step runner for sampling pieces with these themes."""
+        return self.generator.incremental(theme)

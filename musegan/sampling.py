@@ -222,11 +222,14 @@ class Sampler:
 
     @property
     def theme_dim(self) -> int:
-        return self.net.config.theme_dim
+        """Numbers in a theme; 0 for a model without themes (the Markov baseline)."""
+        return self.net.theme_dim
 
     @torch.no_grad()
     def sample_theme(self, n: int = 1, seed: int | None = None) -> torch.Tensor:
         """n themes (n, theme_dim) drawn by the theme GAN."""
+        if not self.theme_dim:
+            return torch.zeros(n, 0, device=self.device)
         generator = _generator(seed, self.device)
         return self.net.mapping.sample(n, generator=generator, device=self.device)
 
@@ -234,6 +237,8 @@ class Sampler:
     def encode_theme(self, midi: MidiSource) -> torch.Tensor:
         """The theme (1, theme_dim) of an existing piece, for variations on it."""
         ids = torch.tensor([self.tokenizer.encode(midi)], device=self.device)
+        if not self.theme_dim:
+            return torch.zeros(1, 0, device=self.device)
         return self.net.encoder(ids)
 
     @staticmethod
@@ -298,8 +303,10 @@ class Sampler:
         generator = _generator(seed, self.device)
         if theme is None:
             theme = (self.encode_theme(primer).expand(n, -1) if primer is not None
+                     else self.sample_theme(n) if not self.theme_dim
                      else net.mapping.sample(n, generator=generator, device=self.device))
-        theme = theme.to(self.device).reshape(-1, self.theme_dim)
+        theme = (theme.to(self.device).reshape(-1, self.theme_dim) if self.theme_dim
+                 else torch.zeros(n, 0, device=self.device))  # a model without themes
         if theme.size(0) == 1 and n > 1:
             theme = theme.expand(n, -1)
         if theme.size(0) != n:
@@ -356,7 +363,8 @@ def decode(net, tokenizer: Tokenizer, theme: torch.Tensor, bars: int, prefix: li
     """Grammar-constrained decoding of n = len(theme) pieces after ``prefix`` (BOS, or a
     primer's ids without EOS), carrying the LSTM state; the ids of each piece, PAD removed.
 
-    ``net`` is a ``MuseGAN`` (generator and theme networks). With ``continuation`` the
+    ``net`` is a ``MuseGAN`` or a ``MarkovModel``: anything whose ``incremental(theme)``
+    gives a step-by-step runner (``IncrementalGenerator``). With ``continuation`` the
     prefix's meter and tempo hold, and ``bars`` bars are written after its own.
     """
     n, device = theme.size(0), theme.device
@@ -366,7 +374,7 @@ def decode(net, tokenizer: Tokenizer, theme: torch.Tensor, bars: int, prefix: li
         grammar.update(prefix_ids[:, i])
     grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
     grammar.bars_wanted = int(grammar.bars[0]) + bars if continuation else bars
-    runner = net.generator.incremental(theme)
+    runner = net.incremental(theme)
     for i in range(prefix_ids.size(1) - 1):  # the primer sets the state
         runner.step(prefix_ids[:, i])
     logits = runner.step(prefix_ids[:, -1])
@@ -475,7 +483,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
                 path.with_suffix(".json").write_text(json.dumps({
                     "model": sampler.name, "model_sha256": model_sha,
                     "seed": chunk_seed, "batch_index": j, "batch_size": count,
-                    "theme": theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)].tolist(),
+                    "theme": (theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)].tolist()
+                              if sampler.theme_dim else []),
                     "settings": {"bars": bars, "temperature": temperature, "top_k": top_k,
                                  "top_p": top_p, "tempo": tempo,
                                  "primer": str(primer) if primer else None,

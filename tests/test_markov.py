@@ -1,0 +1,85 @@
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from midi_factory import make_score, write
+from musegan import MuseganError, Sampler
+from musegan.corpus import Corpus
+from musegan.markov import MarkovModel
+from musegan.prepare import prepare_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Four 4-bar tunes; every tune is a different random melody of quarter notes."""
+    root = tmp_path_factory.mktemp("markov")
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        notes = [(i * 480, 480, int(p), 80) for i, p in enumerate(rng.integers(60, 84, 16))]
+        write(make_score([(0, False, notes)]), root / "midi" / f"tune{seed}.mid")
+    prepare_corpus([str(root / "midi")], root / "corpus", val_fraction=0.0, progress=False)
+    return root / "corpus"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "musegan.cli", *args], capture_output=True,
+                          text=True)
+
+
+def test_probabilities_are_the_smoothed_counts(corpus):
+    data = Corpus(corpus)
+    pieces = [list(data.tokens(i)) for i in data.split("train")]
+    model = MarkovModel.fit(data, order=2)
+    # Order 2: P(w | v) = (c(v, w) + t(v) P_1(w)) / (c(v) + t(v)), P_1 the token frequencies.
+    unigram = Counter(t for p in pieces for t in p)
+    total = sum(unigram.values())
+    after_bar = Counter(p[i + 1] for p in pieces for i in range(len(p) - 1) if p[i] == data.tokenizer.BAR)
+    c, t = sum(after_bar.values()), len(after_bar)
+    p = model.probabilities([data.tokenizer.BOS, data.tokenizer.BAR])
+    for token in list(after_bar) + [data.tokenizer.EOS]:
+        want = (after_bar[token] + t * unigram[token] / total) / (c + t)
+        assert p[token] == pytest.approx(want, rel=1e-3)
+    assert p.sum() == pytest.approx(1.0)
+    assert (p > 0).all()  # every token keeps some probability: the grammar can always mask
+
+
+def test_a_high_order_model_of_a_tiny_corpus_plays_its_tunes_back(corpus, tmp_path):
+    data = Corpus(corpus)
+    model = MarkovModel.fit(data, order=12)
+    path = model.save(tmp_path / "m.safetensors")
+    sampler = Sampler.from_pretrained(path)
+    assert sampler.theme_dim == 0
+    ids = sampler.generate_ids(n=3, bars=4, seed=0, top_k=1)  # greedy
+    pieces = [list(map(int, data.tokens(i))) for i in data.split("train")]
+    for row in ids:
+        assert row in pieces  # 12 tokens of context pin each tune down
+    midis = sampler.generate(n=2, bars=2, seed=1)
+    assert [len(m.get_downbeats()) for m in midis] == [2, 2]
+
+
+def test_save_and_load_keep_the_model_and_never_overwrite(corpus, tmp_path):
+    model = MarkovModel.fit(Corpus(corpus), order=3)
+    path = model.save(tmp_path / "m.safetensors")
+    loaded = MarkovModel.load(path)
+    history = [1, 2]
+    np.testing.assert_allclose(loaded.probabilities(history), model.probabilities(history))
+    with pytest.raises(MuseganError, match="--force"):
+        model.save(path)
+
+
+def test_cli_baseline_markov_then_generate(corpus, tmp_path):
+    out = tmp_path / "markov.safetensors"
+    result = run_cli("baseline", "markov", str(corpus), "--order", "4", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    again = run_cli("baseline", "markov", str(corpus), "--order", "4", "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr
+    not_corpus = run_cli("baseline", "markov", str(tmp_path), "--out", str(tmp_path / "x.st"))
+    assert not_corpus.returncode == 2 and "musegan prepare" in not_corpus.stderr
+    generated = run_cli("generate", "--model", str(out), "-n", "2", "--bars", "2", "--seed", "0",
+                        "--out", str(tmp_path / "songs"))
+    assert generated.returncode == 0, generated.stderr
+    assert len(list((tmp_path / "songs").glob("*.mid"))) == 2
