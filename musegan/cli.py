@@ -51,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
         "trainer.precision": args.precision, "trainer.max_epochs": args.max_epochs,
         "trainer.seed": args.seed, "trainer.limit_train_batches": args.limit_train_batches,
         "trainer.limit_val_batches": args.limit_val_batches,
-        "trainer.fast_dev_run": args.fast_dev_run,
+        "trainer.fast_dev_run": args.fast_dev_run, "train.monitor": args.monitor,
     }
     for key, value in flags.items():
         if value is not None:
@@ -129,8 +129,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"mean overlap {result['mean_overlap']:.3f}, mean KL {result['mean_kl']:.3f} "
           f"({result['counts']['generated']} generated vs {result['counts']['reference']} "
           f"reference pieces); report: {Path(args.out) / 'report.md'}")
-    for line in result.get("skipped", []):
-        print(f"skipped {line}", file=sys.stderr)
+    for skipped in result.get("skipped") or []:
+        print(f"skipped ({skipped['set']}) {skipped['source']}: {skipped['reason']}",
+              file=sys.stderr)
     return 0
 
 
@@ -232,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--seq-len", type=int)
     group.add_argument("--mle-epochs", type=int)
     group.add_argument("--adv-epochs", type=int)
+    group.add_argument("--monitor", choices=["val/nll", "val/music/gap", "val/diversity_4gram"],
+                       help="what picks the best checkpoint (default val/nll; val/music/gap: "
+                            "how far the samples' music metrics are from the validation data's)")
     group = train.add_argument_group("Lightning Trainer")
     group.add_argument("--accelerator", help="cpu, gpu, auto (default auto)")
     group.add_argument("--devices", help="how many (or which) devices, e.g. 1, 4, auto")
@@ -256,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from `musegan train`")
     export.add_argument("--out", metavar="FILE", help="default RUN_DIR/model.safetensors")
     export.add_argument("--checkpoint", default="last",
-                        help="last (default), best (lowest validation NLL), or a path")
+                        help="last (default), best (by the run's --monitor, val/nll unless set), "
+                             "or a path")
     export.add_argument("--fp16", action="store_true", help="half-precision weights: half the size")
     export.add_argument("--credit", default="", help="the training data's licence credit")
     export.add_argument("--force", action="store_true", help="replace an existing file")

@@ -50,7 +50,8 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
         out: the file to write (default ``RUN/model.safetensors``).
         fp16: store weights in half precision (half the size; sampling is unchanged to
             the ear).
-        checkpoint: "last", "best" (lowest validation NLL), or a checkpoint path.
+        checkpoint: "last", "best" (by the run's monitor, val/nll unless set), or a
+            checkpoint path.
         force: replace an existing file.
         credit: the training data's licence credit, for the model card.
     """
@@ -158,10 +159,10 @@ def _pick_checkpoint(run: Path, which: str) -> Path:
     folder = run / CHECKPOINTS
     if which == "last":
         path = folder / LAST
-    elif which == "best":  # as recorded by the checkpoint callback in the last checkpoint
+    elif which == "best":  # as recorded by the monitoring callback in the last checkpoint
         state = load_checkpoint(folder / LAST) if (folder / LAST).is_file() else {}
         best = [c.get("best_model_path") for c in (state.get("callbacks") or {}).values()
-                if isinstance(c, dict) and c.get("monitor") == "val/nll" and c.get("best_model_path")]
+                if isinstance(c, dict) and c.get("monitor") and c.get("best_model_path")]
         if not best:
             raise MuseganError(f"{folder} holds no best checkpoint yet")
         path = folder / Path(best[0]).name

@@ -92,6 +92,7 @@ class TrainSettings:
     max_bad_steps: int = 10  # non-finite losses in a row before training stops
     samples_per_validation: int = 4  # MIDI files written at each validation
     sample_bars: int = 16  # bars per validation sample
+    monitor: str = "val/nll"  # what picks the best checkpoint: one of MONITORS
 
     @property
     def epochs(self) -> int:
@@ -191,6 +192,20 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
 
 # ---------------------------------------------------------------------- the module
 
+# What can pick the best checkpoint (--monitor), and which way is better.
+MONITORS = {"val/nll": "min", "val/music/gap": "min", "val/diversity_4gram": "max"}
+MUSIC_REFERENCE_WINDOWS = 32  # validation windows the music metrics are compared with
+
+
+def music_gap(generated: dict[str, float], reference: dict[str, tuple[float, float]]) -> float:
+    """Mean distance of the samples' quick metrics from the validation data's, in units of
+    the validation data's standard deviation (0 = alike; NaN features are left out)."""
+    gaps = [abs(generated[name] - mean) / max(std, 1e-6)
+            for name, (mean, std) in reference.items()
+            if np.isfinite(generated.get(name, np.nan)) and np.isfinite(mean)]
+    return float(np.mean(gaps)) if gaps else float("nan")
+
+
 def distinct_ngrams(sequences, n: int = 4, pad_id: int = 0) -> float:
     """Share of distinct n-grams among all n-grams of a batch (a (B, S) tensor or lists of
     ids): 1 = all different, near 0 = mode collapse."""
@@ -221,6 +236,8 @@ class GANModule(L.LightningModule):
             {**model, "vocab_size": len(self.tokenizer), "pad_id": self.tokenizer.PAD}))
         self.adv_steps_done = 0
         self.adv_steps_total = 1
+        self._reference_windows: list[list[int]] = []  # validation windows, for val/music/*
+        self._music_reference: dict | None = None
         self.bad_steps: dict[int, int] = {}  # per optimizer: non-finite losses in a row
         self.d_accuracy = 0.5  # the discriminator's accuracy on the last batch
 
@@ -417,6 +434,24 @@ class GANModule(L.LightningModule):
         nll, _ = self.mle_loss(tokens, noise=0.0)
         self.log("val/nll", nll, prog_bar=True, on_epoch=True, sync_dist=True,
                  batch_size=tokens.size(0))
+        if len(self._reference_windows) < MUSIC_REFERENCE_WINDOWS:  # kept for the music metrics
+            self._reference_windows += tokens[:MUSIC_REFERENCE_WINDOWS].tolist()
+
+    def music_reference(self) -> dict[str, tuple[float, float]]:
+        """Mean and std of each quick metric over validation windows (computed once)."""
+        if self._music_reference is None and self._reference_windows:
+            from musegan.metrics import QUICK_FEATURES, piece_features
+
+            rows = [[t for t in window if t != self.tokenizer.PAD]
+                    for window in self._reference_windows[:MUSIC_REFERENCE_WINDOWS]]
+            features = [piece_features(self.tokenizer.decode(row)) for row in rows]
+            self._music_reference = {}
+            for name in QUICK_FEATURES:
+                values = np.array([f[name] for f in features], dtype=np.float64)
+                values = values[np.isfinite(values)]
+                self._music_reference[name] = ((float(values.mean()), float(values.std()))
+                                               if len(values) else (float("nan"), 0.0))
+        return self._music_reference or {}
 
     def on_validation_epoch_end(self) -> None:
         s = self.settings
@@ -436,6 +471,15 @@ class GANModule(L.LightningModule):
         self.train(was_training)
         self.log("val/diversity_4gram", distinct_ngrams(ids, 4, self.tokenizer.PAD),
                  sync_dist=True)
+        # A cheap subset of `musegan evaluate` on the samples, so a run shows when its music
+        # gets better or collapses; val/music/gap can pick the best checkpoint (--monitor).
+        from musegan.metrics import quick_metrics
+
+        music = quick_metrics([self.tokenizer.decode(row) for row in ids])
+        logs = {f"val/music/{name}": value for name, value in music.items()
+                if np.isfinite(value)}
+        logs["val/music/gap"] = music_gap(music, self.music_reference())
+        self.log_dict(logs, sync_dist=True)
         if self.trainer.is_global_zero and self.trainer.default_root_dir:
             folder = Path(self.trainer.default_root_dir) / "samples"
             folder.mkdir(parents=True, exist_ok=True)
@@ -571,9 +615,13 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     last_checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename=LAST[:-5],
                                       save_top_k=1, every_n_epochs=1,
                                       enable_version_counter=False)
+    if s.monitor not in MONITORS:
+        raise MuseganError(f"cannot pick checkpoints by '{s.monitor}'; use one of: "
+                           + ", ".join(MONITORS))
     best_checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="best-epoch{epoch:03d}",
                                       auto_insert_metric_name=False, save_top_k=1,
-                                      monitor="val/nll", mode="min", every_n_epochs=1)
+                                      monitor=s.monitor, mode=MONITORS[s.monitor],
+                                      every_n_epochs=1)
     # Each of the four optimizers' backward passes reaches one network only, which plain
     # DDP refuses: let it find the unused parameters (each optimizer zeroes its own grads).
     strategy = "ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy

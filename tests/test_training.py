@@ -72,6 +72,23 @@ def test_fast_dev_run_trains_every_phase_and_writes_the_run(corpus, tmp_path):
     assert RunConfig.load(run / "config.yaml").to_dict() == config.to_dict()
 
 
+def test_music_metrics_are_logged_and_can_pick_the_best_checkpoint(corpus, tmp_path):
+    config = tiny_config(adversarial=False, monitor="val/music/gap")
+    config.set("trainer.fast_dev_run", 2)
+    run = train(corpus, tmp_path / "run", config)
+    metrics = json.loads((run / "run.json").read_text())["metrics"]
+    assert {"val/music/gap", "val/music/qualified_note_rate", "val/music/notes_per_bar",
+            "val/music/scale_consistency"} <= set(metrics)
+    assert 0 <= metrics["val/music/qualified_note_rate"] <= 1 and metrics["val/music/gap"] >= 0
+    state = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    monitors = [c.get("monitor") for c in state["callbacks"].values() if isinstance(c, dict)]
+    assert "val/music/gap" in monitors
+    assert export_model(run, tmp_path / "best.safetensors", checkpoint="best").is_file()
+    config.set("train.monitor", "val/loudness")
+    with pytest.raises(MuseganError, match="val/music/gap"):
+        train(corpus, tmp_path / "bad", config)
+
+
 def test_adversarial_off_gives_the_mle_only_model(corpus, tmp_path):
     config = tiny_config(adversarial=False, mle_epochs=2)
     config.set("trainer.limit_train_batches", 2)

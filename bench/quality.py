@@ -1,0 +1,133 @@
+"""How good is the music? Markov vs MLE-only vs LSTM-GAN vs real, in one run.
+
+    python bench/quality.py --data data/cre [--gan runs/cre-gan] [--pieces 200] [--bars 16]
+
+Every set is compared with the corpus's validation split by ``musegan evaluate``
+(Yang & Lerch overlap and KL per feature) and checked for copying against its train
+split. The rows:
+
+  markov     an order-8 n-gram model over the same tokens (``musegan baseline markov``)
+  mle-only   the bundled model (maximum likelihood only; the adversarial phase off)
+  lstm-gan   a run continued into the adversarial phase (``--gan``; skipped if absent)
+  real train pieces of the train split: the ceiling. Their copying figures are left
+             out, since they are the training data.
+
+Writes OUT/quality.md and OUT/quality.json (default bench/quality-out/, not committed),
+and a report folder per row.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/tokenize.py would shadow the standard library's `tokenize` (which numpy imports)
+# for any script run from this folder: drop the folder from sys.path first.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from musegan.corpus import Corpus  # noqa: E402
+from musegan.evaluate import evaluate  # noqa: E402
+from musegan.markov import MarkovModel  # noqa: E402
+from musegan.sampling import Sampler, generate_files  # noqa: E402
+
+ROWS = ("markov", "mle-only", "lstm-gan", "real train")
+
+
+def write_real(corpus: Corpus, split: str, folder: Path, limit: int, seed: int = 0) -> Path:
+    """Decode a split's pieces back to MIDI files."""
+    pieces = corpus.split(split)
+    random.Random(seed).shuffle(pieces)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in pieces[:limit]:
+        corpus.tokenizer.decode(corpus.tokens(i).tolist()).write(str(folder / f"{split}{i:05d}.mid"))
+    return folder
+
+
+def generate(model, folder: Path, pieces: int, bars: int, temperature: float) -> Path:
+    sampler = Sampler.from_pretrained(model)
+    generate_files(sampler, folder, n=pieces, bars=bars, seed=0, temperature=temperature,
+                   force=True, batch=64)
+    return folder
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="data/cre", help="a corpus from musegan prepare")
+    parser.add_argument("--gan", default="runs/cre-gan",
+                        help="a run folder or checkpoint that went through the adversarial phase")
+    parser.add_argument("--mle", default=None, help="the MLE-only model (default: bundled)")
+    parser.add_argument("--pieces", type=int, default=200)
+    parser.add_argument("--bars", type=int, default=16)
+    parser.add_argument("--order", type=int, default=8, help="Markov order")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--out", default="bench/quality-out")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    corpus = Corpus(args.data)
+    started = time.perf_counter()
+    reference = write_real(corpus, "val", out / "real-val", len(corpus.split("val")))
+    sets = {}
+    markov = out / f"markov{args.order}.safetensors"
+    MarkovModel.fit(corpus, order=args.order).save(markov, force=True)
+    sets["markov"] = generate(markov, out / "markov", args.pieces, args.bars, args.temperature)
+    sets["mle-only"] = generate(args.mle, out / "mle-only", args.pieces, args.bars, args.temperature)
+    gan = Path(args.gan)
+    gan = gan / "checkpoints" / "last.ckpt" if gan.is_dir() else gan
+    if gan.is_file():
+        sets["lstm-gan"] = generate(gan, out / "lstm-gan", args.pieces, args.bars, args.temperature)
+    else:
+        print(f"no adversarial model at {args.gan}: the lstm-gan row is skipped")
+    sets["real train"] = write_real(corpus, "train", out / "real-train", args.pieces)
+    print(f"sets written in {time.perf_counter() - started:.0f} s "
+          f"({len(list(reference.glob('*.mid')))} validation pieces as the reference)")
+
+    results = {}
+    for name, folder in sets.items():
+        results[name] = evaluate(folder, reference, train=args.data if name != "real train" else None,
+                                 out=out / "reports" / name.replace(" ", "-"), force=True,
+                                 n=8)
+    table = format_table(results)
+    print(table)
+    (out / "quality.md").write_text(table + "\n")
+    (out / "quality.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print(f"\nwrote {out / 'quality.md'}; total {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def format_table(results: dict) -> str:
+    features = ("qualified_note_rate", "pitch_classes_per_bar")
+    lines = ["| set | mean overlap ↑ | mean KL ↓ | qualified-note rate | used pitch classes "
+             "per bar | 8-gram copy rate | longest copy (notes) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    yardstick = None
+    for name, r in results.items():
+        values = [f"{r['features'][f]['generated']['mean']:.3f}" for f in features]
+        copying = r.get("copying") or {}
+        if copying:
+            generated = copying["generated"]
+            copy = f"{generated['copy_rate']['mean']:.3f}"
+            longest = f"{generated['longest_copy']['mean']:.1f} (max {generated['longest_copy']['max']:.0f})"
+            yardstick = copying.get("reference")
+        else:
+            copy = longest = "n/a"
+        lines.append(f"| {name} | {r['mean_overlap']:.3f} | {r['mean_kl']:.3f} | "
+                     + " | ".join(values) + f" | {copy} | {longest} |")
+    if yardstick:
+        lines.append(f"| validation set (yardstick) | | | "
+                     f"{next(iter(results.values()))['features']['qualified_note_rate']['reference']['mean']:.3f} | "
+                     f"{next(iter(results.values()))['features']['pitch_classes_per_bar']['reference']['mean']:.3f} | "
+                     f"{yardstick['copy_rate']['mean']:.3f} | {yardstick['longest_copy']['mean']:.1f} "
+                     f"(max {yardstick['longest_copy']['max']:.0f}) |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
