@@ -364,3 +364,33 @@ def test_a_prepared_corpus_is_a_training_set(tmp_path):
     rows = result["copying"]["generated"]["pieces"]
     assert rows[0]["copy_rate"] == 1.0 and rows[0]["source"].endswith("t2.mid")
     assert rows[1]["copy_rate"] < 0.05
+
+
+def test_cli_evaluate_writes_the_report_and_fails_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    for name in ("generated", "real", "empty"):
+        (tmp_path / name).mkdir()
+    for i in range(3):
+        piece(random_tune(i)).write(str(tmp_path / "generated" / f"g{i}.mid"))
+        piece(scale(60 + i)).write(str(tmp_path / "real" / f"r{i}.mid"))
+    (tmp_path / "real" / "notes.mid").write_text("not MIDI")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "musegan.cli", "evaluate", *args],
+                              capture_output=True, text=True)
+
+    ok = run(str(tmp_path / "generated"), "--reference", str(tmp_path / "real"),
+             "--train", str(tmp_path / "real"), "--out", str(tmp_path / "report"))
+    assert ok.returncode == 0, ok.stderr
+    assert "mean overlap" in ok.stdout and "notes.mid" in ok.stderr  # the bad file is reported
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["counts"]["generated"] == 3 and report["copying"] is not None
+    again = run(str(tmp_path / "generated"), "--reference", str(tmp_path / "real"),
+                "--out", str(tmp_path / "report"))
+    assert again.returncode == 2 and "--force" in again.stderr
+    empty = run(str(tmp_path / "empty"), "--reference", str(tmp_path / "real"),
+                "--out", str(tmp_path / "r2"))
+    assert empty.returncode == 2 and len(empty.stderr.strip().splitlines()) == 1
+    assert str(tmp_path / "empty") in empty.stderr
