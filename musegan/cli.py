@@ -92,12 +92,83 @@ def _generate(args: argparse.Namespace) -> int:
     elif args.interpolate:
         a, b = (sampler.encode_theme(path) for path in args.interpolate)
         themes = Sampler.interpolate(a, b, args.steps)
+    steer = _parse_steer(args.steer or [])
     paths = generate_files(
         sampler, args.out, n=args.n, bars=args.bars, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, themes=themes, primer=args.primer,
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
-        force=args.force, progress=sys.stderr.isatty())
+        force=args.force, progress=sys.stderr.isatty(), steer=steer)
     print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
+    return 0
+
+
+def _parse_steer(assignments: list[str]) -> dict[str, float]:
+    steer = {}
+    for assignment in assignments:
+        name, _, alpha = assignment.partition("=")
+        try:
+            steer[name.strip()] = float(alpha)
+        except ValueError:
+            raise MuseganError(f"--steer takes NAME=ALPHA, e.g. density=+1.5; got '{assignment}'") from None
+    return steer
+
+
+def _steer(args: argparse.Namespace) -> int:
+    from musegan.sampling import Sampler
+
+    if args.fit:
+        return _steer_fit(args)
+    sampler = Sampler.from_pretrained(args.model)
+    if not sampler.steering:
+        print(f"{sampler.name} has no steering directions; add them with: "
+              f"musegan steer --fit MODEL --data DATA_DIR")
+        return 0
+    print(f"{sampler.name}: --steer NAME=ALPHA moves NAME by about ALPHA x (effect) standard "
+          "deviations of real pieces")
+    for name, facts in sorted(sampler.steering.items()):
+        print(f"  {name:12s} effect {facts['effect']:+.2f}  real {facts['real_mean']:.3g} ± "
+              f"{facts['real_std']:.3g}  ({facts['formula']}; {facts['method']})")
+    return 0
+
+
+def _steer_fit(args: argparse.Namespace) -> int:
+    from musegan.corpus import Corpus, is_corpus
+    from musegan.evaluate import melody_tokens
+    from musegan.export import add_steering, save_model
+    from musegan.sampling import Sampler
+    from musegan.steer import ATTRIBUTES, fit_directions
+
+    if not args.data or not is_corpus(Path(args.data)):
+        raise MuseganError("--fit needs --data DATA_DIR, the corpus (from musegan prepare) the "
+                           "model was trained on: its pieces set the attributes' real-data units")
+    names = [n.strip() for n in args.attributes.split(",")] if args.attributes else list(ATTRIBUTES)
+    model = Path(args.fit)
+    if model.is_dir():  # a run folder: its last checkpoint
+        model = model / "checkpoints" / "last.ckpt"
+    sampler = Sampler.from_pretrained(model)
+    corpus = Corpus(args.data)
+    real_split = "val" if len(corpus.split("val")) >= 20 else "train"
+    real = [corpus.tokenizer.decode(corpus.tokens(i).tolist()) for i in corpus.split(real_split)[:300]]
+    train = [melody_tokens(corpus.tokenizer.decode_score(corpus.tokens(i).tolist()))
+             for i in corpus.split("train")]
+    directions, report = fit_directions(
+        sampler, real, names, train_melodies=train, themes=args.themes, bars=args.bars,
+        calibration_themes=args.calibration_themes,
+        seed=args.seed, progress=lambda message: print(message, file=sys.stderr))
+    source = Path(sampler.path)
+    if source.suffix == ".ckpt":  # put the model in the sharing format first
+        out = Path(args.out or source.with_name("model.safetensors"))
+        if out.exists() and not args.force:
+            raise MuseganError(f"{out} exists; pass --force to replace it, or --out NEW_FILE")
+        source = save_model(sampler.net, sampler.tokenizer, out, sampler.model.card)
+        path = add_steering(source, directions, force=True)
+    else:
+        path = add_steering(source, directions, args.out, force=args.force)
+    for name, facts in report.items():
+        chosen = facts["chosen"]
+        print(f"{name:12s} effect {facts[chosen]['effect']:+.2f} ({chosen}; "
+              + ", ".join(f"{m} {facts[m]['effect']:+.2f}" for m in facts if m != "chosen") + ")")
+    print(f"wrote {path}")
     return 0
 
 
@@ -303,8 +374,36 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--plot", action="store_true", help="also write a piano-roll PNG")
     generate.add_argument("--audio", action="store_true",
                           help="also render a WAV (needs FluidSynth and a GM soundfont)")
+    generate.add_argument("--steer", action="append", metavar="NAME=ALPHA",
+                          help="move the themes along a learned direction, e.g. density=+1.5 "
+                               "(+1 is about one real-data std; see musegan steer --list)")
     generate.add_argument("--force", action="store_true", help="replace existing files")
     generate.set_defaults(handler=_generate)
+
+    steer = verbs.add_parser(
+        "steer", help="list or fit the musical directions themes can be steered along",
+        description="--list shows what `musegan generate --steer NAME=ALPHA` can move in a "
+                    "model; --fit learns the directions for a model and writes them into it.",
+        epilog="examples:\n  musegan steer --list\n"
+               "  musegan steer --fit runs/cre/model.safetensors --data data/cre --force\n"
+               "  musegan steer --fit runs/cre --data data/cre --attributes density,register",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    action = steer.add_mutually_exclusive_group(required=True)
+    action.add_argument("--list", action="store_true", help="the attributes a model knows")
+    action.add_argument("--fit", metavar="RUN_OR_MODEL",
+                        help="learn directions for this exported model, checkpoint or run")
+    steer.add_argument("--model", metavar="NAME|PATH", help="for --list (default: bundled)")
+    steer.add_argument("--data", metavar="DATA_DIR", help="for --fit: the model's training corpus")
+    steer.add_argument("--attributes", help="for --fit: comma-separated (default: all of "
+                                            "density,register,range,syncopation,leaps,entropy,novelty)")
+    steer.add_argument("--themes", type=int, default=256, help="for --fit: themes to fit on")
+    steer.add_argument("--calibration-themes", type=int, default=64,
+                       help="for --fit: themes each direction's effect is measured on")
+    steer.add_argument("--bars", type=int, default=8, help="for --fit: bars per piece")
+    steer.add_argument("--seed", type=int, default=0)
+    steer.add_argument("--out", help="for --fit: write here instead of into the model")
+    steer.add_argument("--force", action="store_true", help="replace the model file in place")
+    steer.set_defaults(handler=_steer)
 
     baseline = verbs.add_parser(
         "baseline", help="fit a baseline model (an n-gram Markov model over the same tokens)",

@@ -15,7 +15,7 @@ tensors only: nothing in the file can run code.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,6 +29,8 @@ from musegan.tokenizer import Tokenizer
 from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint
 
 MODEL_FORMAT = "musegan-model"
+STEERING_PREFIX = "steering."  # tensors of theme directions (musegan.steer)
+STEERING_HEADING = "## Steering directions"
 MODEL_VERSION = "1"
 
 
@@ -39,6 +41,7 @@ class LoadedModel:
     net: MuseGAN
     tokenizer: Tokenizer
     card: dict
+    steering: dict = field(default_factory=dict)  # name -> {"vector": (theme_dim,), facts...}
 
 
 def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = False,
@@ -127,6 +130,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
                            f"supported by this musegan (it reads {MODEL_VERSION})")
     tokenizer = Tokenizer.from_dict(json.loads(metadata["tokenizer"]))
     config = ModelConfig.from_dict(json.loads(metadata["model"]))
+    steering = {name: {**facts, "vector": tensors.pop(STEERING_PREFIX + name).float().to(device)}
+                for name, facts in json.loads(metadata.get("steering", "{}")).items()
+                if STEERING_PREFIX + name in tensors}
     net = MuseGAN(config)
     missing, unexpected = net.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, strict=False)
@@ -135,7 +141,49 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         raise MuseganError(f"{path}: weights do not match the model "
                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     net.to(device).eval()
-    return LoadedModel(net, tokenizer, json.loads(metadata.get("card", "{}")))
+    return LoadedModel(net, tokenizer, json.loads(metadata.get("card", "{}")), steering)
+
+
+def add_steering(path: str | Path, directions: dict, out: str | Path | None = None,
+                 force: bool = False) -> Path:
+    """Write a copy of an exported model with steering directions in it (tensors
+    ``steering.NAME`` and their facts as JSON in the header), replacing any it had.
+
+    ``directions`` maps names to ``musegan.steer.Direction``. Writes ``out`` (default:
+    the model itself, which needs ``force``) and its model card with a steering section.
+    """
+    path = Path(path)
+    out = Path(out) if out is not None else path
+    if out.exists() and not force:
+        raise MuseganError(f"{out} exists; pass --force to replace it, or --out NEW_FILE")
+    with safe_open(str(path), framework="pt") as file:
+        metadata = dict(file.metadata() or {})
+    if metadata.get("format") != MODEL_FORMAT:
+        raise MuseganError(f"{path} is not an exported musegan model (musegan export makes one)")
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith(STEERING_PREFIX)}
+    for name, direction in directions.items():
+        tensors[STEERING_PREFIX + name] = direction.vector.detach().float().cpu().contiguous()
+    metadata["steering"] = json.dumps({name: d.info() for name, d in directions.items()})
+    temporary = out.with_name(f".{out.name}.partial")
+    save_file(tensors, str(temporary), metadata=metadata)
+    temporary.replace(out)
+    card = path.with_suffix(".md").read_text() if path.with_suffix(".md").is_file() else ""
+    card = card.split(STEERING_HEADING)[0].rstrip() + "\n\n" + steering_markdown(directions)
+    out.with_suffix(".md").write_text(card.lstrip())
+    return out
+
+
+def steering_markdown(directions: dict) -> str:
+    lines = [STEERING_HEADING, "",
+             "`musegan generate --steer NAME=ALPHA`: alpha = +1 moves the attribute by about one "
+             "standard deviation of its value over real pieces. Measured effect of alpha = 1:", "",
+             "| attribute | what it measures | effect of alpha = 1 (real stds) | real mean ± std | method |",
+             "|---|---|---:|---:|---|"]
+    for name, d in directions.items():
+        info = d.info()
+        lines.append(f"| {name} | {info['formula']} | {info['effect']:+.2f} | "
+                     f"{info['real_mean']:.3g} ± {info['real_std']:.3g} | {info['method']} |")
+    return "\n".join(lines) + "\n"
 
 
 def _load_lightning(path: Path, device) -> LoadedModel:
@@ -220,7 +268,8 @@ def model_card_markdown(card: dict, file_name: str) -> str:
         ("musegan", card.get("musegan_version")),
         ("training data", json.dumps(card.get("data"))),
         ("licence / credit", card.get("credit") or "see the training data's licence"),
-        ("adversarial phase", "planned" if card.get("adversarial") else "no (MLE only)"),
+        ("adversarial phase", ("yes" if card.get("adversarial_steps") else "planned, not reached")
+                               if card.get("adversarial") else "no (MLE only)"),
         ("phase of this checkpoint", card.get("phase")),
         ("epochs completed / optimizer steps",
          f"{card.get('epoch')} / {card.get('optimizer_steps')}"),

@@ -191,6 +191,8 @@ class Sampler:
         self.tokenizer = model.tokenizer
         self.device = torch.device(device)
         self.name = self.path = None  # set by from_pretrained
+        self.steering = {name: {**facts, "vector": facts["vector"].to(self.device)}
+                         for name, facts in model.steering.items()}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None,
@@ -240,6 +242,24 @@ class Sampler:
         if not self.theme_dim:
             return torch.zeros(1, 0, device=self.device)
         return self.net.encoder(ids)
+
+    def steer(self, theme: torch.Tensor, **alphas: float) -> torch.Tensor:
+        """Move themes along the model's learned directions, e.g.
+        ``sampler.steer(theme, density=1.5, register=-1)``: alpha = +1 moves an attribute
+        by about one standard deviation of its value over real pieces
+        (``sampler.steering`` lists them with their measured effect)."""
+        for name, alpha in alphas.items():
+            if name not in self.steering:
+                known = ", ".join(sorted(self.steering)) or \
+                    "none; add them with: musegan steer --fit MODEL --data DATA_DIR"
+                raise MuseganError(f"this model cannot steer '{name}'; it knows: {known}")
+            theme = theme + float(alpha) * self.steering[name]["vector"].to(theme.dtype)
+        return self.on_theme_space(theme) if alphas else theme
+
+    def on_theme_space(self, theme: torch.Tensor) -> torch.Tensor:
+        """Bring a moved theme back where the model's themes live (its themes are
+        layer-normalised: a step along a direction is followed by the same normalisation)."""
+        return self.net.mapping.bound(theme) if self.theme_dim else theme
 
     @staticmethod
     def interpolate(theme_a: torch.Tensor, theme_b: torch.Tensor, steps: int,
@@ -435,7 +455,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
                    seed: int | None = None, themes: torch.Tensor | None = None,
                    primer: str | Path | None = None, include_primer: bool = True,
                    tempo: float | None = None, plot: bool = False, audio: bool = False,
-                   force: bool = False, progress: bool = False, batch: int = 8) -> list[Path]:
+                   force: bool = False, progress: bool = False, batch: int = 8,
+                   steer: dict[str, float] | None = None) -> list[Path]:
     """Generate pieces into a folder: ``tune-sSEED-III.mid`` with a JSON sidecar holding
     everything needed to regenerate it, and optionally a piano-roll PNG and a WAV.
 
@@ -454,6 +475,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
         raise MuseganError(INSTALL_AUDIO)
     if primer is not None:
         sampler.tokenizer.encode(primer)  # a clear error now if it is not usable MIDI
+    if steer:
+        sampler.steer(torch.zeros(1, sampler.theme_dim, device=sampler.device), **steer)
     seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
     if themes is not None:
         n = themes.size(0) if themes.size(0) > 1 else n
@@ -475,6 +498,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
                 theme = sampler.sample_theme(count, seed=chunk_seed)
             elif theme is None:
                 theme = sampler.encode_theme(primer).expand(count, -1)
+            if steer:
+                theme = sampler.steer(theme, **steer)
             midis = sampler.generate(count, bars, temperature, top_k, top_p, chunk_seed,
                                      theme, primer, include_primer, tempo)
             for j, midi in enumerate(midis):
@@ -488,7 +513,7 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
                     "settings": {"bars": bars, "temperature": temperature, "top_k": top_k,
                                  "top_p": top_p, "tempo": tempo,
                                  "primer": str(primer) if primer else None,
-                                 "include_primer": include_primer},
+                                 "include_primer": include_primer, "steer": steer or None},
                     "regenerate": "Sampler.generate(n=batch_size, seed=seed, theme=theme, ...)"
                                   "[batch_index]",
                 }, indent=1) + "\n")

@@ -1,0 +1,125 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from midi_factory import make_score, write
+from musegan import MuseganError, Sampler, Tokenizer
+from musegan.evaluate import CopyIndex, melody_tokens
+from musegan.export import add_steering, save_model
+from musegan.midi import score_to_pretty_midi
+from musegan.models import ModelConfig, MuseGAN
+from musegan.prepare import prepare_corpus
+from musegan.steer import ATTRIBUTES, attributes, fit_directions
+
+TOK = Tokenizer()
+
+
+def midi(notes, **kwargs):
+    """notes: (start quarter, length quarter, pitch)."""
+    return score_to_pretty_midi(make_score(
+        [(0, False, [(int(s * 480), int(d * 480), p, 80) for s, d, p in notes])], **kwargs))
+
+
+def test_attributes_have_known_values():
+    on_beat_scale = midi([(i, 1, p) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])])
+    a = attributes(on_beat_scale)
+    assert a["density"] == 4 and a["register"] == pytest.approx(np.mean([60, 62, 64, 65, 67, 69, 71, 72]))
+    assert a["range"] == 12 and a["syncopation"] == 0 and a["leaps"] == 0
+    off_beat_leaps = midi([(i + 0.5, 0.5, 60 + 7 * (i % 2)) for i in range(8)])
+    b = attributes(off_beat_leaps)
+    assert b["syncopation"] == 1 and b["leaps"] == 1 and b["entropy"] == pytest.approx(1.0)
+    index = CopyIndex([melody_tokens(on_beat_scale)], n=4)
+    assert attributes(on_beat_scale, index)["novelty"] == 0
+    assert attributes(off_beat_leaps, index)["novelty"] == 1
+    assert set(attributes(on_beat_scale, index)) == set(ATTRIBUTES)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("steer")
+    for seed in range(24):
+        rng = np.random.default_rng(seed)
+        step = (120, 240, 480)[seed % 3]  # 16ths, 8ths or quarters: densities differ
+        notes = [(i * step, step, int(p), 80) for i, p in enumerate(rng.integers(55, 80, 7680 // step))]
+        write(make_score([(0, False, notes)]), root / "midi" / f"tune{seed}.mid")
+    prepare_corpus([str(root / "midi")], root / "corpus", val_fraction=0.0, progress=False)
+    torch.manual_seed(0)
+    net = MuseGAN(ModelConfig(vocab_size=len(TOK), embed_dim=16, hidden_dim=32, num_layers=1,
+                              theme_dim=8, noise_dim=8, mapping_width=16, encoder_dim=16,
+                              disc_embed_dim=8, disc_hidden_dim=8))
+    with torch.no_grad():  # make the theme matter a lot, so directions have something to find
+        net.generator.init_state.weight.mul_(8)
+        net.generator.head.bias[TOK.BAR] += 3.0  # and keep bars short, so the test is quick
+    model = save_model(net, TOK, root / "m.safetensors", card={"name": "tiny"})
+    return root, model
+
+
+def fit(model: Path, corpus: Path, names):
+    from musegan.corpus import Corpus
+
+    data = Corpus(corpus)
+    real = [data.tokenizer.decode(data.tokens(i).tolist()) for i in data.split("train")]
+    train = [melody_tokens(m) for m in real]
+    return fit_directions(Sampler.from_pretrained(model), real, names, train_melodies=train,
+                          themes=32, bars=2, calibration_themes=8)
+
+
+def test_directions_survive_export_and_load_and_steer_reproducibly(setup, tmp_path):
+    root, model = setup
+    directions, report = fit(model, root / "corpus", ["density", "register"])
+    assert set(report["density"]) == {"regression", "contrast", "joint", "chosen"}
+    assert report["density"]["chosen"] in ("regression", "contrast", "joint")
+    steered = add_steering(model, directions, tmp_path / "steered.safetensors")
+    sampler = Sampler.from_pretrained(steered)
+    assert set(sampler.steering) == {"density", "register"}
+    torch.testing.assert_close(sampler.steering["density"]["vector"], directions["density"].vector)
+    assert sampler.steering["register"]["effect"] == pytest.approx(directions["register"].effect, abs=1e-3)
+    assert "## Steering directions" in steered.with_suffix(".md").read_text()
+    theme = sampler.sample_theme(2, seed=1)
+    # alpha 0 leaves the theme where it was (up to the layer norm's epsilon)
+    torch.testing.assert_close(sampler.steer(theme, density=0.0), theme, atol=2e-3, rtol=0)
+    moved = sampler.steer(theme, density=1.5, register=-1)
+    step = theme + 1.5 * directions["density"].vector - directions["register"].vector
+    torch.testing.assert_close(moved, sampler.on_theme_space(step))  # back onto the theme sphere
+    torch.testing.assert_close(moved.mean(-1), torch.zeros(2), atol=1e-5, rtol=0)
+    a = sampler.generate_ids(n=2, bars=2, seed=3, theme=moved)
+    assert a == sampler.generate_ids(n=2, bars=2, seed=3, theme=sampler.steer(theme, density=1.5, register=-1))
+    with pytest.raises(MuseganError, match="density, register"):
+        sampler.steer(theme, loudness=1)
+    with pytest.raises(MuseganError, match="--force"):
+        add_steering(model, directions, steered)
+    # the unsteered model still loads, and knows no directions
+    assert Sampler.from_pretrained(model).steering == {}
+
+
+def test_cli_steer_fit_list_and_generate(setup, tmp_path):
+    root, model = setup
+    out = tmp_path / "s.safetensors"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "musegan.cli", *args], capture_output=True,
+                              text=True)
+
+    fitted = run("steer", "--fit", str(model), "--data", str(root / "corpus"),
+                 "--attributes", "density,leaps", "--themes", "32", "--calibration-themes", "8",
+                 "--bars", "2", "--out", str(out))
+    assert fitted.returncode == 0, fitted.stderr
+    listed = run("steer", "--list", "--model", str(out))
+    assert listed.returncode == 0 and "density" in listed.stdout and "leaps" in listed.stdout
+    songs = tmp_path / "songs"
+    ok = run("generate", "--model", str(out), "-n", "2", "--bars", "2", "--seed", "1",
+             "--steer", "density=+1.5", "--out", str(songs))
+    assert ok.returncode == 0, ok.stderr
+    sidecar = json.loads(next(songs.glob("*.json")).read_text())
+    assert sidecar["settings"]["steer"] == {"density": 1.5}
+    unknown = run("generate", "--model", str(out), "--steer", "loudness=1", "--out",
+                  str(tmp_path / "x"))
+    assert unknown.returncode == 2 and "density, leaps" in unknown.stderr
+    assert not (tmp_path / "x").exists()  # nothing written
+    no_data = run("steer", "--fit", str(model))
+    assert no_data.returncode == 2 and "--data" in no_data.stderr
