@@ -195,12 +195,15 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
 # What can pick the best checkpoint (--monitor), and which way is better.
 MONITORS = {"val/nll": "min", "val/music/gap": "min", "val/diversity_4gram": "max"}
 MUSIC_REFERENCE_WINDOWS = 32  # validation windows the music metrics are compared with
+MIN_MUSIC_STD = 0.05  # the smallest spread val/music/gap divides by
 
 
 def music_gap(generated: dict[str, float], reference: dict[str, tuple[float, float]]) -> float:
     """Mean distance of the samples' quick metrics from the validation data's, in units of
-    the validation data's standard deviation (0 = alike; NaN features are left out)."""
-    gaps = [abs(generated[name] - mean) / max(std, 1e-6)
+    the validation data's standard deviation (0 = alike; NaN features are left out). The
+    std is floored at MIN_MUSIC_STD: a feature that never varies in the data (real tunes
+    have no empty bars) would otherwise turn any difference into an enormous gap."""
+    gaps = [abs(generated[name] - mean) / max(std, MIN_MUSIC_STD)
             for name, (mean, std) in reference.items()
             if np.isfinite(generated.get(name, np.nan)) and np.isfinite(mean)]
     return float(np.mean(gaps)) if gaps else float("nan")

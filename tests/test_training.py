@@ -281,3 +281,14 @@ def test_with_no_data_it_prepares_the_bach_chorales_and_trains(tmp_path, monkeyp
     corpus = tmp_path / "cache" / "musegan" / "corpora" / "bach"
     assert (corpus / "corpus.json").is_file()
     assert json.loads((run / "run.json").read_text())["data"] == str(corpus.resolve())
+
+
+def test_music_gap_is_in_validation_stds_and_skips_what_is_undefined():
+    from musegan.training import MIN_MUSIC_STD, music_gap
+
+    reference = {"notes_per_bar": (6.0, 2.0), "empty_bar_rate": (0.0, 0.0),
+                 "tonal": (float("nan"), 0.0)}
+    generated = {"notes_per_bar": 10.0, "empty_bar_rate": 0.1, "tonal": 3.0}
+    assert music_gap(generated, reference) == pytest.approx((2.0 + 0.1 / MIN_MUSIC_STD) / 2)
+    assert music_gap({"notes_per_bar": 6.0}, reference) == 0
+    assert np.isnan(music_gap({}, reference))
