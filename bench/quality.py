@@ -1,14 +1,14 @@
 """How good is the music? Markov vs MLE-only vs LSTM-GAN vs real, in one run.
 
-    python bench/quality.py --data data/cre [--gan runs/cre-gan] [--pieces 200] [--bars 16]
+    python bench/quality.py --data data/cre [--gan MODEL] [--mle MODEL] [--pieces 200] [--seed 0]
 
 Every set is compared with the corpus's validation split by ``musegan evaluate``
 (Yang & Lerch overlap and KL per feature) and checked for copying against its train
 split. The rows:
 
   markov     an order-8 n-gram model over the same tokens (``musegan baseline markov``)
-  mle-only   the bundled model (maximum likelihood only; the adversarial phase off)
-  lstm-gan   a run continued into the adversarial phase (``--gan``; skipped if absent)
+  mle-only   the bundled cre-melody-mle (maximum likelihood only), or --mle
+  lstm-gan   the bundled cre-melody (after its adversarial epoch), or --gan
   real train pieces of the train split: the ceiling. Their copying figures are left
              out, since they are the training data.
 
@@ -50,9 +50,11 @@ def write_real(corpus: Corpus, split: str, folder: Path, limit: int, seed: int =
     return folder
 
 
-def generate(model, folder: Path, pieces: int, bars: int, temperature: float) -> Path:
+def generate(model, folder: Path, pieces: int, bars: int, temperature: float, seed: int) -> Path:
     sampler = Sampler.from_pretrained(model)
-    generate_files(sampler, folder, n=pieces, bars=bars, seed=0, temperature=temperature,
+    for old in folder.glob("*.mid"):  # a fresh set: no pieces left from another seed
+        old.unlink()
+    generate_files(sampler, folder, n=pieces, bars=bars, seed=seed, temperature=temperature,
                    force=True, batch=64)
     return folder
 
@@ -60,13 +62,16 @@ def generate(model, folder: Path, pieces: int, bars: int, temperature: float) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="data/cre", help="a corpus from musegan prepare")
-    parser.add_argument("--gan", default="runs/cre-gan",
-                        help="a run folder or checkpoint that went through the adversarial phase")
-    parser.add_argument("--mle", default=None, help="the MLE-only model (default: bundled)")
+    parser.add_argument("--gan", default="cre-melody",
+                        help="a model that went through the adversarial phase: bundled name, "
+                             "file, or run folder (default: the bundled cre-melody)")
+    parser.add_argument("--mle", default="cre-melody-mle",
+                        help="the MLE-only model (default: the bundled cre-melody-mle)")
     parser.add_argument("--pieces", type=int, default=200)
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--order", type=int, default=8, help="Markov order")
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed for every model")
     parser.add_argument("--out", default="bench/quality-out")
     args = parser.parse_args()
 
@@ -77,14 +82,13 @@ def main() -> int:
     sets = {}
     markov = out / f"markov{args.order}.safetensors"
     MarkovModel.fit(corpus, order=args.order).save(markov, force=True)
-    sets["markov"] = generate(markov, out / "markov", args.pieces, args.bars, args.temperature)
-    sets["mle-only"] = generate(args.mle, out / "mle-only", args.pieces, args.bars, args.temperature)
-    gan = Path(args.gan)
-    gan = gan / "checkpoints" / "last.ckpt" if gan.is_dir() else gan
-    if gan.is_file():
-        sets["lstm-gan"] = generate(gan, out / "lstm-gan", args.pieces, args.bars, args.temperature)
-    else:
-        print(f"no adversarial model at {args.gan}: the lstm-gan row is skipped")
+    sets["markov"] = generate(markov, out / "markov", args.pieces, args.bars, args.temperature,
+                               args.seed)
+    sets["mle-only"] = generate(args.mle, out / "mle-only", args.pieces, args.bars, args.temperature,
+                               args.seed)
+    gan = Path(args.gan) / "checkpoints" / "last.ckpt" if Path(args.gan).is_dir() else args.gan
+    sets["lstm-gan"] = generate(gan, out / "lstm-gan", args.pieces, args.bars, args.temperature,
+                                args.seed)
     sets["real train"] = write_real(corpus, "train", out / "real-train", args.pieces)
     print(f"sets written in {time.perf_counter() - started:.0f} s "
           f"({len(list(reference.glob('*.mid')))} validation pieces as the reference)")
