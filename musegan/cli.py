@@ -143,27 +143,38 @@ def _steer_fit(args: argparse.Namespace) -> int:
                            "model was trained on: its pieces set the attributes' real-data units")
     names = [n.strip() for n in args.attributes.split(",")] if args.attributes else list(ATTRIBUTES)
     model = Path(args.fit)
-    if model.is_dir():  # a run folder: its last checkpoint
-        model = model / "checkpoints" / "last.ckpt"
+    run = model if model.is_dir() else None
+    if run is not None:  # a run folder: its last checkpoint, written where export writes
+        model = run / "checkpoints" / "last.ckpt"
     sampler = Sampler.from_pretrained(model)
+    source = Path(sampler.path)
+    if source.suffix == ".ckpt":  # the directions go into a model in the sharing format
+        out = Path(args.out) if args.out else (run or source.parent.parent) / "model.safetensors"
+    else:
+        out = Path(args.out) if args.out else source
+    clashes = [p for p in (out, out.with_suffix(".md")) if p.exists()]
+    if clashes and not args.force:  # checked now, not after minutes of fitting
+        raise MuseganError(f"{clashes[0]} exists; pass --force to replace it, or --out NEW_FILE")
     corpus = Corpus(args.data)
-    real_split = "val" if len(corpus.split("val")) >= 20 else "train"
-    real = [corpus.tokenizer.decode(corpus.tokens(i).tolist()) for i in corpus.split(real_split)[:300]]
+    held_out = corpus.split("val")
+    if len(held_out) < 20:  # too few unseen pieces: measure on training pieces instead
+        held_out = corpus.split("train")
+        if "novelty" in names:  # a training piece is never novel against itself
+            names.remove("novelty")
+            print("novelty left out: the corpus has under 20 validation pieces, and novelty "
+                  "needs real pieces that are not in the training set", file=sys.stderr)
+    real = [corpus.tokenizer.decode(corpus.tokens(i).tolist()) for i in held_out[:300]]
     train = [melody_tokens(corpus.tokenizer.decode_score(corpus.tokens(i).tolist()))
              for i in corpus.split("train")]
     directions, report = fit_directions(
         sampler, real, names, train_melodies=train, themes=args.themes, bars=args.bars,
         calibration_themes=args.calibration_themes,
         seed=args.seed, progress=lambda message: print(message, file=sys.stderr))
-    source = Path(sampler.path)
-    if source.suffix == ".ckpt":  # put the model in the sharing format first
-        out = Path(args.out or source.with_name("model.safetensors"))
-        if out.exists() and not args.force:
-            raise MuseganError(f"{out} exists; pass --force to replace it, or --out NEW_FILE")
+    if source.suffix == ".ckpt":
         source = save_model(sampler.net, sampler.tokenizer, out, sampler.model.card)
         path = add_steering(source, directions, force=True)
     else:
-        path = add_steering(source, directions, args.out, force=args.force)
+        path = add_steering(source, directions, out, force=args.force)
     for name, facts in report.items():
         chosen = facts["chosen"]
         print(f"{name:12s} effect {facts[chosen]['effect']:+.2f} ({chosen}; "

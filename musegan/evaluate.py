@@ -378,7 +378,8 @@ def evaluate(generated: PieceSet, reference: PieceSet, train: PieceSet | None = 
     began = time.perf_counter()
     out = Path(out) if out is not None else None
     if out is not None and not force:
-        existing = [name for name in REPORT_FILES if (out / name).exists()]
+        existing = [name for name in REPORT_FILES if (out / name).exists()] + \
+            sorted(p.name for p in out.glob("piano-roll-*.png"))
         if existing:
             raise MuseganError(f"{out} already holds an evaluation report ({', '.join(existing)}); "
                                "pass --force (force=True) to replace it, or choose another folder")
@@ -465,7 +466,7 @@ def _write_report(result: dict, comparison: dict, generated: list, out: Path) ->
     from musegan.render import piano_roll_png
 
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("piano-roll-*.png"):  # from an earlier report (we are forced here)
+    for stale in out.glob("piano-roll-*.png"):  # an earlier report's (evaluate checked force)
         stale.unlink()
     files = ["report.json", "report.md", "features.png"]
     _plot_features(comparison, out / "features.png")

@@ -67,6 +67,10 @@ class MarkovModel(torch.nn.Module):
         pieces = [np.asarray(corpus.tokens(i), dtype=np.int64) for i in corpus.split(split)]
         if not pieces:
             raise MuseganError(f"{corpus.directory} has no pieces in its '{split}' split")
+        if max(len(p) for p in pieces) <= order:
+            raise MuseganError(f"--order {order} is longer than every piece of {corpus.directory} "
+                               f"(the longest has {max(len(p) for p in pieces)} tokens); "
+                               "use a lower order")
         tables = {}
         for context in range(order):  # context length 0 .. order - 1
             windows = np.concatenate([
@@ -170,7 +174,7 @@ class MarkovRunner:
             history.append(t)
             del history[:max(0, len(history) - keep)]
             rows.append(self.model.probabilities(history))
-        return torch.from_numpy(np.log(np.stack(rows))).float()
+        return torch.from_numpy(np.log(np.stack(rows))).float().to(token.device)
 
     def select(self, rows: torch.Tensor) -> None:
         self.history = [self.history[i] for i in rows.tolist()]

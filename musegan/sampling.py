@@ -259,7 +259,9 @@ class Sampler:
     def on_theme_space(self, theme: torch.Tensor) -> torch.Tensor:
         """Bring a moved theme back where the model's themes live (its themes are
         layer-normalised: a step along a direction is followed by the same normalisation)."""
-        return self.net.mapping.bound(theme) if self.theme_dim else theme
+        if self.theme_dim and self.net.config.theme_norm == "layernorm":
+            return self.net.mapping.bound(theme)
+        return theme  # tanh themes (older models) are steered as they are
 
     @staticmethod
     def interpolate(theme_a: torch.Tensor, theme_b: torch.Tensor, steps: int,
@@ -388,6 +390,8 @@ def decode(net, tokenizer: Tokenizer, theme: torch.Tensor, bars: int, prefix: li
     prefix's meter and tempo hold, and ``bars`` bars are written after its own.
     """
     n, device = theme.size(0), theme.device
+    if n == 0:
+        return []
     grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation)
     prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
     for i in range(1, prefix_ids.size(1)):
@@ -446,6 +450,9 @@ def _sample(logits: torch.Tensor, mask: torch.Tensor, temperature: float, top_k:
     # here. u lies in (0, total], so a token of probability 0 is never drawn: searchsorted
     # takes the first index whose running total reaches u.
     cdf = logits.softmax(-1).cumsum_(-1)
+    if not torch.isfinite(cdf[:, -1]).all():
+        raise MuseganError("the model gave no usable probabilities (NaN or infinite logits); "
+                           "check its theme and weights")
     u = (1 - torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device)) * cdf[:, -1:]
     return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.size(1) - 1)
 

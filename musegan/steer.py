@@ -231,13 +231,3 @@ def _moves(measure, themes: torch.Tensor, vector: torch.Tensor, seed: int) -> np
     up = measure(themes + vector, seed)
     down = measure(themes - vector, seed)  # measure() brings themes back to theme space
     return (np.nanmean(up, axis=0) - np.nanmean(down, axis=0)) / 2
-
-
-def steer(theme: torch.Tensor, directions: dict[str, Direction], **alphas: float) -> torch.Tensor:
-    """Move themes (..., theme_dim) along directions: ``steer(t, dirs, density=1.5)``."""
-    for name, alpha in alphas.items():
-        if name not in directions:
-            known = ", ".join(sorted(directions)) or "none (fit them with musegan steer --fit)"
-            raise MuseganError(f"this model cannot steer '{name}'; it knows: {known}")
-        theme = theme + float(alpha) * directions[name].vector.to(theme.device, theme.dtype)
-    return theme

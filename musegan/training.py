@@ -479,8 +479,8 @@ class GANModule(L.LightningModule):
         from musegan.metrics import quick_metrics
 
         music = quick_metrics([self.tokenizer.decode(row) for row in ids])
-        logs = {f"val/music/{name}": value for name, value in music.items()
-                if np.isfinite(value)}
+        # Every key on every rank (NaN included): DDP's sync must see the same names.
+        logs = {f"val/music/{name}": value for name, value in music.items()}
         logs["val/music/gap"] = music_gap(music, self.music_reference())
         self.log_dict(logs, sync_dist=True)
         if self.trainer.is_global_zero and self.trainer.default_root_dir:
@@ -577,6 +577,13 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     last = out / CHECKPOINTS / LAST
     if resume and not last.is_file():
         raise MuseganError(f"nothing to resume: {last} does not exist")
+    monitor = config.train.monitor
+    if monitor not in MONITORS:
+        raise MuseganError(f"cannot pick checkpoints by '{monitor}'; use one of: "
+                           + ", ".join(MONITORS))
+    if monitor != "val/nll" and not config.train.samples_per_validation:
+        raise MuseganError(f"--monitor {monitor} is computed on validation samples; set "
+                           "train.samples_per_validation above 0")
     # Under DDP Lightning re-runs this command for the other ranks after rank 0 has
     # written config.yaml: only rank 0 checks for an earlier run.
     if not resume and (out / CONFIG_FILE).exists() and _rank_zero():
@@ -618,9 +625,6 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     last_checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename=LAST[:-5],
                                       save_top_k=1, every_n_epochs=1,
                                       enable_version_counter=False)
-    if s.monitor not in MONITORS:
-        raise MuseganError(f"cannot pick checkpoints by '{s.monitor}'; use one of: "
-                           + ", ".join(MONITORS))
     best_checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="best-epoch{epoch:03d}",
                                       auto_insert_metric_name=False, save_top_k=1,
                                       monitor=s.monitor, mode=MONITORS[s.monitor],

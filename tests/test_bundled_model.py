@@ -55,3 +55,18 @@ def test_a_wheel_carries_the_model(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert f"musegan/checkpoints/{DEFAULT_MODEL}.safetensors" in names
     assert f"musegan/checkpoints/{DEFAULT_MODEL}.md" in names
+
+
+def test_the_bundled_steering_moves_what_it_says(sampler):
+    assert {"density", "register", "syncopation"} <= set(sampler.steering)
+    from musegan.steer import attributes
+
+    theme = sampler.sample_theme(12, seed=5)
+    for name in ("density", "register"):
+        means = []
+        for alpha in (-1.5, 1.5):
+            midis = sampler.generate(n=12, bars=4, seed=5, theme=sampler.steer(theme, **{name: alpha}))
+            means.append(sum(attributes(m)[name] for m in midis) / len(midis))
+        low, high = means
+        # +-1.5 should be about 3 real-data stds apart; ask for at least one
+        assert high - low > sampler.steering[name]["real_std"], (name, means)

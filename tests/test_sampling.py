@@ -74,6 +74,18 @@ def test_a_runaway_bar_is_ended_by_the_grammar(sampler):
         assert MAX_TOKENS_PER_BAR < longest <= MAX_TOKENS_PER_BAR + 6
 
 
+def test_nan_logits_are_a_clear_error_and_no_pieces_is_no_work():
+    from musegan.sampling import _sample, decode
+
+    logits = torch.full((2, 5), float("nan"))
+    with pytest.raises(MuseganError, match="NaN"):
+        _sample(logits, torch.ones(2, 5, dtype=torch.bool), 1.0, None, None, None)
+    net = MuseGAN(ModelConfig(vocab_size=len(TOK), embed_dim=8, hidden_dim=8, num_layers=1,
+                              theme_dim=4, noise_dim=4, mapping_width=8, encoder_dim=8,
+                              disc_embed_dim=4, disc_hidden_dim=4)).eval()
+    assert decode(net, TOK, torch.zeros(0, 4), 4, [TOK.BOS]) == []
+
+
 def test_sampling_draws_from_the_masked_distribution():
     from musegan.sampling import _sample
 

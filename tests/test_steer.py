@@ -74,6 +74,8 @@ def test_directions_survive_export_and_load_and_steer_reproducibly(setup, tmp_pa
     directions, report = fit(model, root / "corpus", ["density", "register"])
     assert set(report["density"]) == {"regression", "contrast", "joint", "chosen"}
     assert report["density"]["chosen"] in ("regression", "contrast", "joint")
+    # (whether a direction really moves its attribute is tested on the bundled model:
+    # this random tiny model has nothing to find)
     steered = add_steering(model, directions, tmp_path / "steered.safetensors")
     sampler = Sampler.from_pretrained(steered)
     assert set(sampler.steering) == {"density", "register"}
@@ -123,3 +125,6 @@ def test_cli_steer_fit_list_and_generate(setup, tmp_path):
     assert not (tmp_path / "x").exists()  # nothing written
     no_data = run("steer", "--fit", str(model))
     assert no_data.returncode == 2 and "--data" in no_data.stderr
+    in_place = run("steer", "--fit", str(out), "--data", str(root / "corpus"))
+    assert in_place.returncode == 2 and "--force" in in_place.stderr  # refused before fitting
+    assert "calibrating" not in in_place.stderr

@@ -87,6 +87,11 @@ def test_music_metrics_are_logged_and_can_pick_the_best_checkpoint(corpus, tmp_p
     config.set("train.monitor", "val/loudness")
     with pytest.raises(MuseganError, match="val/music/gap"):
         train(corpus, tmp_path / "bad", config)
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+    config.set("train.monitor", "val/music/gap")
+    config.set("train.samples_per_validation", 0)
+    with pytest.raises(MuseganError, match="samples_per_validation"):
+        train(corpus, tmp_path / "bad", config)
 
 
 def test_adversarial_off_gives_the_mle_only_model(corpus, tmp_path):
