@@ -98,6 +98,9 @@ def main() -> int:
         results[name] = evaluate(folder, reference, train=args.data if name != "real train" else None,
                                  out=out / "reports" / name.replace(" ", "-"), force=True,
                                  n=8)
+    for name, r in results.items():
+        print(f"musegan evaluate, {name}: {r['counts']['generated']} vs {r['counts']['reference']} "
+              f"pieces, {r['counts']['train'] or 0} training pieces: {r['seconds']:.1f} s")
     table = format_table(results)
     print(table)
     (out / "quality.md").write_text(table + "\n")
@@ -108,30 +111,29 @@ def main() -> int:
 
 def format_table(results: dict) -> str:
     features = ("qualified_note_rate", "pitch_classes_per_bar")
+
+    def copy_cells(summary: dict | None) -> str:
+        if not summary:
+            return "n/a | n/a"
+        longest = summary["longest_copy"]
+        return (f"{summary['copy_rate']['mean']:.3f} | {longest['mean']:.1f} "
+                f"(max {longest['max']:.0f})")
+
     lines = ["| set | mean overlap ↑ | mean KL ↓ | qualified-note rate | used pitch classes "
              "per bar | 8-gram copy rate | longest copy (notes) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     yardstick = None
     for name, r in results.items():
-        values = [f"{r['features'][f]['generated']['mean']:.3f}" for f in features]
+        values = " | ".join(f"{r['features'][f]['generated']['mean']:.3f}" for f in features)
         copying = r.get("copying") or {}
-        if copying:
-            generated = copying["generated"]
-            copy = f"{generated['copy_rate']['mean']:.3f}"
-            longest = f"{generated['longest_copy']['mean']:.1f} (max {generated['longest_copy']['max']:.0f})"
-            yardstick = copying.get("reference")
-        else:
-            copy = longest = "n/a"
-        lines.append(f"| {name} | {r['mean_overlap']:.3f} | {r['mean_kl']:.3f} | "
-                     + " | ".join(values) + f" | {copy} | {longest} |")
+        yardstick = copying.get("reference") or yardstick
+        lines.append(f"| {name} | {r['mean_overlap']:.3f} | {r['mean_kl']:.3f} | {values} | "
+                     f"{copy_cells(copying.get('generated'))} |")
     if yardstick:
-        lines.append(f"| validation set (yardstick) | | | "
-                     f"{next(iter(results.values()))['features']['qualified_note_rate']['reference']['mean']:.3f} | "
-                     f"{next(iter(results.values()))['features']['pitch_classes_per_bar']['reference']['mean']:.3f} | "
-                     f"{yardstick['copy_rate']['mean']:.3f} | {yardstick['longest_copy']['mean']:.1f} "
-                     f"(max {yardstick['longest_copy']['max']:.0f}) |")
+        reference = next(iter(results.values()))["features"]
+        values = " | ".join(f"{reference[f]['reference']['mean']:.3f}" for f in features)
+        lines.append(f"| validation set (yardstick) | | | {values} | {copy_cells(yardstick)} |")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -154,9 +154,9 @@ def add_steering(path: str | Path, directions: dict, out: str | Path | None = No
     """
     path = Path(path)
     out = Path(out) if out is not None else path
-    clashes = [p for p in (out, out.with_suffix(".md")) if p.exists() and p != path.with_suffix(".md")]
-    if (out.exists() or clashes) and not force:
-        raise MuseganError(f"{(clashes or [out])[0]} exists; pass --force to replace it, or --out NEW_FILE")
+    clashes = [p for p in (out, out.with_suffix(".md")) if p.exists()]
+    if clashes and not force:
+        raise MuseganError(f"{clashes[0]} exists; pass --force to replace it, or --out NEW_FILE")
     with safe_open(str(path), framework="pt") as file:
         metadata = dict(file.metadata() or {})
     if metadata.get("format") != MODEL_FORMAT:

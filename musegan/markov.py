@@ -176,5 +176,11 @@ class MarkovRunner:
             rows.append(self.model.probabilities(history))
         return torch.from_numpy(np.log(np.stack(rows))).float().to(token.device)
 
+    def feed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Start from a prefix (B, S); returns the logits of the token after it."""
+        for i in range(tokens.size(1)):
+            logits = self.step(tokens[:, i])
+        return logits
+
     def select(self, rows: torch.Tensor) -> None:
         self.history = [self.history[i] for i in rows.tolist()]

@@ -250,8 +250,16 @@ class IncrementalGenerator:
             self.weights.append(torch.cat([weight_ih, weight_hh], 1).T)
             self.biases.append(bias)
         self.head = generator.head
+        self.generator, self.theme = generator, theme
         h, c = generator.initial_state(theme)
         self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
+
+    def feed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Start from a prefix (B, S): one teacher-forced pass (the fast way to read a
+        primer) sets the state; returns the logits (B, V) of the token after it."""
+        logits, (h, c) = self.generator(tokens, self.theme)
+        self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
+        return logits[:, -1]
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         """Feed token (B,), return the logits (B, V) of the next one."""
@@ -269,7 +277,7 @@ class IncrementalGenerator:
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these pieces (indices into the batch)."""
-        self.theme_rows = self.theme_rows[rows]
+        self.theme_rows, self.theme = self.theme_rows[rows], self.theme[rows]
         self.h = [h[rows] for h in self.h]
         self.c = [c[rows] for c in self.c]
 

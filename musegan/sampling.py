@@ -323,12 +323,13 @@ class Sampler:
             raise MuseganError(f"temperature must be above 0, got {temperature}")
         tok, net = self.tokenizer, self.net
         generator = _generator(seed, self.device)
-        if theme is None:
-            theme = (self.encode_theme(primer).expand(n, -1) if primer is not None
-                     else self.sample_theme(n) if not self.theme_dim
-                     else net.mapping.sample(n, generator=generator, device=self.device))
-        theme = (theme.to(self.device).reshape(-1, self.theme_dim) if self.theme_dim
-                 else torch.zeros(n, 0, device=self.device))  # a model without themes
+        if not self.theme_dim:  # a model without themes (the Markov baseline)
+            theme = torch.zeros(n, 0, device=self.device)
+        else:
+            if theme is None:
+                theme = (self.encode_theme(primer).expand(n, -1) if primer is not None
+                         else net.mapping.sample(n, generator=generator, device=self.device))
+            theme = theme.to(self.device).reshape(-1, self.theme_dim)
         if theme.size(0) == 1 and n > 1:
             theme = theme.expand(n, -1)
         if theme.size(0) != n:
@@ -399,9 +400,7 @@ def decode(net, tokenizer: Tokenizer, theme: torch.Tensor, bars: int, prefix: li
     grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
     grammar.bars_wanted = int(grammar.bars[0]) + bars if continuation else bars
     runner = net.incremental(theme)
-    for i in range(prefix_ids.size(1) - 1):  # the primer sets the state
-        runner.step(prefix_ids[:, i])
-    logits = runner.step(prefix_ids[:, -1])
+    logits = runner.feed(prefix_ids)  # the primer sets the state
     active = torch.arange(n, device=device)  # pieces still being written
     written = []  # (which pieces, their tokens) at each step
     # The grammar ends a runaway bar within a few tokens, so this bound is never reached.

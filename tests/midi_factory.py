@@ -53,3 +53,19 @@ def raw_midi(track_events: bytes, tpq: int = 480) -> bytes:
     body = track_events + b"\x00\xff\x2f\x00"  # end of track
     return (b"MThd" + struct.pack(">IHHH", 6, 0, 1, tpq)
             + b"MTrk" + struct.pack(">I", len(body)) + body)
+
+
+def random_melody(seed: int, n_notes: int, step: int = 240, low: int = 60, high: int = 76) -> Score:
+    """A one-track tune of ``n_notes`` random pitches in [low, high), each ``step`` ticks."""
+    pitches = np.random.default_rng(seed).integers(low, high, n_notes)
+    return make_score([(0, False, [(i * step, step, int(p), 80) for i, p in enumerate(pitches)])])
+
+
+def random_corpus(root: Path, count: int, tune, val_fraction: float = 0.0) -> Path:
+    """``count`` tunes ``tune(seed)`` written to ROOT/midi and prepared into ROOT/corpus."""
+    from musegan.prepare import prepare_corpus
+
+    for seed in range(count):
+        write(tune(seed), root / "midi" / f"tune{seed}.mid")
+    prepare_corpus([str(root / "midi")], root / "corpus", val_fraction=val_fraction, progress=False)
+    return root / "corpus"

@@ -6,23 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from midi_factory import make_score, write
+from midi_factory import random_corpus, random_melody
 from musegan import MuseganError, Sampler
 from musegan.corpus import Corpus
 from musegan.markov import MarkovModel
-from musegan.prepare import prepare_corpus
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """Four 4-bar tunes; every tune is a different random melody of quarter notes."""
-    root = tmp_path_factory.mktemp("markov")
-    for seed in range(4):
-        rng = np.random.default_rng(seed)
-        notes = [(i * 480, 480, int(p), 80) for i, p in enumerate(rng.integers(60, 84, 16))]
-        write(make_score([(0, False, notes)]), root / "midi" / f"tune{seed}.mid")
-    prepare_corpus([str(root / "midi")], root / "corpus", val_fraction=0.0, progress=False)
-    return root / "corpus"
+    return random_corpus(tmp_path_factory.mktemp("markov"), 4,
+                         lambda seed: random_melody(seed, 16, step=480, low=60, high=84))
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -59,6 +59,9 @@ def test_the_incremental_runner_matches_the_forward_pass_and_drops_rows(layers):
     theme = torch.randn(4, 8)
     with torch.no_grad():
         full, _ = generator(tokens, theme)
+        primed = generator.incremental(theme)  # a prefix in one pass, then step by step
+        torch.testing.assert_close(primed.feed(tokens[:, :3]), full[:, 2], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(primed.step(tokens[:, 3]), full[:, 3], rtol=1e-4, atol=1e-5)
         runner = generator.incremental(theme)
         rows = torch.arange(4)
         for t in range(tokens.size(1)):

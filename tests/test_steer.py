@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from midi_factory import make_score, write
+from midi_factory import make_score, random_corpus, random_melody
 from musegan import MuseganError, Sampler, Tokenizer
 from musegan.evaluate import CopyIndex, melody_tokens
 from musegan.export import add_steering, save_model
 from musegan.midi import score_to_pretty_midi
 from musegan.models import ModelConfig, MuseGAN
-from musegan.prepare import prepare_corpus
 from musegan.steer import ATTRIBUTES, attributes, fit_directions
 
 TOK = Tokenizer()
@@ -42,12 +41,12 @@ def test_attributes_have_known_values():
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("steer")
-    for seed in range(24):
-        rng = np.random.default_rng(seed)
+
+    def tune(seed):
         step = (120, 240, 480)[seed % 3]  # 16ths, 8ths or quarters: densities differ
-        notes = [(i * step, step, int(p), 80) for i, p in enumerate(rng.integers(55, 80, 7680 // step))]
-        write(make_score([(0, False, notes)]), root / "midi" / f"tune{seed}.mid")
-    prepare_corpus([str(root / "midi")], root / "corpus", val_fraction=0.0, progress=False)
+        return random_melody(seed, 7680 // step, step=step, low=55, high=80)
+
+    random_corpus(root, 24, tune)
     torch.manual_seed(0)
     net = MuseGAN(ModelConfig(vocab_size=len(TOK), embed_dim=16, hidden_dim=32, num_layers=1,
                               theme_dim=8, noise_dim=8, mapping_width=16, encoder_dim=16,

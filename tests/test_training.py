@@ -11,10 +11,9 @@ import pretty_midi
 import pytest
 import torch
 
-from midi_factory import make_score, write
+from midi_factory import random_corpus, random_melody
 from musegan import MuseganError
 from musegan.export import export_model, load_model
-from musegan.prepare import prepare_corpus
 from musegan.training import AtomicCheckpointIO, GANModule, RunConfig, load_checkpoint, train
 
 TINY_MODEL = {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1, "theme_dim": 8,
@@ -40,13 +39,8 @@ def tiny_config(**train_settings) -> RunConfig:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train")
-    for seed in range(16):
-        rng = np.random.default_rng(seed)
-        notes = [(i * 240, 240, int(p), 80) for i, p in enumerate(rng.integers(60, 76, 64))]
-        write(make_score([(0, False, notes)]), root / "midi" / f"tune{seed}.mid")
-    prepare_corpus([str(root / "midi")], root / "corpus", val_fraction=0.25, progress=False)
-    return root / "corpus"
+    return random_corpus(tmp_path_factory.mktemp("train"), 16,
+                         lambda seed: random_melody(seed, 64), val_fraction=0.25)
 
 
 def musegan_cli(*args, **kwargs) -> subprocess.CompletedProcess:
