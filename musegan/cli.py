@@ -99,6 +99,13 @@ def _generate(args: argparse.Namespace) -> int:
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
         force=args.force, progress=sys.stderr.isatty(), steer=steer)
     print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
+    from musegan.steer import shortcomings
+
+    for name, alpha in steer.items():
+        problems = shortcomings(sampler.steering[name]) if alpha else []
+        if problems:
+            print(f"note: {name} steers poorly in this model ({'; '.join(problems)}); "
+                  "see musegan steer --list", file=sys.stderr)
     return 0
 
 
@@ -123,11 +130,15 @@ def _steer(args: argparse.Namespace) -> int:
         print(f"{sampler.name} has no steering directions; add them with: "
               f"musegan steer --fit MODEL --data DATA_DIR")
         return 0
-    print(f"{sampler.name}: --steer NAME=ALPHA moves NAME by about ALPHA x (effect) standard "
-          "deviations of real pieces")
+    print(f"{sampler.name}: --steer NAME=ALPHA moves NAME by about ALPHA standard deviations "
+          "of real excerpts; measured at alpha = -1, +1:")
+    from musegan.steer import shortcomings
+
     for name, facts in sorted(sampler.steering.items()):
-        print(f"  {name:12s} effect {facts['effect']:+.2f}  real {facts['real_mean']:.3g} ± "
-              f"{facts['real_std']:.3g}  ({facts['formula']}; {facts['method']})")
+        print(f"  {name:12s} {facts['effect'][0]:+.2f}, {facts['effect'][1]:+.2f}  real {facts['real_mean']:.3g} ± "
+              f"{facts['real_std']:.3g}  ({facts['formula']})")
+        for problem in shortcomings(facts):
+            print(f"  {'':12s} ! {problem}")
     return 0
 
 
@@ -175,10 +186,18 @@ def _steer_fit(args: argparse.Namespace) -> int:
         path = add_steering(source, directions, force=True)
     else:
         path = add_steering(source, directions, out, force=args.force)
-    for name, facts in report.items():
-        chosen = facts["chosen"]
-        print(f"{name:12s} effect {facts[chosen]['effect']:+.2f} ({chosen}; "
-              + ", ".join(f"{m} {facts[m]['effect']:+.2f}" for m in facts if m != "chosen") + ")")
+    print("attribute    method        moved at -1, +1   others moved   overlap drop  (* kept)")
+    for name in names:
+        for method, (down, up) in report[name].items():
+            if method != "chosen":
+                kept = "".join(mark for side, mark in zip(report[name]["chosen"], ("-", "+"))
+                               if side == method)
+                print(f"{name:12s} {method:12s} {down['effect']:+6.2f}, {up['effect']:+.2f}"
+                      f"  {down['leakage']:6.2f}, {up['leakage']:.2f}  {down['overlap_drop']:5.0%}, "
+                      f"{up['overlap_drop']:.0%}" + (f"  * {kept}" if kept else ""))
+    print("how much of each attribute the theme decides (held-out R^2 of ridge regression, "
+          "assessor): " + ", ".join(f"{name} {r2['ridge']:.2f}, {r2['assessor']:.2f}"
+                                    for name, r2 in report["assessor"].items()))
     print(f"wrote {path}")
     return 0
 
@@ -407,8 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--data", metavar="DATA_DIR", help="for --fit: the model's training corpus")
     steer.add_argument("--attributes", help="for --fit: comma-separated (default: all of "
                                             "density,register,range,syncopation,leaps,entropy,novelty)")
-    steer.add_argument("--themes", type=int, default=256, help="for --fit: themes to fit on")
-    steer.add_argument("--calibration-themes", type=int, default=64,
+    steer.add_argument("--themes", type=int, default=2048, help="for --fit: themes to fit on")
+    steer.add_argument("--calibration-themes", type=int, default=128,
                        help="for --fit: themes each direction's effect is measured on")
     steer.add_argument("--bars", type=int, default=8, help="for --fit: bars per piece")
     steer.add_argument("--seed", type=int, default=0)

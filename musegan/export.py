@@ -130,7 +130,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
                            f"supported by this musegan (it reads {MODEL_VERSION})")
     tokenizer = Tokenizer.from_dict(json.loads(metadata["tokenizer"]))
     config = ModelConfig.from_dict(json.loads(metadata["model"]))
-    steering = {name: {**facts, "vector": tensors.pop(STEERING_PREFIX + name).float().to(device)}
+    steering = {name: _direction(facts, tensors.pop(STEERING_PREFIX + name).float().to(device))
                 for name, facts in json.loads(metadata.get("steering", "{}")).items()
                 if STEERING_PREFIX + name in tensors}
     net = MuseGAN(config)
@@ -142,6 +142,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     net.to(device).eval()
     return LoadedModel(net, tokenizer, json.loads(metadata.get("card", "{}")), steering)
+
+
+def _direction(facts: dict, steps: torch.Tensor) -> dict:
+    """A stored direction: its facts and its steps (2, theme_dim) for alpha = -1 and +1.
+    Files from before per-side calibration hold one vector and one effect, used both ways."""
+    if steps.dim() == 1:
+        effect = float(facts.get("effect", 1.0))
+        return {**facts, "effect": [-effect, effect], "steps": torch.stack([-steps, steps])}
+    return {**facts, "steps": steps}
 
 
 def add_steering(path: str | Path, directions: dict, out: str | Path | None = None,
@@ -163,7 +172,7 @@ def add_steering(path: str | Path, directions: dict, out: str | Path | None = No
         raise MuseganError(f"{path} is not an exported musegan model (musegan export makes one)")
     tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith(STEERING_PREFIX)}
     for name, direction in directions.items():
-        tensors[STEERING_PREFIX + name] = direction.vector.detach().float().cpu().contiguous()
+        tensors[STEERING_PREFIX + name] = direction.steps.detach().float().cpu().contiguous()
     metadata["steering"] = json.dumps({name: d.info() for name, d in directions.items()})
     temporary = out.with_name(f".{out.name}.partial")
     save_file(tensors, str(temporary), metadata=metadata)
@@ -177,13 +186,18 @@ def add_steering(path: str | Path, directions: dict, out: str | Path | None = No
 def steering_markdown(directions: dict) -> str:
     lines = [STEERING_HEADING, "",
              "`musegan generate --steer NAME=ALPHA`: alpha = +1 moves the attribute by about one "
-             "standard deviation of its value over real pieces. Measured effect of alpha = 1:", "",
-             "| attribute | what it measures | effect of alpha = 1 (real stds) | real mean ± std | method |",
-             "|---|---|---:|---:|---|"]
+             "standard deviation of its value over real excerpts of the same length. Measured "
+             "when the directions were fitted, on pieces of "
+             f"{next(iter(directions.values())).bars if directions else '?'} bars:", "",
+             "| attribute | what it measures | moved at alpha = -1, +1 (real stds) | "
+             "others moved (mean size, stds) | overlap drop | real mean ± std | method |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for name, d in directions.items():
         info = d.info()
-        lines.append(f"| {name} | {info['formula']} | {info['effect']:+.2f} | "
-                     f"{info['real_mean']:.3g} ± {info['real_std']:.3g} | {info['method']} |")
+        lines.append(f"| {name} | {info['formula']} | {info['effect'][0]:+.2f}, "
+                     f"{info['effect'][1]:+.2f} | {info['leakage']:.2f} | "
+                     f"{info['overlap_drop']:.0%} | {info['real_mean']:.3g} ± "
+                     f"{info['real_std']:.3g} | {info['method']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -191,7 +191,7 @@ class Sampler:
         self.tokenizer = model.tokenizer
         self.device = torch.device(device)
         self.name = self.path = None  # set by from_pretrained
-        self.steering = {name: {**facts, "vector": facts["vector"].to(self.device)}
+        self.steering = {name: {**facts, "steps": facts["steps"].to(self.device)}
                          for name, facts in model.steering.items()}
 
     @classmethod
@@ -246,14 +246,17 @@ class Sampler:
     def steer(self, theme: torch.Tensor, **alphas: float) -> torch.Tensor:
         """Move themes along the model's learned directions, e.g.
         ``sampler.steer(theme, density=1.5, register=-1)``: alpha = +1 moves an attribute
-        by about one standard deviation of its value over real pieces
-        (``sampler.steering`` lists them with their measured effect)."""
+        by about one standard deviation of its value over real excerpts as long as the
+        pieces the directions were calibrated on (``sampler.steering`` lists them with
+        their measured effect at alpha = -1 and +1)."""
+        from musegan.steer import steer_theme
+
         for name, alpha in alphas.items():
             if name not in self.steering:
                 known = ", ".join(sorted(self.steering)) or \
                     "none; add them with: musegan steer --fit MODEL --data DATA_DIR"
                 raise MuseganError(f"this model cannot steer '{name}'; it knows: {known}")
-            theme = theme + float(alpha) * self.steering[name]["vector"].to(theme.dtype)
+            theme = steer_theme(theme, self.steering[name]["steps"], alpha)
         return self.on_theme_space(theme) if alphas else theme
 
     def on_theme_space(self, theme: torch.Tensor) -> torch.Tensor:

@@ -71,21 +71,27 @@ def fit(model: Path, corpus: Path, names):
 def test_directions_survive_export_and_load_and_steer_reproducibly(setup, tmp_path):
     root, model = setup
     directions, report = fit(model, root / "corpus", ["density", "register"])
-    assert set(report["density"]) == {"regression", "contrast", "joint", "chosen"}
-    assert report["density"]["chosen"] in ("regression", "contrast", "joint")
+    methods = {"regression", "contrast", "joint", "ganalyze", "ganalyze-0.3", "ganalyze-0.1"}
+    assert set(report["density"]) == methods | {"chosen"}
+    assert len(report["density"]["chosen"]) == 2 and set(report["density"]["chosen"]) <= methods
+    assert set(report["assessor"]) == {"density", "register"}
+    assert set(report["assessor"]["density"]) == {"ridge", "assessor"}
+    for direction in directions.values():  # each side calibrated on its own
+        assert direction.steps.shape == (2, 8) and direction.bars == 2
+        assert direction.steps.norm(dim=1).max() <= 8 ** 0.5 + 1e-4  # never longer than a theme
     # (whether a direction really moves its attribute is tested on the bundled model:
     # this random tiny model has nothing to find)
     steered = add_steering(model, directions, tmp_path / "steered.safetensors")
     sampler = Sampler.from_pretrained(steered)
     assert set(sampler.steering) == {"density", "register"}
-    torch.testing.assert_close(sampler.steering["density"]["vector"], directions["density"].vector)
-    assert sampler.steering["register"]["effect"] == pytest.approx(directions["register"].effect, abs=1e-3)
+    torch.testing.assert_close(sampler.steering["density"]["steps"], directions["density"].steps)
+    assert sampler.steering["register"]["effect"] == pytest.approx(list(directions["register"].effect), abs=1e-3)
     assert "## Steering directions" in steered.with_suffix(".md").read_text()
     theme = sampler.sample_theme(2, seed=1)
     # alpha 0 leaves the theme where it was (up to the layer norm's epsilon)
     torch.testing.assert_close(sampler.steer(theme, density=0.0), theme, atol=2e-3, rtol=0)
     moved = sampler.steer(theme, density=1.5, register=-1)
-    step = theme + 1.5 * directions["density"].vector - directions["register"].vector
+    step = theme + 1.5 * directions["density"].steps[1] + directions["register"].steps[0]
     torch.testing.assert_close(moved, sampler.on_theme_space(step))  # back onto the theme sphere
     torch.testing.assert_close(moved.mean(-1), torch.zeros(2), atol=1e-5, rtol=0)
     a = sampler.generate_ids(n=2, bars=2, seed=3, theme=moved)
@@ -127,3 +133,55 @@ def test_cli_steer_fit_list_and_generate(setup, tmp_path):
     in_place = run("steer", "--fit", str(out), "--data", str(root / "corpus"))
     assert in_place.returncode == 2 and "--force" in in_place.stderr  # refused before fitting
     assert "calibrating" not in in_place.stderr
+
+
+def test_excerpts_cut_real_pieces_to_the_length_steering_is_calibrated_at():
+    from musegan.steer import excerpts
+
+    six_bars = midi([(i, 1, 60 + i % 12) for i in range(24)])  # 4/4, one note a beat
+    pieces = excerpts(six_bars, 2)
+    assert len(pieces) == 3
+    for k, piece in enumerate(pieces):
+        pitches = [n.pitch for n in piece.instruments[0].notes]
+        assert pitches == [60 + i % 12 for i in range(8 * k, 8 * k + 8)]
+        assert piece.instruments[0].notes[0].start == 0
+        assert attributes(piece)["density"] == 4  # two whole bars, not more
+    assert excerpts(six_bars, 8) == [six_bars]  # shorter than an excerpt: kept whole
+
+
+def test_models_with_one_vector_per_direction_still_steer(setup, tmp_path):
+    """Files written before per-side calibration hold one vector and one effect."""
+    from safetensors.torch import load_file, safe_open, save_file
+
+    root, model = setup
+    tensors = load_file(str(model))
+    with safe_open(str(model), framework="pt") as file:
+        metadata = dict(file.metadata())
+    vector = torch.linspace(-1, 1, 8)
+    tensors["steering.density"] = vector
+    metadata["steering"] = json.dumps({"density": {"effect": 0.9, "real_mean": 6.0, "real_std": 1.5,
+                                                   "method": "regression"}})
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata=metadata)
+    sampler = Sampler.from_pretrained(old)
+    assert sampler.steering["density"]["effect"] == [-0.9, 0.9]
+    theme = sampler.sample_theme(1, seed=0)
+    torch.testing.assert_close(sampler.steer(theme, density=-2),
+                               sampler.on_theme_space(theme - 2 * vector))
+
+
+def test_each_side_keeps_the_candidate_that_best_keeps_steerings_promises():
+    from musegan.steer import _Side, shortcomings
+
+    step = torch.zeros(8)
+    on_target_leaky = _Side("a", step, 0.9, 0.8, 0.05)
+    on_target_clean = _Side("b", step, 0.7, 0.1, 0.05)
+    weak_clean = _Side("c", step, 0.3, 0.0, 0.0)
+    unmusical = _Side("d", step, 1.0, 0.0, 0.20)
+    ranked = sorted([weak_clean, unmusical, on_target_leaky, on_target_clean], key=lambda s: s.rank(1))
+    assert [s.method for s in ranked] == ["b", "a", "d", "c"]
+    assert _Side("e", step, -0.9, 0.1, 0.0).rank(-1) < _Side("f", step, 0.9, 0.1, 0.0).rank(-1)
+    good = {"effect": [-0.9, 1.1], "leakage": 0.2, "overlap_drop": 0.03}
+    assert shortcomings(good) == []
+    bad = {"effect": [-0.2, 0.8], "leakage": 0.9, "overlap_drop": 0.3}
+    assert len(shortcomings(bad)) == 3
