@@ -70,3 +70,20 @@ def test_the_bundled_steering_moves_what_it_says(sampler):
         low, high = means
         # +-1.5 should be about 3 real-data stds apart; ask for at least one
         assert high - low > sampler.steering[name]["real_std"], (name, means)
+
+
+def test_generate_says_when_a_direction_steers_poorly(sampler, tmp_path):
+    from musegan.steer import shortcomings
+
+    clean = [n for n, facts in sampler.steering.items() if not shortcomings(facts)]
+    poor = [n for n, facts in sampler.steering.items() if shortcomings(facts)]
+    assert {"register", "syncopation"} <= set(clean)  # what the README says steers cleanly
+    for name, noted in ((clean[0], False), (poor[0], True)) if poor else ((clean[0], False),):
+        done = subprocess.run([sys.executable, "-m", "musegan.cli", "generate", "-n", "1",
+                               "--bars", "2", "--steer", f"{name}=1", "--out", str(tmp_path / name)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert ("steers poorly" in done.stderr) == noted, done.stderr
+    listed = subprocess.run([sys.executable, "-m", "musegan.cli", "steer", "--list"],
+                            capture_output=True, text=True).stdout
+    assert listed.count("!") == sum(len(shortcomings(f)) for f in sampler.steering.values())
