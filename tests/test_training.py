@@ -169,22 +169,28 @@ def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left
 
 
-def test_kill_9_mid_run_then_resume_continues_where_it_stopped(corpus, tmp_path):
-    run = tmp_path / "run"
-    args = ["train", str(corpus), "--out", str(run), *TINY_FLAGS, "--adversarial", "off",
-            "--mle-epochs", "40", "--limit-train-batches", "3", "--limit-val-batches", "1",
-            "--set=train.samples_per_validation=0"]
+def kill_9_after(args: list[str], run: Path, epoch: int) -> int:
+    """Start ``musegan train ARGS``, SIGKILL it once its last checkpoint is at ``epoch``
+    or later; returns the epoch of the checkpoint that survived."""
     process = subprocess.Popen([sys.executable, "-m", "musegan.cli", *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if last.exists() and load_checkpoint(last)["epoch"] >= 2:
+        if last.exists() and load_checkpoint(last)["epoch"] >= epoch:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    killed_at = load_checkpoint(last)["epoch"]  # the checkpoint survived the kill intact
+    return load_checkpoint(last)["epoch"]  # the checkpoint survived the kill intact
+
+
+def test_kill_9_mid_run_then_resume_continues_where_it_stopped(corpus, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", str(corpus), "--out", str(run), *TINY_FLAGS, "--adversarial", "off",
+            "--mle-epochs", "40", "--limit-train-batches", "3", "--limit-val-batches", "1",
+            "--set=train.samples_per_validation=0"]
+    killed_at = kill_9_after(args, run, 2)
     assert 2 <= killed_at < 39, "the run finished or never checkpointed before the kill"
     so_far = json.loads((run / "run.json").read_text())  # written at every epoch's end
     assert killed_at <= so_far["epochs"] <= killed_at + 2 and so_far["resumed"] == 0
@@ -200,6 +206,25 @@ def test_kill_9_mid_run_then_resume_continues_where_it_stopped(corpus, tmp_path)
 
     again = musegan_cli("train", str(corpus), "--out", str(run))
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_a_run_killed_in_its_adversarial_phase_resumes_there(corpus, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", str(corpus), "--out", str(run), *TINY_FLAGS, "--mle-epochs", "1",
+            "--adv-epochs", "20", "--set=train.d_pretrain_epochs=1",
+            "--set=train.d_win_accuracy=1.1",  # D always steps: a fixed count to check
+            "--limit-train-batches", "2", "--limit-val-batches", "1",
+            "--set=train.samples_per_validation=0"]
+    killed_at = kill_9_after(args, run, 4)  # epochs 0 MLE, 1 D pre-training, 2- adversarial
+    assert 4 <= killed_at < 21, "the run finished or never reached its adversarial phase"
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["musegan"]["adv_steps_done"] > 0
+
+    result = musegan_cli("train", str(corpus), "--out", str(run), "--resume", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads((run / "run.json").read_text())
+    assert info["epochs"] == 22 and info["phase"] == "adversarial" and info["resumed"] == 1
+    # The Gumbel schedule's step count came back with the weights: an unbroken run's.
+    assert info["adversarial_steps"] == 20 * 2
 
 
 def test_two_process_ddp_on_cpu_steps_both_ranks_and_checkpoints_once(corpus, tmp_path):
