@@ -77,3 +77,18 @@ def test_cli_baseline_markov_then_generate(corpus, tmp_path):
                         "--out", str(tmp_path / "songs"))
     assert generated.returncode == 0, generated.stderr
     assert len(list((tmp_path / "songs").glob("*.mid"))) == 2
+
+
+def test_unique_rows_matches_numpy():
+    from musegan.markov import _unique_rows
+
+    rng = np.random.default_rng(0)
+    for width in (1, 3, 8):
+        rows = rng.integers(0, 4, size=(500, width))
+        grams, counts = _unique_rows(rows)
+        expected, expected_counts = np.unique(rows, axis=0, return_counts=True)
+        np.testing.assert_array_equal(grams, expected)
+        np.testing.assert_array_equal(counts, expected_counts)
+    grams, counts = _unique_rows(np.zeros((0, 2), dtype=np.int64))
+    assert grams.shape == (0, 2) and counts.shape == (0,)
+
