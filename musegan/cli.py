@@ -99,6 +99,12 @@ def _generate(args: argparse.Namespace) -> int:
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
         force=args.force, progress=sys.stderr.isatty(), steer=steer)
     print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
+    if steer:
+        _note_poor_steering(sampler, steer)
+    return 0
+
+
+def _note_poor_steering(sampler, steer: dict[str, float]) -> None:
     from musegan.steer import shortcomings
 
     for name, alpha in steer.items():
@@ -106,7 +112,6 @@ def _generate(args: argparse.Namespace) -> int:
         if problems:
             print(f"note: {name} steers poorly in this model ({'; '.join(problems)}); "
                   "see musegan steer --list", file=sys.stderr)
-    return 0
 
 
 def _parse_steer(assignments: list[str]) -> dict[str, float]:

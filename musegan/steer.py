@@ -50,6 +50,8 @@ from musegan.errors import MuseganError
 from musegan.evaluate import CopyIndex, evaluate, melody_tokens
 from musegan.metrics import melody_line, piece_features
 
+EFFECT_RANGE = (0.5, 1.5)  # alpha = +-1 promises a move of this many real stds
+MAX_OVERLAP_DROP = 0.10  # and music whose overlap with real music drops by at most this
 GANALYZE_WEIGHTS = (1.0, 0.3, 0.1)  # how much the other attributes' moves count in the
 # GANalyze loss: from "leave them alone" to "mostly move this one" (selection picks)
 NOVELTY_NGRAM = 4  # notes per n-gram for novelty: long enough to mean something, short
@@ -170,12 +172,16 @@ def shortcomings(facts: dict) -> list[str]:
     down, up = facts["effect"]
     problems = [f"alpha = {sign}1 moves it by {moved:+.2f} std"
                 for sign, moved, wanted in (("-", down, -1), ("+", up, 1))
-                if not 0.5 <= wanted * moved <= 1.5]
+                if not _on_target(wanted * moved)]
     if facts.get("leakage", 0) > 0.5 * min(abs(down), abs(up)):
         problems.append(f"the other attributes move by {facts['leakage']:.2f} std on average")
-    if facts.get("overlap_drop", 0) > 0.10:
+    if facts.get("overlap_drop", 0) > MAX_OVERLAP_DROP:
         problems.append(f"the music's overlap with real pieces drops by {facts['overlap_drop']:.0%}")
     return problems
+
+
+def _on_target(moved: float) -> bool:
+    return EFFECT_RANGE[0] <= moved <= EFFECT_RANGE[1]
 
 
 def steer_theme(theme: torch.Tensor, steps: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -309,7 +315,8 @@ class _Side:
         the music's overlap with real pieces drops by at most 10 %; then the least
         unintended movement, in stds: the attribute's miss of 1 plus the others' moves."""
         moved = side * self.effect
-        return not 0.5 <= moved <= 1.5, self.overlap_drop > 0.10, abs(moved - 1) + self.leakage
+        return (not _on_target(moved), self.overlap_drop > MAX_OVERLAP_DROP,
+                abs(moved - 1) + self.leakage)
 
     def facts(self) -> dict:
         return {"effect": round(self.effect, 4), "leakage": round(self.leakage, 4),
@@ -361,8 +368,10 @@ def _candidates(sampler, themes: torch.Tensor, values: np.ndarray, names: Sequen
         for j, name in enumerate(names):
             candidates[name]["joint"] = joint[:, j]
     say("training the attribute assessor")
-    assessor, r2 = _fit_assessor(themes, values, seed)
-    report = {name: {"ridge": _ridge_r2(x, values[:, j], ridge, seed), "assessor": r2[j]}
+    order = np.random.default_rng(seed).permutation(len(x))
+    held, train = order[: len(x) // 5], order[len(x) // 5:]  # both judged on the same 20 %
+    assessor, r2 = _fit_assessor(themes, values, held, train, seed)
+    report = {name: {"ridge": _ridge_r2(x, values[:, j], ridge, held, train), "assessor": r2[j]}
               for j, name in enumerate(names)}
     for j, name in enumerate(names):
         start = candidates[name].get("joint", candidates[name]["regression"])
@@ -372,19 +381,18 @@ def _candidates(sampler, themes: torch.Tensor, values: np.ndarray, names: Sequen
     return candidates, report
 
 
-def _fit_assessor(themes: torch.Tensor, values: np.ndarray, seed: int,
-                  steps: int = 2000) -> tuple[torch.nn.Module, list[float]]:
+def _fit_assessor(themes: torch.Tensor, values: np.ndarray, held: np.ndarray,
+                  train: np.ndarray, seed: int, steps: int = 2000
+                  ) -> tuple[torch.nn.Module, list[float]]:
     """A small network predicting every attribute from the theme (the GANalyze
     assessor, stood in for the generator + attribute pipeline, which has no gradient).
-    Trained on 80 % of the themes, kept at its best held-out loss; returns it and the
-    held-out R^2 per attribute."""
-    generator = torch.Generator().manual_seed(seed)
+    Trained on the ``train`` rows, kept at its best loss on the ``held`` rows; returns it
+    and the held-out R^2 per attribute."""
     x = themes.detach().cpu().float()
     y = torch.as_tensor(values, dtype=torch.float32)
     known = torch.isfinite(y)
     y = torch.where(known, y, torch.zeros_like(y))
-    order = torch.randperm(len(x), generator=generator)
-    held, train = order[: len(x) // 5], order[len(x) // 5:]
+    held, train = torch.as_tensor(held), torch.as_tensor(train)
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 128), torch.nn.SiLU(),
                               torch.nn.Linear(128, 128), torch.nn.SiLU(),
@@ -414,10 +422,9 @@ def _fit_assessor(themes: torch.Tensor, values: np.ndarray, seed: int,
     return net.eval(), [round(float(1 - r / v), 4) for r, v in zip(residual, variance)]
 
 
-def _ridge_r2(x: np.ndarray, y: np.ndarray, ridge: float, seed: int) -> float:
-    """Held-out R^2 of the ridge regression, on the same 80/20 split as the assessor."""
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).numpy()
-    held, train = order[: len(x) // 5], order[len(x) // 5:]
+def _ridge_r2(x: np.ndarray, y: np.ndarray, ridge: float, held: np.ndarray,
+              train: np.ndarray) -> float:
+    """Held-out R^2 of the ridge regression (fitted on ``train``, judged on ``held``)."""
     held, train = held[np.isfinite(y[held])], train[np.isfinite(y[train])]
     if len(held) < 2 or len(train) < 2:
         return math.nan
