@@ -211,7 +211,14 @@ def _load_lightning(path: Path, device) -> LoadedModel:
                                          "pad_id": tokenizer.PAD}))
     net.load_state_dict({k[4:]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
     net.to(device).eval()
-    return LoadedModel(net, tokenizer, {"checkpoint": path.name, "epoch": state.get("epoch")})
+    return LoadedModel(net, tokenizer, {"checkpoint": path.name, "epoch": state.get("epoch"),
+                                        "theme_attributes": theme_attributes(hparams.get("train") or {})})
+
+
+def theme_attributes(train: dict) -> list[str]:
+    """The attributes that theme numbers 0, 1, ... were trained to order pieces by
+    (``musegan.regularize``), from a run's train settings; [] if none."""
+    return list(train.get("theme_attributes") or []) if train.get("attribute_weight") else []
 
 
 def _pick_checkpoint(run: Path, which: str) -> Path:
@@ -263,6 +270,7 @@ def _card_facts(run_dir: Path, checkpoint: Path, state: dict, hparams: dict, fp1
         "hardware": info.get("hardware"),
         "validation": {k: v for k, v in (info.get("metrics") or {}).items() if k.startswith("val/")},
         "weights": "fp16" if fp16 else "fp32",
+        "theme_attributes": theme_attributes(hparams["train"]),
         "config": config_text,
     }
 

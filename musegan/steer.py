@@ -16,6 +16,8 @@ Candidate directions, compared for each attribute:
   weight vector. The image work's first baseline.
 * ``contrast``: the mean theme of the pieces in the attribute's top quarter minus that of
   its bottom quarter (MusicVAE's attribute vectors).
+* ``axis``: for a model trained with attribute-regularised themes (``musegan.regularize``,
+  AR-VAE), the theme number trained to order pieces by this attribute.
 * ``joint``: from the regressions of all attributes fitted together, the smallest step
   predicted to move this attribute by one std and the others not at all (conditional
   manipulation, as in InterFaceGAN), to keep steering from leaking into the others.
@@ -267,7 +269,9 @@ def fit_directions(sampler, real: Sequence[pretty_midi.PrettyMIDI], names: Seque
     say(f"writing {themes} pieces from sampled themes")
     fit_themes = sampler.sample_theme(themes, seed=seed)
     values, _ = probe(fit_themes, seed)
-    candidates, assessor_report = _candidates(sampler, fit_themes, values, names, seed, say)
+    axes = {name: k for k, name in enumerate(sampler.model.card.get("theme_attributes") or [])
+            if name in names}
+    candidates, assessor_report = _candidates(sampler, fit_themes, values, names, seed, say, axes)
 
     calibration = sampler.sample_theme(calibration_themes, seed=seed + 10_000)
     base, base_midis = probe(calibration, seed)
@@ -343,8 +347,10 @@ def _calibrate(probe: _Probe, themes: torch.Tensor, base: np.ndarray, step: torc
 
 
 def _candidates(sampler, themes: torch.Tensor, values: np.ndarray, names: Sequence[str],
-                seed: int, say) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """Directions to try per attribute, each scaled to be predicted to move it by one std."""
+                seed: int, say, axes: dict[str, int] | None = None
+                ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """Directions to try per attribute, each scaled to be predicted to move it by one std.
+    ``axes``: attribute -> the theme number trained to order pieces by it, if any."""
     x = themes.cpu().double().numpy()
     x_centered = x - x.mean(0)
     ridge = 1.0 * len(x)  # a mild prior: the themes are correlated numbers
@@ -361,6 +367,11 @@ def _candidates(sampler, themes: torch.Tensor, values: np.ndarray, names: Sequen
         contrast = xs[order[-quarter:]].mean(0) - xs[order[:quarter]].mean(0)
         spread = values[ok, j][order[-quarter:]].mean() - values[ok, j][order[:quarter]].mean()
         candidates[name]["contrast"] = contrast / max(spread, 1e-6)
+        if name in (axes or {}):  # the theme number trained to follow it (musegan.regularize)
+            k = axes[name]
+            slope = (xs[:, k] @ y) / max(xs[:, k] @ xs[:, k], 1e-12)
+            if slope > 0:  # a model whose axis does not follow its attribute gets no candidate
+                candidates[name]["axis"] = np.eye(x.shape[1])[k] / slope
     if len(names) > 1:
         # The smallest step that the regressions predict moves this attribute by one std
         # and the others not at all: W (W^T W)^-1 e_j (conditional manipulation).

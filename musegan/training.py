@@ -39,6 +39,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from musegan.errors import MuseganError
 from musegan.models import ModelConfig, MuseGAN
+from musegan.regularize import ATTRIBUTES as THEME_ATTRIBUTES, WindowAttributes, attribute_order_loss
 from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint  # noqa: F401
 from musegan.tokenizer import Tokenizer
 
@@ -85,6 +86,10 @@ class TrainSettings:
     token_dropout: float = 0.2  # share of input tokens hidden in MLE, so the theme must be used
     mle_weight: float = 1.0  # MLE term kept in the adversarial phase
     feature_matching: float = 0.0  # weight of ||E f(real) - E f(fake)||^2 on D's features
+    # Attribute-regularised themes (AR-VAE, musegan.regularize): theme number k orders the
+    # windows by attribute k, so that steering along it moves the music. [] turns it off.
+    theme_attributes: list = field(default_factory=lambda: list(THEME_ATTRIBUTES))
+    attribute_weight: float = 1.0  # AR-VAE's gamma; the loss is ~1 untrained, NLL ~0.5-1
     real_label: float = 0.9  # one-sided label smoothing
     gumbel_beta_max: float = 100.0  # inverse temperature reached at the end (RelGAN: 100-1000)
     adv_seq_len: int = 128  # tokens the generator writes per adversarial step
@@ -243,6 +248,14 @@ class GANModule(L.LightningModule):
         self._music_reference: dict | None = None
         self.bad_steps: dict[int, int] = {}  # per optimizer: non-finite losses in a row
         self.d_accuracy = 0.5  # the discriminator's accuracy on the last batch
+        names = tuple(self.settings.theme_attributes) if self.settings.attribute_weight else ()
+        if len(names) > self.net.theme_dim:
+            raise MuseganError(f"train.theme_attributes lists {len(names)} attributes but themes "
+                               f"have {self.net.theme_dim} numbers; list fewer or raise theme_dim")
+        try:
+            self.window_attributes = WindowAttributes(self.tokenizer, names) if names else None
+        except ValueError as error:
+            raise MuseganError(f"train.theme_attributes: {error}") from None
 
     # ------------------------------------------------------------------ phases
 
@@ -297,6 +310,12 @@ class GANModule(L.LightningModule):
         nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
                               tokens[:, 1:].reshape(-1), ignore_index=self.tokenizer.PAD)
         return nll, theme
+
+    def attribute_loss(self, tokens: torch.Tensor, theme: torch.Tensor) -> torch.Tensor | None:
+        """AR-VAE's ordering loss of the windows' themes by their attributes (None: off)."""
+        if self.window_attributes is None:
+            return None
+        return attribute_order_loss(theme, self.window_attributes(tokens))
 
     def _agree(self, decision: bool) -> bool:
         """True only if every process decided True (DDP: all ranks must take the same
@@ -386,7 +405,12 @@ class GANModule(L.LightningModule):
 
         if phase == "mle":
             nll, theme = self.mle_loss(tokens, s.theme_noise)
-            self._step(generator_opt, nll)
+            loss = nll
+            ordering = self.attribute_loss(tokens, theme)
+            if ordering is not None:
+                loss = loss + s.attribute_weight * ordering
+                logs["train/attribute_order"] = ordering.detach()
+            self._step(generator_opt, loss)
             logs["train/nll"] = nll.detach()
         else:
             with torch.no_grad():
@@ -415,6 +439,10 @@ class GANModule(L.LightningModule):
                                    fake_seq.float(), torch.ones_like(fake_seq.float())))
                 nll, theme = self.mle_loss(tokens, s.theme_noise)
                 g_loss = adversarial + s.mle_weight * nll
+                ordering = self.attribute_loss(tokens, theme)
+                if ordering is not None:
+                    g_loss = g_loss + s.attribute_weight * ordering
+                    logs["train/attribute_order"] = ordering.detach()
                 if s.feature_matching:
                     matching = (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
                     g_loss = g_loss + s.feature_matching * matching
@@ -434,9 +462,13 @@ class GANModule(L.LightningModule):
                      logger=False, batch_size=tokens.size(0))
 
     def validation_step(self, tokens: torch.Tensor, batch_idx: int) -> None:
-        nll, _ = self.mle_loss(tokens, noise=0.0)
+        nll, theme = self.mle_loss(tokens, noise=0.0)
         self.log("val/nll", nll, prog_bar=True, on_epoch=True, sync_dist=True,
                  batch_size=tokens.size(0))
+        ordering = self.attribute_loss(tokens, theme)
+        if ordering is not None:
+            self.log("val/attribute_order", ordering, on_epoch=True, sync_dist=True,
+                     batch_size=tokens.size(0))
         if len(self._reference_windows) < MUSIC_REFERENCE_WINDOWS:  # kept for the music metrics
             self._reference_windows += tokens[:MUSIC_REFERENCE_WINDOWS].tolist()
 

@@ -185,3 +185,21 @@ def test_each_side_keeps_the_candidate_that_best_keeps_steerings_promises():
     assert shortcomings(good) == []
     bad = {"effect": [-0.2, 0.8], "leakage": 0.9, "overlap_drop": 0.3}
     assert len(shortcomings(bad)) == 3
+
+
+def test_a_theme_number_trained_to_follow_an_attribute_is_a_candidate_direction(setup):
+    """Models trained with attribute-regularised themes (musegan.regularize) offer each
+    attribute's own theme number as a direction, scaled by how much it moves it."""
+    from musegan.steer import _candidates
+
+    _, model = setup
+    sampler = Sampler.from_pretrained(model)
+    themes = torch.randn(256, 8, generator=torch.Generator().manual_seed(0))
+    noise = np.random.default_rng(0).normal(0, 0.1, (256, 2))
+    values = np.stack([2 * themes[:, 1].numpy(), -themes[:, 0].numpy()], 1) + noise
+    candidates, _ = _candidates(sampler, themes, values, ["register", "density"], 0,
+                                lambda message: None, axes={"register": 1, "density": 0})
+    np.testing.assert_allclose(candidates["register"]["axis"], np.eye(8)[1] / 2, atol=0.02)
+    assert "axis" not in candidates["density"]  # its number runs the wrong way: no candidate
+    without, _ = _candidates(sampler, themes, values, ["register", "density"], 0, lambda m: None)
+    assert "axis" not in without["register"]

@@ -14,6 +14,8 @@ import torch
 from midi_factory import random_corpus, random_melody
 from musegan import MuseganError
 from musegan.export import export_model, load_model
+from musegan.regularize import ATTRIBUTES as THEME_ATTRIBUTES
+from musegan.tokenizer import Tokenizer
 from musegan.training import AtomicCheckpointIO, GANModule, RunConfig, load_checkpoint, train
 
 TINY_MODEL = {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1, "theme_dim": 8,
@@ -56,7 +58,8 @@ def test_fast_dev_run_trains_every_phase_and_writes_the_run(corpus, tmp_path):
     assert info["epochs"] == 3 and info["phase"] == "adversarial"
     assert info["adversarial_steps"] == 2
     assert {"val/nll", "train/d_acc_real", "train/d_acc_fake", "train/gumbel_beta",
-            "train/g_adv", "theme/critic_loss"} <= set(info["metrics"])
+            "train/g_adv", "theme/critic_loss", "train/attribute_order",
+            "val/attribute_order"} <= set(info["metrics"])
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 2  # every epoch
     assert list((run / "checkpoints").glob("best-epoch*.ckpt"))
     assert list((run / "logs").glob("events.out.tfevents.*"))
@@ -123,6 +126,10 @@ def test_export_and_load_give_the_same_logits_with_no_pickle(trained_run, tmp_pa
     best = export_model(trained_run, tmp_path / "best.safetensors", checkpoint="best")
     assert load_model(best).card["checkpoint"].startswith("best-epoch")
     assert model.card["credit"] == "tiny test corpus"
+    # steering finds each attribute's own theme number from the card (musegan.regularize)
+    assert model.card["theme_attributes"] == list(THEME_ATTRIBUTES)
+    assert load_model(trained_run / "checkpoints" / "last.ckpt").card["theme_attributes"] == \
+        list(THEME_ATTRIBUTES)
     assert "validation" in path.with_suffix(".md").read_text()
     assert not any(k.startswith(("discriminator", "critic")) for k in
                    __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(path)))
@@ -316,3 +323,14 @@ def test_music_gap_is_in_validation_stds_and_skips_what_is_undefined():
     assert music_gap(generated, reference) == pytest.approx((2.0 + 0.1 / MIN_MUSIC_STD) / 2)
     assert music_gap({"notes_per_bar": 6.0}, reference) == 0
     assert np.isnan(music_gap({}, reference))
+
+
+def test_theme_attribute_settings_are_checked_when_training_starts():
+    tokenizer = Tokenizer().to_dict()
+    model = {**TINY_MODEL, "theme_dim": 4}
+    with pytest.raises(MuseganError, match="unknown theme attribute 'loudness'"):
+        GANModule(model, {"theme_attributes": ["loudness"]}, tokenizer)
+    with pytest.raises(MuseganError, match="lists 6 attributes but themes have 4 numbers"):
+        GANModule(model, {}, tokenizer)
+    assert GANModule(model, {"theme_attributes": []}, tokenizer).attribute_loss(None, None) is None
+    assert GANModule(model, {"attribute_weight": 0.0}, tokenizer).window_attributes is None
