@@ -7,8 +7,9 @@ Every set is compared with the corpus's validation split by ``musegan evaluate``
 split. The rows:
 
   markov     an order-8 n-gram model over the same tokens (``musegan baseline markov``)
-  mle-only   the bundled cre-melody-mle (maximum likelihood only), or --mle
-  lstm-gan   the bundled cre-melody (after its adversarial epoch), or --gan
+  mle-only   the bundled cre-melody, the default (maximum likelihood, with the theme GAN
+             but no sequence-GAN epoch), or --mle
+  lstm-gan   the bundled cre-melody-gan (the same after an adversarial epoch), or --gan
   real train pieces of the train split: the ceiling. Their copying figures are left
              out, since they are the training data.
 
@@ -62,11 +63,11 @@ def generate(model, folder: Path, pieces: int, bars: int, temperature: float, se
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="data/cre", help="a corpus from musegan prepare")
-    parser.add_argument("--gan", default="cre-melody",
+    parser.add_argument("--gan", default="cre-melody-gan",
                         help="a model that went through the adversarial phase: bundled name, "
-                             "file, or run folder (default: the bundled cre-melody)")
-    parser.add_argument("--mle", default="cre-melody-mle",
-                        help="the MLE-only model (default: the bundled cre-melody-mle)")
+                             "file, or run folder (default: the bundled cre-melody-gan)")
+    parser.add_argument("--mle", default="cre-melody",
+                        help="the MLE-only model (default: the bundled cre-melody)")
     parser.add_argument("--pieces", type=int, default=200)
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--order", type=int, default=8, help="Markov order")
