@@ -13,6 +13,9 @@ make it mean something:
    what helps predict the piece: key, meter, rhythm, register. Two training tricks keep it
    meaningful: Gaussian noise on the theme keeps nearby themes meaning nearby music, and
    dropping some input tokens (Bowman et al. 2016) stops a strong LSTM from ignoring it.
+   By default training also asks theme numbers 0-5 to order pieces by density, register, range,
+   syncopation, leaps and pitch-class entropy (``musegan.regularize``), so that those
+   properties have a direction to steer along.
 3. A small GAN learns where real themes live. ``MappingNetwork`` turns noise z ~ N(0, I)
    into a theme; ``ThemeCritic`` (spectrally normalised) tells mapped themes from encoded
    real ones. Sampled themes therefore land where the generator has learned to write
