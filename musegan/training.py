@@ -317,6 +317,15 @@ class GANModule(L.LightningModule):
             return None
         return attribute_order_loss(theme, self.window_attributes(tokens))
 
+    def _regularised(self, loss: torch.Tensor, tokens: torch.Tensor, theme: torch.Tensor,
+                     logs: dict) -> torch.Tensor:
+        """``loss`` plus the weighted attribute-ordering loss when it is on (logged)."""
+        ordering = self.attribute_loss(tokens, theme)
+        if ordering is None:
+            return loss
+        logs["train/attribute_order"] = ordering.detach()
+        return loss + self.settings.attribute_weight * ordering
+
     def _agree(self, decision: bool) -> bool:
         """True only if every process decided True (DDP: all ranks must take the same
         backward passes, or their gradient syncs pair up wrongly and hang)."""
@@ -405,12 +414,7 @@ class GANModule(L.LightningModule):
 
         if phase == "mle":
             nll, theme = self.mle_loss(tokens, s.theme_noise)
-            loss = nll
-            ordering = self.attribute_loss(tokens, theme)
-            if ordering is not None:
-                loss = loss + s.attribute_weight * ordering
-                logs["train/attribute_order"] = ordering.detach()
-            self._step(generator_opt, loss)
+            self._step(generator_opt, self._regularised(nll, tokens, theme, logs))
             logs["train/nll"] = nll.detach()
         else:
             with torch.no_grad():
@@ -438,11 +442,7 @@ class GANModule(L.LightningModule):
                                + F.binary_cross_entropy_with_logits(
                                    fake_seq.float(), torch.ones_like(fake_seq.float())))
                 nll, theme = self.mle_loss(tokens, s.theme_noise)
-                g_loss = adversarial + s.mle_weight * nll
-                ordering = self.attribute_loss(tokens, theme)
-                if ordering is not None:
-                    g_loss = g_loss + s.attribute_weight * ordering
-                    logs["train/attribute_order"] = ordering.detach()
+                g_loss = self._regularised(adversarial + s.mle_weight * nll, tokens, theme, logs)
                 if s.feature_matching:
                     matching = (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
                     g_loss = g_loss + s.feature_matching * matching

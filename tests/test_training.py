@@ -266,6 +266,10 @@ def test_print_config_shows_every_default_and_reads_back(tmp_path):
     config = RunConfig.load(tmp_path / "c.yaml")
     assert config.train.lr == 3e-4 and config.trainer.precision == "bf16-mixed"
     assert config.model.hidden_dim == RunConfig().model.hidden_dim
+    assert config.train.theme_attributes == list(THEME_ATTRIBUTES)  # on by default
+    some = musegan_cli("train", "--print-config", "--set", "train.theme_attributes=[entropy,leaps]")
+    (tmp_path / "some.yaml").write_text(some.stdout)
+    assert RunConfig.load(tmp_path / "some.yaml").train.theme_attributes == ["entropy", "leaps"]
     bad = musegan_cli("train", "--print-config", "--set", "train.nope=1")
     assert bad.returncode == 2 and "unknown setting 'train.nope'" in bad.stderr
 
