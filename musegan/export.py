@@ -25,6 +25,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from musegan import __version__
 from musegan.errors import MuseganError
 from musegan.models import ModelConfig, MuseGAN
+from musegan.regularize import trained_attributes
 from musegan.tokenizer import Tokenizer
 from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint
 
@@ -212,13 +213,8 @@ def _load_lightning(path: Path, device) -> LoadedModel:
     net.load_state_dict({k[4:]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
     net.to(device).eval()
     return LoadedModel(net, tokenizer, {"checkpoint": path.name, "epoch": state.get("epoch"),
-                                        "theme_attributes": theme_attributes(hparams.get("train") or {})})
+                                        "theme_attributes": trained_attributes(hparams.get("train") or {})})
 
-
-def theme_attributes(train: dict) -> list[str]:
-    """The attributes that theme numbers 0, 1, ... were trained to order pieces by
-    (``musegan.regularize``), from a run's train settings; [] if none."""
-    return list(train.get("theme_attributes") or []) if train.get("attribute_weight") else []
 
 
 def _pick_checkpoint(run: Path, which: str) -> Path:
@@ -270,7 +266,7 @@ def _card_facts(run_dir: Path, checkpoint: Path, state: dict, hparams: dict, fp1
         "hardware": info.get("hardware"),
         "validation": {k: v for k, v in (info.get("metrics") or {}).items() if k.startswith("val/")},
         "weights": "fp16" if fp16 else "fp32",
-        "theme_attributes": theme_attributes(hparams["train"]),
+        "theme_attributes": trained_attributes(hparams["train"]),
         "config": config_text,
     }
 

@@ -17,7 +17,7 @@ from its theme, then learns to follow z_k, and moving a theme along axis k moves
 attribute. We add it to the MLE loss on the encoder's themes, with the attributes of the
 real training windows.
 
-``window_attributes`` computes the attributes from token ids, on the whole batch at once
+``WindowAttributes`` computes the attributes from token ids, on the whole batch at once
 (a few tensor operations, negligible beside the LSTMs). They follow ``musegan.steer``'s
 formulas on notes as the tokens give them; ``novelty`` needs the training set and is not
 one of them.
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from musegan.tokenizer import DRUMS, Tokenizer
+from musegan.tokenizer import _KINDS, DRUMS, Tokenizer
 
 ATTRIBUTES = ("density", "register", "range", "syncopation", "leaps", "entropy")
 SHARPNESS = 10.0  # AR-VAE's delta: themes 0.1 apart already count as ordered
@@ -77,11 +77,9 @@ class WindowAttributes:
             raise ValueError(f"unknown theme attribute '{unknown[0]}'; known: {', '.join(ATTRIBUTES)}")
         self.names = tuple(names)
         self.bar = tokenizer.BAR
-        self.pitch = tokenizer.token_range("pitch")
-        self.position = tokenizer.token_range("position")
-        self.program = tokenizer.token_range("program")
-        self.time_signature = tokenizer.token_range("time_signature")
-        self.drums = self.program.start + DRUMS
+        self.kind = torch.from_numpy(tokenizer.kind.astype("int64"))  # (V,) index into _KINDS
+        self.value = torch.from_numpy(tokenizer.value)  # (V,) pitch, position, ... of each id
+        self.drums = tokenizer.token_id("Program_drums")
         spq = tokenizer.steps_per_quarter
         beats = []
         for n, d in tokenizer.time_signatures:
@@ -91,12 +89,13 @@ class WindowAttributes:
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.long()
-        is_pitch = (ids >= self.pitch.start) & (ids < self.pitch.stop)
-        is_program = (ids >= self.program.start) & (ids < self.program.stop)
-        last_program = _last_index(is_program)
+        kind = self.kind.to(ids.device)[ids]  # (B, S)
+        value = self.value.to(ids.device)[ids]  # (B, S)
+        last_program = _last_index(kind == _KINDS.index("program"))
         drums = (last_program >= 0) & (ids.gather(1, last_program.clamp(min=0)) == self.drums)
-        pitched = is_pitch & ~drums
-        pitch = (ids - self.pitch.start).float()  # (B, S), meaningful where pitched
+        pitched = (kind == _KINDS.index("pitch")) & ~drums
+        pitch = value.float()  # meaningful where pitched
+        onset = (kind == _KINDS.index("position")) | (ids == self.bar)  # a new onset or bar
         columns = {}
         bars = (ids == self.bar).sum(1).clamp(min=1)
         notes = pitched.sum(1)
@@ -106,37 +105,42 @@ class WindowAttributes:
         low = torch.where(pitched, pitch, 1e9).amin(1)
         columns["range"] = torch.where(notes > 0, high - low, torch.nan)
         if "syncopation" in self.names:
-            columns["syncopation"] = self._syncopation(ids, pitched)
+            columns["syncopation"] = self._syncopation(ids, kind, value, pitched)
         if "leaps" in self.names:
-            columns["leaps"] = self._leaps(ids, pitched, pitch)
+            columns["leaps"] = self._leaps(onset, pitched, pitch)
         if "entropy" in self.names:
             classes = torch.zeros(ids.size(0), 12, device=ids.device)
-            classes.scatter_add_(1, (pitch.clamp(min=0).long() % 12), pitched.float())
+            classes.scatter_add_(1, value % 12, pitched.float())
             share = classes / classes.sum(1, keepdim=True).clamp(min=1)
             entropy = -(share * torch.log2(share.clamp(min=1e-12))).sum(1)
             columns["entropy"] = torch.where(notes > 0, entropy, torch.nan)
         return torch.stack([columns[name] for name in self.names], 1)
 
-    def _syncopation(self, ids: torch.Tensor, pitched: torch.Tensor) -> torch.Tensor:
-        is_position = (ids >= self.position.start) & (ids < self.position.stop)
-        is_ts = (ids >= self.time_signature.start) & (ids < self.time_signature.stop)
-        position = ids.gather(1, _last_index(is_position).clamp(min=0)) - self.position.start
-        last_ts = _last_index(is_ts)
-        ts = torch.where(last_ts >= 0, ids.gather(1, last_ts.clamp(min=0)) - self.time_signature.start, 0)
+    def _syncopation(self, ids: torch.Tensor, kind: torch.Tensor, value: torch.Tensor,
+                     pitched: torch.Tensor) -> torch.Tensor:
+        position = value.gather(1, _last_index(kind == _KINDS.index("position")).clamp(min=0))
+        last_ts = _last_index(kind == _KINDS.index("time_signature"))
+        ts = torch.where(last_ts >= 0, value.gather(1, last_ts.clamp(min=0)), 0)
         beat = self.beat_steps.to(ids.device)[ts]
         return _masked_mean((position % beat != 0).float(), pitched)  # per note, as in steer
 
-    def _leaps(self, ids: torch.Tensor, pitched: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
-        is_position = (ids >= self.position.start) & (ids < self.position.stop)
-        onset_group = torch.cumsum((is_position | (ids == self.bar)).long(), 1)  # (B, S)
+    def _leaps(self, onset: torch.Tensor, pitched: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        size = pitched.size(1)
+        onset_group = torch.cumsum(onset.long(), 1)  # (B, S)
         following = _next_index(pitched)  # notes at one onset are in rising pitch order
-        same_onset = onset_group.gather(1, following.clamp(max=ids.size(1) - 1)) == onset_group
-        top = pitched & ~((following < ids.size(1)) & same_onset)  # the highest at its onset
+        same_onset = onset_group.gather(1, following.clamp(max=size - 1)) == onset_group
+        top = pitched & ~((following < size) & same_onset)  # the highest at its onset
         previous = _last_index(top)
         previous = torch.cat([torch.full_like(previous[:, :1], -1), previous[:, :-1]], 1)
         interval = top & (previous >= 0)
         step = (pitch - pitch.gather(1, previous.clamp(min=0))).abs()
         return _masked_mean((step > LEAP).float(), interval)
+
+
+def trained_attributes(train: dict) -> list[str]:
+    """The attributes that theme numbers 0, 1, ... are trained to order pieces by, from a
+    run's train settings (``TrainSettings`` as a dict); [] when the regulariser is off."""
+    return list(train.get("theme_attributes") or []) if train.get("attribute_weight") else []
 
 
 def attribute_order_loss(theme: torch.Tensor, attributes: torch.Tensor,

@@ -39,7 +39,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from musegan.errors import MuseganError
 from musegan.models import ModelConfig, MuseGAN
-from musegan.regularize import ATTRIBUTES as THEME_ATTRIBUTES, WindowAttributes, attribute_order_loss
+from musegan.regularize import (ATTRIBUTES as THEME_ATTRIBUTES, WindowAttributes,
+                                attribute_order_loss, trained_attributes)
 from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint  # noqa: F401
 from musegan.tokenizer import Tokenizer
 
@@ -248,7 +249,7 @@ class GANModule(L.LightningModule):
         self._music_reference: dict | None = None
         self.bad_steps: dict[int, int] = {}  # per optimizer: non-finite losses in a row
         self.d_accuracy = 0.5  # the discriminator's accuracy on the last batch
-        names = tuple(self.settings.theme_attributes) if self.settings.attribute_weight else ()
+        names = tuple(trained_attributes(dataclasses.asdict(self.settings)))
         if len(names) > self.net.theme_dim:
             raise MuseganError(f"train.theme_attributes lists {len(names)} attributes but themes "
                                f"have {self.net.theme_dim} numbers; list fewer or raise theme_dim")
