@@ -92,7 +92,8 @@ def main() -> int:
             folder.mkdir(parents=True)
             for path in CRE.glob("*.mid"):
                 Score(str(path)).shift_pitch(shift).dump_midi(str(folder / path.name))
-        print(f"musegan prepare, {args.workers} workers; memory = resident set of the process tree\n")
+        print(f"musegan prepare, {args.workers} workers; "
+              "memory = resident set of the process tree\n")
         print(f"{'corpus':10s}{'files':>7s}{'wall s':>9s}{'vs 10 s':>9s}{'peak MB':>10s}"
               f"{'largest process MB':>20s}")
         results = {}

@@ -47,7 +47,8 @@ def write_real(corpus: Corpus, split: str, folder: Path, limit: int, seed: int =
     random.Random(seed).shuffle(pieces)
     folder.mkdir(parents=True, exist_ok=True)
     for i in pieces[:limit]:
-        corpus.tokenizer.decode(corpus.tokens(i).tolist()).write(str(folder / f"{split}{i:05d}.mid"))
+        corpus.tokenizer.decode(corpus.tokens(i).tolist()).write(
+            str(folder / f"{split}{i:05d}.mid"))
     return folder
 
 
@@ -85,8 +86,8 @@ def main() -> int:
     MarkovModel.fit(corpus, order=args.order).save(markov, force=True)
     sets["markov"] = generate(markov, out / "markov", args.pieces, args.bars, args.temperature,
                                args.seed)
-    sets["mle-only"] = generate(args.mle, out / "mle-only", args.pieces, args.bars, args.temperature,
-                               args.seed)
+    sets["mle-only"] = generate(args.mle, out / "mle-only", args.pieces, args.bars,
+                                args.temperature, args.seed)
     gan = Path(args.gan) / "checkpoints" / "last.ckpt" if Path(args.gan).is_dir() else args.gan
     sets["lstm-gan"] = generate(gan, out / "lstm-gan", args.pieces, args.bars, args.temperature,
                                 args.seed)
@@ -96,7 +97,8 @@ def main() -> int:
 
     results = {}
     for name, folder in sets.items():
-        results[name] = evaluate(folder, reference, train=args.data if name != "real train" else None,
+        results[name] = evaluate(folder, reference,
+                                 train=args.data if name != "real train" else None,
                                  out=out / "reports" / name.replace(" ", "-"), force=True,
                                  n=8)
     for name, r in results.items():

@@ -59,7 +59,8 @@ def measure(path: Path) -> tuple[int, int, int, int]:
     score = Score(str(path))
     original = TOK.quantize(score)
     decoded = TOK.quantize(TOK.decode(TOK.encode(score)))
-    kept = sum((Counter(map(tuple, original.tolist())) & Counter(map(tuple, decoded.tolist()))).values())
+    kept = sum((Counter(map(tuple, original.tolist()))
+                & Counter(map(tuple, decoded.tolist()))).values())
     tick = score.ticks_per_quarter / TOK.steps_per_quarter  # source ticks per grid step
     on_grid = exact = 0
     for track in score.tracks:

@@ -62,12 +62,14 @@ def main() -> int:
 
         written, longest = [], []
 
-        def musegan():  # the real API; tokens counted from what it writes
+        # loop variables bound as defaults, so each closure holds this batch's values
+        def musegan(batch=batch, theme=theme, written=written, longest=longest):
+            # the real API; tokens counted from what it writes
             ids = sampler.generate_ids(n=batch, bars=args.bars, seed=0, theme=theme)
             written.append(sum(len(row) for row in ids) / batch)
             longest.append(max(len(row) for row in ids))
 
-        def per_step():
+        def per_step(batch=batch, theme=theme):
             token = torch.full((batch,), tok.BOS)
             state = net.generator.initial_state(theme)
             for _ in range(length):
@@ -76,7 +78,7 @@ def main() -> int:
 
         tokens = torch.randint(4, len(tok), (batch, length))
 
-        def forward():
+        def forward(tokens=tokens, theme=theme):
             net.generator(tokens, theme)
 
         musegan_seconds = best_of(args.repeats, musegan)

@@ -37,8 +37,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from musegan.copying import CopyIndex, melody_tokens  # noqa: E402
 from musegan.corpus import Corpus  # noqa: E402
-from musegan.evaluate import CopyIndex, evaluate, melody_tokens  # noqa: E402
+from musegan.evaluate import evaluate  # noqa: E402
 from musegan.sampling import Sampler  # noqa: E402
 from musegan.steer import NOVELTY_NGRAM, attributes, excerpts  # noqa: E402
 
@@ -103,7 +104,7 @@ def main() -> int:
             if abs(alpha) == 1:
                 overlaps[alpha] = overlap(midis)
         results["attributes"][name] = {
-            "means": dict(zip(map(str, ALPHAS), curve)),
+            "means": dict(zip(map(str, ALPHAS), curve, strict=True)),
             "rho": spearman(ALPHAS, curve),
             "effect_at_minus_1": (curve[1] - curve[2]) / std[name],
             "effect_at_plus_1": (curve[3] - curve[2]) / std[name],
@@ -114,7 +115,8 @@ def main() -> int:
                                             / base_overlap[1]),
         }
         r = results["attributes"][name]
-        print(f"{name:12s} rho {r['rho']:+.2f}  alpha=-1, +1 move it {r['effect_at_minus_1']:+.2f}, "
+        print(f"{name:12s} rho {r['rho']:+.2f}  "
+              f"alpha=-1, +1 move it {r['effect_at_minus_1']:+.2f}, "
               f"{r['effect_at_plus_1']:+.2f} std  overlap drop {r['overlap_drop']:.1%} "
               f"({r['overlap_drop_whole_tunes']:.1%} against whole tunes)", flush=True)
     table = format_results(results, names)
@@ -157,7 +159,8 @@ def picture(sampler, names, args, path: Path) -> None:
 
     shown = [n for n in ("density", "register") if n in names] or names[:2]
     theme = sampler.sample_theme(1, seed=args.seed + 7)
-    figure, axes = plt.subplots(len(shown), len(ALPHAS), figsize=(3.2 * len(ALPHAS), 2.4 * len(shown)),
+    figure, axes = plt.subplots(len(shown), len(ALPHAS),
+                                figsize=(3.2 * len(ALPHAS), 2.4 * len(shown)),
                                 squeeze=False, sharey=True)
     for row, name in enumerate(shown):
         for col, alpha in enumerate(ALPHAS):
@@ -166,8 +169,9 @@ def picture(sampler, names, args, path: Path) -> None:
             ax = axes[row][col]
             for instrument in midi.instruments:
                 for note in instrument.notes:
-                    ax.add_patch(plt.Rectangle((note.start, note.pitch - 0.4), note.end - note.start,
-                                               0.8, color="tab:blue", alpha=0.7))
+                    ax.add_patch(plt.Rectangle((note.start, note.pitch - 0.4),
+                                               note.end - note.start, 0.8, color="tab:blue",
+                                               alpha=0.7))
             ax.set_xlim(0, max(midi.get_end_time(), 1.0))
             ax.set_xlabel("seconds", fontsize=7)
             ax.set_ylim(30, 100)

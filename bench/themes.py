@@ -49,9 +49,11 @@ def main() -> int:
     encoded = torch.cat([sampler.encode_theme(t) for t in chosen])
     sampled = sampler.sample_theme(6, seed=0)
     print(f"model {sampler.name}; 6 themes x 4 pieces x 8 bars; ratio = within / across\n")
-    print(f"{'themes':10s}{'rhythm within/across':>26s}{'ratio':>8s}{'pitch within/across':>26s}{'ratio':>8s}")
+    print(f"{'themes':10s}{'rhythm within/across':>26s}{'ratio':>8s}"
+          f"{'pitch within/across':>26s}{'ratio':>8s}")
     for name, themes in (("encoded", encoded), ("sampled", sampled)):
-        groups = [sampler.generate(n=4, bars=8, theme=theme, seed=i) for i, theme in enumerate(themes)]
+        groups = [sampler.generate(n=4, bars=8, theme=theme, seed=i)
+                  for i, theme in enumerate(themes)]
         result = theme_consistency(groups)
         r, p = result["rhythm"], result["pitch_classes"]
         print(f"{name:10s}{r['within']:>15.2f} / {r['across']:<8.2f}{r['ratio']:>8.2f}"

@@ -70,12 +70,15 @@ def synthetic_files(n: int = 20, bars: int = 60) -> list[Path]:
         parts = {
             (0, True): [(t, 60, 42, 90) for t in eighths]
                        + [(t, 120, 36 if i % 2 == 0 else 38, 110) for i, t in enumerate(beats)],
-            (33, False): [(t, 220, int(p), 95) for t, p in zip(eighths, rng.integers(33, 52, len(eighths)))],
+            (33, False): [(t, 220, int(p), 95) for t, p in
+                          zip(eighths, rng.integers(33, 52, len(eighths)), strict=True)],
             (0, False): [(t, 460, int(root + k), 70) for t, root in
-                         zip(beats, rng.integers(55, 67, len(beats))) for k in (0, 4, 7)],
+                         zip(beats, rng.integers(55, 67, len(beats)), strict=True)
+                         for k in (0, 4, 7)],
             (73, False): [(t, int(d), int(p), int(v)) for t, d, p, v in
                           zip(eighths, rng.choice([120, 240, 360], len(eighths)),
-                              rng.integers(67, 91, len(eighths)), rng.integers(60, 120, len(eighths)))],
+                              rng.integers(67, 91, len(eighths)),
+                              rng.integers(60, 120, len(eighths)), strict=True)],
         }
         for (program, is_drum), notes in parts.items():
             track = Track(program=program, is_drum=is_drum)
@@ -131,7 +134,8 @@ def main() -> int:
     for name, files in sets.items():
         notes = sum(Score(str(f)).note_num() for f in files)
         speeds = {m: notes / timed(fn, files, args.repeats) for m, fn in methods.items()}
-        row = f"{name:24s}{len(files):6d}{notes:9d}" + "".join(f"{speeds[m]:19,.0f}" for m in methods)
+        row = f"{name:24s}{len(files):6d}{notes:9d}" + "".join(f"{speeds[m]:19,.0f}"
+                                                               for m in methods)
         print(row + f"{speeds['musegan batch'] / speeds['MidiTok REMI']:16.1f}x")
     print("\ntarget: musegan (batch, as `musegan prepare` runs) >= 20x MidiTok REMI")
     return 0

@@ -34,8 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from musegan.models import ModelConfig, MuseGAN  # noqa: E402
 from musegan.tokenizer import Tokenizer  # noqa: E402
-from musegan.training import (GANModule, ModelSettings, TrainSettings,  # noqa: E402
-                              cpu_supports_bf16_lstm)
+from musegan.training import GANModule, TrainSettings, cpu_supports_bf16_lstm  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -60,7 +59,7 @@ class Timer(L.Callback):
 
 def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenizer,
                       device: str) -> float:
-    module = GANModule(model=dataclasses.asdict(ModelSettings()),
+    module = GANModule(model=ModelConfig().sizes(),
                        train=dataclasses.asdict(settings), tokenizer=tokenizer.to_dict())
     timer = Timer()
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
@@ -74,7 +73,7 @@ def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenize
 
 def bare_seconds(batches, vocab_size: int, with_encoder: bool, device: str) -> float:
     """The same networks trained by a plain loop: embedding, LSTM, head (+ theme encoder)."""
-    net = MuseGAN(ModelConfig(vocab_size=vocab_size, **dataclasses.asdict(ModelSettings())))
+    net = MuseGAN(ModelConfig(vocab_size=vocab_size))
     net.to(device)
     batches = [b.to(device) for b in batches]
     parameters = list(net.generator.parameters()) + (

@@ -6,11 +6,27 @@ Heavy modules (torch, lightning) load only when a name that needs them is used, 
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("musegan")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load lazily
+    from musegan.config import RunConfig as RunConfig
+    from musegan.corpus import Corpus as Corpus
+    from musegan.data import MidiDataModule as MidiDataModule
+    from musegan.data import TokenWindowDataset as TokenWindowDataset
+    from musegan.errors import MidiError as MidiError
+    from musegan.errors import MuseganError as MuseganError
+    from musegan.export import export_model as export_model
+    from musegan.modelfile import load_model as load_model
+    from musegan.prepare import prepare_corpus as prepare_corpus
+    from musegan.sampling import Sampler as Sampler
+    from musegan.tokenizer import Tokenizer as Tokenizer
+    from musegan.tokenizer import TokenizerConfig as TokenizerConfig
+    from musegan.training import train as train
 
 _LAZY = {
     "Tokenizer": "musegan.tokenizer",
@@ -22,16 +38,16 @@ _LAZY = {
     "TokenWindowDataset": "musegan.data",
     "MidiDataModule": "musegan.data",
     "Sampler": "musegan.sampling",
-    "RunConfig": "musegan.training",
+    "RunConfig": "musegan.config",
     "train": "musegan.training",
     "export_model": "musegan.export",
-    "load_model": "musegan.export",
+    "load_model": "musegan.modelfile",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'musegan' has no attribute {name!r}")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from musegan import __version__
-from musegan.errors import MuseganError
+from musegan.errors import MuseganError, output_exists
 
 EXIT_USER_ERROR = 2  # bad input: a path, a file, a setting
 
@@ -121,7 +121,8 @@ def _parse_steer(assignments: list[str]) -> dict[str, float]:
         try:
             steer[name.strip()] = float(alpha)
         except ValueError:
-            raise MuseganError(f"--steer takes NAME=ALPHA, e.g. density=+1.5; got '{assignment}'") from None
+            raise MuseganError(f"--steer takes NAME=ALPHA, e.g. density=+1.5; "
+                               f"got '{assignment}'") from None
     return steer
 
 
@@ -140,65 +141,36 @@ def _steer(args: argparse.Namespace) -> int:
     from musegan.steer import shortcomings
 
     for name, facts in sorted(sampler.steering.items()):
-        print(f"  {name:12s} {facts['effect'][0]:+.2f}, {facts['effect'][1]:+.2f}  real {facts['real_mean']:.3g} ± "
-              f"{facts['real_std']:.3g}  ({facts['formula']})")
+        print(f"  {name:12s} {facts['effect'][0]:+.2f}, {facts['effect'][1]:+.2f}  "
+              f"real {facts['real_mean']:.3g} ± {facts['real_std']:.3g}  ({facts['formula']})")
         for problem in shortcomings(facts):
             print(f"  {'':12s} ! {problem}")
     return 0
 
 
 def _steer_fit(args: argparse.Namespace) -> int:
-    from musegan.corpus import Corpus, is_corpus
-    from musegan.evaluate import melody_tokens
-    from musegan.export import add_steering, save_model
-    from musegan.sampling import Sampler
-    from musegan.steer import ATTRIBUTES, fit_directions
+    from musegan.steer import fit_model
 
-    if not args.data or not is_corpus(Path(args.data)):
+    if not args.data:
         raise MuseganError("--fit needs --data DATA_DIR, the corpus (from musegan prepare) the "
                            "model was trained on: its pieces set the attributes' real-data units")
-    names = [n.strip() for n in args.attributes.split(",")] if args.attributes else list(ATTRIBUTES)
-    model = Path(args.fit)
-    run = model if model.is_dir() else None
-    if run is not None:  # a run folder: its last checkpoint, written where export writes
-        model = run / "checkpoints" / "last.ckpt"
-    sampler = Sampler.from_pretrained(model)
-    source = Path(sampler.path)
-    if source.suffix == ".ckpt":  # the directions go into a model in the sharing format
-        out = Path(args.out) if args.out else (run or source.parent.parent) / "model.safetensors"
-    else:
-        out = Path(args.out) if args.out else source
-    clashes = [p for p in (out, out.with_suffix(".md")) if p.exists()]
-    if clashes and not args.force:  # checked now, not after minutes of fitting
-        raise MuseganError(f"{clashes[0]} exists; pass --force to replace it, or --out NEW_FILE")
-    corpus = Corpus(args.data)
-    held_out = corpus.split("val")
-    if len(held_out) < 20:  # too few unseen pieces: measure on training pieces instead
-        held_out = corpus.split("train")
-        if "novelty" in names:  # a training piece is never novel against itself
-            names.remove("novelty")
-            print("novelty left out: the corpus has under 20 validation pieces, and novelty "
-                  "needs real pieces that are not in the training set", file=sys.stderr)
-    real = [corpus.tokenizer.decode(corpus.tokens(i).tolist()) for i in held_out[:300]]
-    train = [melody_tokens(corpus.tokenizer.decode_score(corpus.tokens(i).tolist()))
-             for i in corpus.split("train")]
-    directions, report = fit_directions(
-        sampler, real, names, train_melodies=train, themes=args.themes, bars=args.bars,
-        calibration_themes=args.calibration_themes,
-        seed=args.seed, progress=lambda message: print(message, file=sys.stderr))
-    if source.suffix == ".ckpt":
-        source = save_model(sampler.net, sampler.tokenizer, out, sampler.model.card)
-        path = add_steering(source, directions, force=True)
-    else:
-        path = add_steering(source, directions, out, force=args.force)
+    names = [n.strip() for n in args.attributes.split(",")] if args.attributes else None
+    path, report = fit_model(args.fit, args.data, args.out, names, themes=args.themes,
+                             bars=args.bars, calibration_themes=args.calibration_themes,
+                             seed=args.seed, force=args.force,
+                             progress=lambda message: print(message, file=sys.stderr))
     print("attribute    method        moved at -1, +1   others moved   overlap drop  (* kept)")
-    for name in names:
-        for method, (down, up) in report[name].items():
+    for name, methods in report.items():
+        if name == "assessor":
+            continue
+        for method, (down, up) in methods.items():
             if method != "chosen":
-                kept = "".join(mark for side, mark in zip(report[name]["chosen"], ("-", "+"))
+                kept = "".join(mark for side, mark in zip(methods["chosen"], ("-", "+"),
+                                                          strict=True)
                                if side == method)
                 print(f"{name:12s} {method:12s} {down['effect']:+6.2f}, {up['effect']:+.2f}"
-                      f"  {down['leakage']:6.2f}, {up['leakage']:.2f}  {down['overlap_drop']:5.0%}, "
+                      f"  {down['leakage']:6.2f}, {up['leakage']:.2f}  "
+                      f"{down['overlap_drop']:5.0%}, "
                       f"{up['overlap_drop']:.0%}" + (f"  * {kept}" if kept else ""))
     print("how much of each attribute the theme decides (held-out R^2 of ridge regression, "
           "assessor): " + ", ".join(f"{name} {r2['ridge']:.2f}, {r2['assessor']:.2f}"
@@ -216,11 +188,11 @@ def _baseline(args: argparse.Namespace) -> int:
         raise MuseganError(f"{data} is not a prepared corpus; make one with: "
                            f"musegan prepare MIDI_FOLDER --out {data}")
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise MuseganError(f"{out} exists; pass --force to replace it")
-    model = MarkovModel.fit(Corpus(data), order=args.order)
+    if out.exists() and not args.force:  # checked before the fit
+        raise output_exists(out)
+    model = MarkovModel.fit(Corpus(data), **({} if args.order is None else {"order": args.order}))
     path = model.save(out, force=args.force)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): an order-{args.order} Markov "
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): an order-{model.order} Markov "
           f"model of {model.card['pieces']} pieces; sample it with: "
           f"musegan generate --model {path}")
     return 0
@@ -447,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "musegan generate --model FILE.")
     baseline.add_argument("kind", choices=["markov"])
     baseline.add_argument("data_dir", metavar="DATA_DIR", help="a corpus from musegan prepare")
-    baseline.add_argument("--order", type=int, default=8,
+    baseline.add_argument("--order", type=int, default=None,
                           help="tokens per n-gram, the one predicted included (default 8: "
                                "about two notes of context)")
     baseline.add_argument("--out", required=True, help="the .safetensors file to write")
@@ -486,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except MuseganError as err:
-        print(f"musegan {args.verb}: error: {err}", file=sys.stderr)
+        print(f"musegan {args.verb}: error: {err.for_cli()}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"musegan {args.verb}: interrupted", file=sys.stderr)

@@ -16,7 +16,9 @@ with offsets counted from the piece's first token.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -44,15 +46,17 @@ class CorpusWriter:
         self.shard_tokens = shard_tokens or SHARD_TOKENS
         self.shards: list[int] = []  # tokens per shard
         self.n_bars = 0
-        self._shard = None
+        self._shard: BinaryIO | None = None
         self._index = open(self.directory / INDEX, "w")
         self._bars = open(self.directory / BARS, "wb")
 
     def add(self, record: dict, ids: np.ndarray, bars: np.ndarray) -> dict:
         """Append a piece's ids and bar table; ``record`` gains shard, offset, length
         and bar rows, and is written to the index."""
-        if self._shard is None or (self.shards[-1] and self.shards[-1] + len(ids) > self.shard_tokens):
+        if self._shard is None or (self.shards[-1]
+                                   and self.shards[-1] + len(ids) > self.shard_tokens):
             self._open_shard()
+        assert self._shard is not None
         record = {**record, "shard": len(self.shards) - 1, "offset": self.shards[-1],
                   "length": int(len(ids)), "first_bar": self.n_bars, "n_bars": int(len(bars))}
         self._shard.write(np.ascontiguousarray(ids, dtype=TOKEN_DTYPE).tobytes())
@@ -100,8 +104,10 @@ def read_manifest(directory: Path) -> dict:
     directory = Path(directory)
     path = directory / MANIFEST
     if not path.is_file():
-        raise MuseganError(f"{directory} is not a prepared corpus (no {MANIFEST}); "
-                           f"make one with: musegan prepare SRC --out {directory}")
+        problem = f"{directory} is not a prepared corpus (no {MANIFEST})"
+        raise MuseganError(f"{problem}; make one with musegan.prepare_corpus(SOURCES, "
+                           f"'{directory}')",
+                           cli=f"{problem}; make one with: musegan prepare SRC --out {directory}")
     try:
         manifest = json.loads(path.read_text())
     except ValueError as err:
@@ -109,9 +115,10 @@ def read_manifest(directory: Path) -> dict:
     if manifest.get("format") != CORPUS_FORMAT:
         raise MuseganError(f"{path} is not a musegan corpus manifest")
     if manifest.get("version") != CORPUS_VERSION:
-        raise MuseganError(f"{directory}: corpus format version {manifest.get('version')} is "
-                           f"not supported (this musegan reads {CORPUS_VERSION}); "
-                           "prepare it again with --force")
+        problem = (f"{directory}: corpus format version {manifest.get('version')} is "
+                   f"not supported (this musegan reads {CORPUS_VERSION})")
+        raise MuseganError(f"{problem}; prepare it again with force=True",
+                           cli=f"{problem}; prepare it again with --force")
     return manifest
 
 
@@ -128,7 +135,7 @@ class Corpus:
     DataLoader workers (fork or spawn) without copying the data.
     """
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | os.PathLike[str]):
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         self.tokenizer = Tokenizer.from_dict(self.manifest["tokenizer"])

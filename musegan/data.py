@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from musegan.config import BATCH_SIZE, SEQ_LEN, TRANSPOSE
 from musegan.corpus import Corpus
 from musegan.errors import MuseganError
 from musegan.tokenizer import DRUMS
-
-SEQ_LEN = 512  # ~25 bars of a folk tune at ~20 tokens a bar: a whole A and B part
-TRANSPOSE = (-5, 6)  # semitones, inclusive: every key once, the smallest move to reach it
 
 
 class TokenWindowDataset(Dataset):
@@ -124,7 +123,7 @@ class MidiDataModule(L.LightningDataModule):
     Under DDP, Lightning gives each process its own share of the windows.
     """
 
-    def __init__(self, data_dir: str, seq_len: int = SEQ_LEN, batch_size: int = 32,
+    def __init__(self, data_dir: str, seq_len: int = SEQ_LEN, batch_size: int = BATCH_SIZE,
                  num_workers: int | None = None, transpose: tuple[int, int] = TRANSPOSE):
         super().__init__()
         self.save_hyperparameters()
@@ -134,9 +133,10 @@ class MidiDataModule(L.LightningDataModule):
         # Loading a window is ~50 us of numpy: a worker or two keeps up with a GPU.
         self.num_workers = (min(2, max(0, (os.cpu_count() or 1) - 1))
                             if num_workers is None else num_workers)
-        self.transpose = tuple(transpose)
+        self.transpose = cast(tuple[int, int], tuple(transpose))
         self.corpus: Corpus | None = None
-        self.train_set = self.val_set = None
+        self.train_set: TokenWindowDataset | None = None
+        self.val_set: TokenWindowDataset | None = None
 
     @property
     def tokenizer(self):
@@ -161,7 +161,9 @@ class MidiDataModule(L.LightningDataModule):
                           pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup() first"
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None, "call setup() first"
         return self._loader(self.val_set, shuffle=False)

@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class MuseganError(Exception):
     """A problem with the user's input (a path, a file, a setting), not a bug.
 
-    The message is one line that names the thing at fault and says what to do.
+    The message is one line that names the thing at fault and says what to do, in the
+    words of the Python API (arguments such as ``force=True``). Where the command line
+    says it differently (``--force``), ``cli`` holds its version, and ``musegan`` prints
+    that one.
     """
+
+    def __init__(self, message: str, cli: str | None = None):
+        super().__init__(message)
+        self.cli = cli
+
+    def for_cli(self) -> str:
+        """The message as the command line says it."""
+        return self.cli or str(self)
+
+
+class OutputExistsError(MuseganError):
+    """A file or folder would be replaced, and the caller did not ask for that."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        super().__init__(f"{path} exists; pass force=True to replace it, or write elsewhere",
+                         cli=f"{path} exists; pass --force to replace it or choose another --out")
+
+    def __reduce__(self):
+        return type(self), (self.path,)
+
+
+def output_exists(path: str | Path) -> OutputExistsError:
+    """The error for an output that exists (raise it)."""
+    return OutputExistsError(path)
 
 
 class MidiError(MuseganError, ValueError):

@@ -24,22 +24,23 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Any
 
 import numpy as np
 import pretty_midi
-from symusic import Score
 from tqdm import tqdm
 
+from musegan.copying import CopyIndex, melody_tokens
 from musegan.errors import MuseganError
-from musegan.metrics import FEATURES, melody_line, piece_features, quick_metrics
+from musegan.metrics import FEATURES, piece_features, quick_metrics
 from musegan.midi import is_midi_path, load_score, score_to_pretty_midi
 
 __all__ = ["evaluate", "quick_metrics", "compare_features", "compare_distances", "gaussian_kde",
            "scott_bandwidth", "pairwise_distances", "melody_tokens", "CopyIndex"]
 
-PieceSet = Union[str, os.PathLike, Sequence[Union[str, os.PathLike, pretty_midi.PrettyMIDI]]]
+PieceSet = str | os.PathLike | Sequence[str | os.PathLike | pretty_midi.PrettyMIDI]
 
 GRID_POINTS = 2048  # KDE grid: fine enough that the narrowest kernel spans several points
 MIN_BANDWIDTH_SHARE = 0.01  # narrowest kernel, as a share of the distances' range (zero variance)
@@ -47,9 +48,6 @@ KDE_TAIL = 4.0  # the grid reaches this many bandwidths past the extreme distanc
 KL_EPSILON = 1e-10  # keeps log finite where the inter-set density vanishes
 DISTANCE_CHUNK = 64  # rows of pairwise distances computed at once (bounds memory for matrices)
 SAMPLE_SEED = 0  # max_pieces draws the same pieces on every run
-INTERVAL_OFFSET = 128  # token = (interval + 128) * DURATION_CODES + duration
-DURATION_CODES = 1 << 12  # durations clamped to 4095 steps (341 quarters): longer is the same
-POSITION_BITS = 24  # an n-gram occurrence is stored as piece << 24 | position
 PIANO_ROLLS = 4  # generated pieces drawn in the report
 REPORT_FILES = ("report.json", "report.md", "features.png")
 REFERENCE_IN_TRAIN = 0.9  # a reference copy rate above this means the reference was in train
@@ -67,7 +65,8 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray
     other = a if b is None else np.asarray(b, dtype=np.float64).reshape(len(b), -1)  # (M, D)
     rows = []
     for start in range(0, len(a), DISTANCE_CHUNK):
-        block = np.sqrt(((a[start:start + DISTANCE_CHUNK, None, :] - other[None, :, :]) ** 2).sum(-1))
+        block = np.sqrt(((a[start:start + DISTANCE_CHUNK, None, :]
+                          - other[None, :, :]) ** 2).sum(-1))
         if b is None:  # keep the pairs (i, j) with i < j
             i = np.arange(start, start + len(block))[:, None]
             block = block[np.arange(len(other))[None, :] > i]
@@ -141,7 +140,7 @@ def compare_features(generated: list[dict], reference: list[dict]) -> dict:
                 continue
             valid = ~np.isnan(stacked.reshape(len(stacked), -1)).any(axis=1)
             values[label] = stacked[valid]
-        entry = {label: _summary(v) for label, v in values.items()}
+        entry: dict[str, Any] = {label: _summary(v) for label, v in values.items()}
         entry["n_valid"] = {label: int(len(v)) for label, v in values.items()}
         entry["overlap"] = entry["kl"] = math.nan
         entry["curves"] = None
@@ -166,73 +165,8 @@ def _summary(values: np.ndarray) -> dict:
 
 # ---------------------------------------------------------------------------- copying
 
-def melody_tokens(midi: pretty_midi.PrettyMIDI | Score) -> np.ndarray:
-    """Transposition-invariant tokens of the melody line (``musegan.metrics.melody_line``):
-    one per note after the first, coding (interval from the previous note, the note's
-    duration on the 12-per-quarter grid). A run of k equal tokens is k + 1 equal notes."""
-    pitches, durations = melody_line(midi)
-    intervals = np.diff(pitches)
-    return ((intervals + INTERVAL_OFFSET) * DURATION_CODES
-            + np.minimum(durations[1:], DURATION_CODES - 1)).astype(np.int64)
-
-
-def _ngrams(tokens: np.ndarray, n: int) -> list[tuple]:
-    if len(tokens) < n:
-        return []
-    return list(map(tuple, np.lib.stride_tricks.sliding_window_view(tokens, n).tolist()))
-
-
-class CopyIndex:
-    """Every melodic n-gram of a training set, with where it occurs, for copy detection.
-
-    Example::
-
-        index = CopyIndex([melody_tokens(m) for m in train_midis], n=8)
-        index.copying(melody_tokens(generated_midi))  # {copy_rate, longest_copy, source}
-    """
-
-    def __init__(self, melodies: Sequence[np.ndarray], n: int = 8):
-        if n < 1:
-            raise MuseganError(f"n-gram length {n} is not positive; pass n=8 or so")
-        self.n = n
-        self.table: dict[tuple, list[int]] = {}
-        for piece, tokens in enumerate(melodies):
-            base = piece << POSITION_BITS
-            for position, gram in enumerate(_ngrams(tokens, n)):
-                self.table.setdefault(gram, []).append(base | position)
-
-    def copying(self, tokens: np.ndarray) -> dict:
-        """``copy_rate``: share of the piece's n-grams found anywhere in the training set
-        (NaN when the melody has fewer than n + 1 notes). ``longest_copy``: the longest run
-        of consecutive notes equal (up to transposition) to a run in ONE training piece,
-        in notes; runs shorter than n + 1 notes are not looked for and count as 0.
-        ``source``: the index of that training piece (None when there is none)."""
-        grams = _ngrams(tokens, self.n)
-        if not grams:
-            return {"copy_rate": math.nan, "longest_copy": 0, "source": None}
-        found = [self.table.get(gram) for gram in grams]
-        copy_rate = sum(hit is not None for hit in found) / len(grams)
-        position = [i for i, hits in enumerate(found) if hits for _ in hits]
-        if not position:
-            return {"copy_rate": copy_rate, "longest_copy": 0, "source": None}
-        codes = np.fromiter((code for hits in found if hits for code in hits), dtype=np.int64)
-        i = np.array(position, dtype=np.int64)
-        piece, j = codes >> POSITION_BITS, codes & ((1 << POSITION_BITS) - 1)
-        diagonal = j - i
-        order = np.lexsort((i, diagonal, piece))  # runs are consecutive i on one diagonal of one piece
-        piece, diagonal, i = piece[order], diagonal[order], i[order]
-        starts = np.ones(len(i), dtype=bool)
-        starts[1:] = (piece[1:] != piece[:-1]) | (diagonal[1:] != diagonal[:-1]) | (i[1:] != i[:-1] + 1)
-        run_id = np.cumsum(starts) - 1
-        run_length = np.bincount(run_id)  # consecutive n-gram hits per run
-        best = int(run_length.argmax())
-        # m consecutive n-grams cover m + n - 1 tokens, that is m + n notes
-        return {"copy_rate": copy_rate, "longest_copy": int(run_length[best] + self.n),
-                "source": int(piece[np.flatnonzero(starts)[best]])}
-
-
 def _copy_summary(rows: list[dict]) -> dict:
-    summary = {}
+    summary: dict[str, Any] = {}
     for key in ("copy_rate", "longest_copy"):
         values = np.array([r[key] for r in rows], dtype=np.float64)
         values = values[~np.isnan(values)]
@@ -300,7 +234,8 @@ def _load(items, label: str, skipped: list, progress: bool, as_score: bool = Fal
                 n_notes = sum(len(t.notes) for t in score.tracks)
                 midi = None if as_score or not n_notes else score_to_pretty_midi(score)
         except MuseganError as err:
-            skipped.append({"set": label, "source": name, "reason": _reason(err).removeprefix(f"{name}: ")})
+            skipped.append({"set": label, "source": name,
+                            "reason": _reason(err).removeprefix(f"{name}: ")})
             continue
         except Exception as err:  # a parser's own error on a damaged file: report, go on
             skipped.append({"set": label, "source": name, "reason": f"unreadable ({_reason(err)})"})
@@ -381,8 +316,11 @@ def evaluate(generated: PieceSet, reference: PieceSet, train: PieceSet | None = 
         existing = [name for name in REPORT_FILES if (out / name).exists()] + \
             sorted(p.name for p in out.glob("piano-roll-*.png"))
         if existing:
-            raise MuseganError(f"{out} already holds an evaluation report ({', '.join(existing)}); "
-                               "pass --force (force=True) to replace it, or choose another folder")
+            problem = f"{out} already holds an evaluation report ({', '.join(existing)})"
+            raise MuseganError(f"{problem}; pass force=True to replace it, or choose another "
+                               "folder",
+                               cli=f"{problem}; pass --force to replace it, or choose another "
+                                   "--out")
     skipped: list[dict] = []
     sets = {}
     for label, source in (("generated", generated), ("reference", reference)):
@@ -396,13 +334,14 @@ def evaluate(generated: PieceSet, reference: PieceSet, train: PieceSet | None = 
         sets[label] = pieces
 
     features = {label: [piece_features(midi) for _, midi, _ in
-                        tqdm(pieces, desc=f"features of {label}", disable=not progress, leave=False)]
+                        tqdm(pieces, desc=f"features of {label}", disable=not progress,
+                             leave=False)]
                 for label, pieces in sets.items()}
     comparison = compare_features(features["generated"], features["reference"])
     overlaps = [c["overlap"] for c in comparison.values() if not math.isnan(c["overlap"])]
     kls = [c["kl"] for c in comparison.values() if not math.isnan(c["kl"])]
 
-    copying = None
+    copying: dict[str, Any] | None = None
     train_count = None
     if train is not None:
         names, melodies = _train_melodies(train, skipped, progress)
@@ -411,8 +350,8 @@ def evaluate(generated: PieceSet, reference: PieceSet, train: PieceSet | None = 
         copying = {"n": n}
         for label, pieces in sets.items():
             rows = []
-            for name, midi, score in tqdm(pieces, desc=f"copying in {label}", disable=not progress,
-                                          leave=False):
+            for name, midi, score in tqdm(pieces, desc=f"copying in {label}",
+                                          disable=not progress, leave=False):
                 row = index.copying(melody_tokens(midi if score is None else score))
                 row["source"] = names[row["source"]] if row["source"] is not None else None
                 rows.append({"piece": name, **row})
@@ -487,7 +426,8 @@ def _markdown(result: dict, rolls: list[str]) -> str:
         "",
         f"Generated: {counts['generated']} pieces from `{sources['generated']}`. "
         f"Reference: {counts['reference']} pieces from `{sources['reference']}`."
-        + (f" Train: {counts['train']} pieces from `{sources['train']}`." if counts["train"] else "")
+        + (f" Train: {counts['train']} pieces from `{sources['train']}`."
+           if counts["train"] else "")
         + f" Skipped: {counts['skipped']}.",
         "",
         f"**Mean overlap area {_number(result['mean_overlap'])}** (1 = the generated pieces sit "
@@ -502,8 +442,10 @@ def _markdown(result: dict, rolls: list[str]) -> str:
         if FEATURES[name].histogram:
             generated = reference = "(histogram)"
         else:
-            generated = f"{_number(entry['generated']['mean'])} ± {_number(entry['generated']['std'])}"
-            reference = f"{_number(entry['reference']['mean'])} ± {_number(entry['reference']['std'])}"
+            generated = (f"{_number(entry['generated']['mean'])} ± "
+                         f"{_number(entry['generated']['std'])}")
+            reference = (f"{_number(entry['reference']['mean'])} ± "
+                         f"{_number(entry['reference']['std'])}")
         lines.append(f"| {name} | {generated} | {reference} | {_number(entry['overlap'])} | "
                      f"{_number(entry['kl'])} | {entry['n_valid']['generated']}/"
                      f"{entry['n_valid']['reference']} |")
@@ -551,7 +493,7 @@ def _plot_features(comparison: dict, path: Path) -> None:
     columns = 5
     rows = math.ceil(len(names) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), dpi=80)
-    for axis, name in zip(axes.ravel(), names):
+    for axis, name in zip(axes.ravel(), names, strict=False):
         entry = comparison[name]
         curves = entry["curves"]
         if curves is not None:

@@ -26,17 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from musegan import __version__
 from musegan.corpus import Corpus
-from musegan.errors import MuseganError
+from musegan.errors import MuseganError, output_exists
 from musegan.tokenizer import Tokenizer
 
 MARKOV_FORMAT = "musegan-markov"
 MARKOV_VERSION = "1"
 UNIFORM_SHARE = 1e-6  # the uniform floor mixed into the token frequencies
+ORDER = 8  # tokens per n-gram, the one predicted included: about two notes of context
 
 
 class MarkovModel(torch.nn.Module):
@@ -60,17 +61,21 @@ class MarkovModel(torch.nn.Module):
     # ------------------------------------------------------------------ fitting
 
     @classmethod
-    def fit(cls, corpus: Corpus, order: int = 4, split: str = "train") -> "MarkovModel":
+    def fit(cls, corpus: Corpus, order: int = ORDER, split: str = "train") -> MarkovModel:
         """Count the n-grams of one split of a prepared corpus (up to ``order`` tokens)."""
         if order < 1:
-            raise MuseganError(f"--order must be 1 or more, got {order}")
+            raise MuseganError(f"order must be 1 or more, got {order}",
+                               cli=f"--order must be 1 or more, got {order}")
         pieces = [np.asarray(corpus.tokens(i), dtype=np.int64) for i in corpus.split(split)]
         if not pieces:
             raise MuseganError(f"{corpus.directory} has no pieces in its '{split}' split")
         if max(len(p) for p in pieces) <= order:
-            raise MuseganError(f"--order {order} is longer than every piece of {corpus.directory} "
-                               f"(the longest has {max(len(p) for p in pieces)} tokens); "
-                               "use a lower order")
+            longest = max(len(p) for p in pieces)
+            raise MuseganError(f"order {order} is longer than every piece of {corpus.directory} "
+                               f"(the longest has {longest} tokens); use a lower order",
+                               cli=f"--order {order} is longer than every piece of "
+                                   f"{corpus.directory} (the longest has {longest} tokens); "
+                                   "use a lower order")
         tables = {}
         for context in range(order):  # context length 0 .. order - 1
             windows = np.concatenate([
@@ -127,7 +132,7 @@ class MarkovModel(torch.nn.Module):
 
     # ------------------------------------------------------------------ sampling
 
-    def incremental(self, theme: torch.Tensor) -> "MarkovRunner":
+    def incremental(self, theme: torch.Tensor) -> MarkovRunner:
         return MarkovRunner(self, theme.size(0))
 
     # ------------------------------------------------------------------ files
@@ -136,7 +141,7 @@ class MarkovModel(torch.nn.Module):
         """Write the model as one .safetensors file (count tables + JSON metadata)."""
         path = Path(path)
         if path.exists() and not force:
-            raise MuseganError(f"{path} exists; pass --force to replace it")
+            raise output_exists(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.partial")
         save_file(self.tables, str(temporary), metadata={
@@ -146,7 +151,7 @@ class MarkovModel(torch.nn.Module):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "MarkovModel":
+    def load(cls, path: str | Path) -> MarkovModel:
         path = Path(path)
         with safe_open(str(path), framework="numpy") as file:
             metadata = file.metadata() or {}
@@ -170,7 +175,7 @@ class MarkovRunner:
     def step(self, token: torch.Tensor) -> torch.Tensor:
         keep = self.model.order - 1
         rows = []
-        for history, t in zip(self.history, token.tolist()):
+        for history, t in zip(self.history, token.tolist(), strict=False):
             history.append(t)
             del history[:max(0, len(history) - keep)]
             rows.append(self.model.probabilities(history))

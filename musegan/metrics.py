@@ -78,10 +78,12 @@ NOTE_LENGTHS = np.array([  # mgeval's 12 note-length classes, in quarter notes
     4 / 3, 2 / 3, 1 / 3,  # half-, quarter- and 8th-note triplets
 ])
 DRUM_GRID = 24  # MuseGAN's time steps per quarter note
-DRUM_FILTER = np.array([1.0, 0.3, 0.0, 0.0, 0.0, 0.3])  # MuseGAN's weight by offset from a 16th (24/quarter)
+# MuseGAN's weight by offset from a 16th (24/quarter)
+DRUM_FILTER = np.array([1.0, 0.3, 0.0, 0.0, 0.0, 0.3])
 MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], dtype=bool)
 MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], dtype=bool)  # natural minor, as in MusPy
-SCALES = np.array([np.roll(scale, root) for scale in (MAJOR, MINOR) for root in range(12)])  # (24, 12)
+SCALES = np.array([np.roll(scale, root) for scale in (MAJOR, MINOR)
+                   for root in range(12)])  # (24, 12)
 _CIRCLES = np.arange(12)
 # Harte et al. 2006: circles of fifths (r1 = 1), minor thirds (r2 = 1), major thirds (r3 = 0.5)
 TONAL_CENTROID = np.array([
@@ -125,7 +127,8 @@ FEATURES: dict[str, Feature] = {
                               "Dong et al. 2018, TD; Harte et al. 2006"),
     "scale_consistency": Feature("share of notes in the best-fitting major/minor scale",
                                  "Dong et al. 2020 (MusPy)"),
-    "pitch_class_entropy": Feature("entropy of the pitch-class counts, bits", "Dong et al. 2020 (MusPy)"),
+    "pitch_class_entropy": Feature("entropy of the pitch-class counts, bits",
+                                   "Dong et al. 2020 (MusPy)"),
     "polyphony": Feature("distinct pitches sounding, over steps where any sounds",
                          "Dong et al. 2020 (MusPy)"),
     "polyphony_rate": Feature("share of sounding steps with more than one pitch",
@@ -155,7 +158,7 @@ class _Notes:
     bars: np.ndarray  # (B + 1,) bar edges, grid steps
     beats: np.ndarray  # (K + 1,) beat edges, grid steps
 
-    def select(self, mask: np.ndarray) -> "_Notes":
+    def select(self, mask: np.ndarray) -> _Notes:
         return _Notes(self.start[mask], self.length[mask], self.onset[mask], self.end[mask],
                       self.pitch[mask], self.drum[mask], self.track[mask], self.bars, self.beats)
 
@@ -184,7 +187,8 @@ def _meter(midi: pretty_midi.PrettyMIDI, time: float) -> tuple[int, int]:
     return current
 
 
-def _edges(midi: pretty_midi.PrettyMIDI, times: np.ndarray, beats: bool, music_end: int) -> np.ndarray:
+def _edges(midi: pretty_midi.PrettyMIDI, times: np.ndarray, beats: bool,
+           music_end: int) -> np.ndarray:
     """Bar or beat start times as grid steps, closed by the end of the last one. Starts at
     or after the last note's end are dropped: pretty_midi's rounding can add one there."""
     times = np.asarray(times, dtype=np.float64)
@@ -229,7 +233,8 @@ def _read(midi: pretty_midi.PrettyMIDI) -> _Notes:
                   beats=_edges(midi, midi.get_beats(), beats=True, music_end=music_end))
 
 
-def _span_indices(edges: np.ndarray, onset: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _span_indices(edges: np.ndarray, onset: np.ndarray,
+                  end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last segment (bar or beat) each note [onset, end) touches."""
     last_segment = len(edges) - 2
     first = np.clip(np.searchsorted(edges, onset, side="right") - 1, 0, last_segment)
@@ -278,7 +283,8 @@ def melody_line(midi: pretty_midi.PrettyMIDI | Score) -> tuple[np.ndarray, np.nd
         onset, end, pitch = notes.onset, notes.end, notes.pitch
     else:
         score = midi if str(midi.ttype).lower().endswith("tick") else midi.to("tick")
-        columns = [track.notes.numpy() for track in score.tracks if not track.is_drum and len(track.notes)]
+        columns = [track.notes.numpy() for track in score.tracks
+                   if not track.is_drum and len(track.notes)]
         if not columns:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         time = np.concatenate([c["time"] for c in columns]).astype(np.float64)
@@ -386,7 +392,8 @@ def piece_features(midi: pretty_midi.PrettyMIDI) -> dict[str, float | np.ndarray
     features["tonal_distance"] = _tonal_distance(pitched)
 
     # --- MusPy
-    features["scale_consistency"] = float((SCALES @ pc_counts).max() / len(pitch)) if has_notes else NAN
+    features["scale_consistency"] = (float((SCALES @ pc_counts).max() / len(pitch)) if has_notes
+                                     else NAN)
     if has_notes:
         p = pc_counts[pc_counts > 0] / len(pitch)
         features["pitch_class_entropy"] = float(max(0.0, -(p * np.log2(p)).sum()))
@@ -395,7 +402,8 @@ def piece_features(midi: pretty_midi.PrettyMIDI) -> dict[str, float | np.ndarray
     features["polyphony"], features["polyphony_rate"] = _polyphony(pitched)
     features["groove_consistency"] = _groove_consistency(notes)
     n_beats = len(notes.beats) - 1
-    features["empty_beat_rate"] = (1.0 - float(_occupied(notes.beats, notes.onset, notes.end).mean())
+    features["empty_beat_rate"] = (1.0 - float(_occupied(notes.beats, notes.onset,
+                                                         notes.end).mean())
                                    if n_beats > 0 else NAN)
     return {name: features[name] for name in FEATURES}
 
@@ -487,3 +495,17 @@ def quick_metrics(midis: list[pretty_midi.PrettyMIDI]) -> dict[str, float]:
         values = values[~np.isnan(values)]
         result[name] = float(values.mean()) if len(values) else NAN
     return result
+
+
+def distinct_ngrams(sequences, n: int = 4, pad_id: int = 0) -> float:
+    """Share of distinct n-grams among all n-grams of a batch of token sequences (a (B, S)
+    tensor or lists of ids): 1 = all different, near 0 = mode collapse."""
+    grams = set()
+    total = 0
+    rows = sequences.tolist() if hasattr(sequences, "tolist") else sequences
+    for row in rows:
+        row = [t for t in row if t != pad_id]
+        for i in range(len(row) - n + 1):
+            grams.add(tuple(row[i:i + n]))
+            total += 1
+    return len(grams) / total if total else 0.0

@@ -19,7 +19,8 @@ from musegan.errors import MidiError
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 
-MidiSource = Union[str, os.PathLike, bytes, pretty_midi.PrettyMIDI, Score]
+# Union, not `|`: at runtime symusic's Score is a factory object, which `|` rejects.
+MidiSource = Union[str, os.PathLike, bytes, pretty_midi.PrettyMIDI, Score]  # noqa: UP007
 
 
 def is_midi_path(path: Path) -> bool:
@@ -67,7 +68,8 @@ def load_score(source: MidiSource) -> Score:
     except FileNotFoundError:
         raise MidiError(str(path), "no such file; check the path") from None
     except OSError as err:
-        raise MidiError(str(path), f"cannot read the file ({err.strerror}); check its permissions") from None
+        raise MidiError(str(path), f"cannot read the file ({err.strerror}); "
+                                   "check its permissions") from None
     return score_from_bytes(data, path)
 
 

@@ -44,11 +44,15 @@ from torch.nn.utils.parametrizations import spectral_norm
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, B, H)
 
 
+TOKENIZER_FIELDS = ("vocab_size", "pad_id")  # given by the tokenizer, not chosen by a user
+
+
 @dataclass
 class ModelConfig:
-    """Sizes of the networks. ``vocab_size`` and ``pad_id`` come from the tokenizer."""
+    """Sizes of the networks. ``vocab_size`` and ``pad_id`` come from the tokenizer
+    (``for_tokenizer``); every other field is a setting (``model.*`` in a run's config)."""
 
-    vocab_size: int
+    vocab_size: int = 0  # 0 until ``for_tokenizer`` fills it in
     pad_id: int = 0
     embed_dim: int = 256  # token embedding; the vocabulary is ~600 tokens
     hidden_dim: int = 512  # generator LSTM width: 2 x 512 is ~4M parameters, fast on a CPU
@@ -57,7 +61,9 @@ class ModelConfig:
     noise_dim: int = 64  # the GAN's input z ~ N(0, I)
     mapping_layers: int = 3  # depth of z -> theme (StyleGAN's mapping idea, shallower)
     mapping_width: int = 256
-    encoder_dim: int = 128  # theme encoder BiLSTM width per direction: a summary, ~5 % of the cost
+    # Theme encoder BiLSTM width per direction: a summary needs little width (~5 % of the
+    # cost); 256 made MLE steps ~40 % slower.
+    encoder_dim: int = 128
     disc_embed_dim: int = 128
     disc_hidden_dim: int = 256  # per direction
     dropout: float = 0.1
@@ -68,12 +74,21 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def sizes(self) -> dict:
+        """The fields a user chooses: ``to_dict()`` less what the tokenizer gives."""
+        return {k: v for k, v in self.to_dict().items() if k not in TOKENIZER_FIELDS}
+
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        """Rebuild from ``to_dict()``; configs written before ``theme_norm`` existed used tanh."""
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Rebuild from ``to_dict()`` or ``sizes()``; configs written before
+        ``theme_norm`` existed used tanh."""
         names = {f.name for f in dataclasses.fields(cls)}
         data = {"theme_norm": "tanh", **data}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    def for_tokenizer(self, tokenizer) -> ModelConfig:
+        """This config for a tokenizer's vocabulary (its size and padding id)."""
+        return dataclasses.replace(self, vocab_size=len(tokenizer), pad_id=tokenizer.PAD)
 
 
 def theme_bound(config: ModelConfig) -> nn.Module:
@@ -195,7 +210,7 @@ class Generator(nn.Module):
         logits, state = self.forward(token.unsqueeze(1), theme, state)
         return logits.squeeze(1), state
 
-    def incremental(self, theme: torch.Tensor) -> "IncrementalGenerator":
+    def incremental(self, theme: torch.Tensor) -> IncrementalGenerator:
         """A fast step-by-step runner for sampling (eval mode, no gradients)."""
         return IncrementalGenerator(self, theme)
 
@@ -233,8 +248,8 @@ class IncrementalGenerator:
     def __init__(self, generator: Generator, theme: torch.Tensor):
         config, lstm = generator.config, generator.lstm
         embed, hidden = config.embed_dim, config.hidden_dim
-        scale = torch.ones(4 * hidden, dtype=lstm.weight_ih_l0.dtype,
-                           device=lstm.weight_ih_l0.device)
+        scale = torch.ones(4 * hidden, dtype=lstm.weight_ih_l0.dtype,  # type: ignore[arg-type]
+                           device=lstm.weight_ih_l0.device)  # type: ignore[arg-type]
         scale[2 * hidden:3 * hidden] = 2  # the g gate: tanh(g) = 2 sigmoid(2g) - 1
 
         def weights(layer: int):
@@ -247,7 +262,7 @@ class IncrementalGenerator:
         self.token_table = generator.embed.weight @ weight_ih[:, :embed].T  # (V, 4H)
         self.theme_rows = theme @ weight_ih[:, embed:].T + bias  # (B, 4H)
         self.weights = [weight_hh.T]  # layer 0: h @ W_hh; layers 1+: [x, h] @ [W_ih; W_hh]
-        self.biases = [None]
+        self.biases: list[torch.Tensor | None] = [None]
         for layer in range(1, config.num_layers):
             weight_ih, weight_hh, bias = weights(layer)
             self.weights.append(torch.cat([weight_ih, weight_hh], 1).T)
@@ -266,12 +281,14 @@ class IncrementalGenerator:
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         """Feed token (B,), return the logits (B, V) of the next one."""
-        x = None
-        for layer, (h, c) in enumerate(zip(self.h, self.c)):
+        x: torch.Tensor | None = None
+        for layer, (h, c) in enumerate(zip(self.h, self.c, strict=True)):
             if layer == 0:
                 gates = torch.addmm(self.token_table[token] + self.theme_rows, h, self.weights[0])
             else:
-                gates = torch.addmm(self.biases[layer], torch.cat([x, h], 1), self.weights[layer])
+                bias = self.biases[layer]
+                assert x is not None and bias is not None  # set by the layer below / __init__
+                gates = torch.addmm(bias, torch.cat([x, h], 1), self.weights[layer])
             i, f, g, o = gates.sigmoid_().chunk(4, 1)
             c = torch.addcmul(f * c, i, g.mul(2).sub_(1))
             x = o * torch.tanh(c)
@@ -308,7 +325,8 @@ class Discriminator(nn.Module):
 
         Returns step logits (B, S), sequence logits (B,), features (B, 2 * disc_hidden).
         """
-        x = self.embed(tokens) if soft is None else soft.to(self.embed.weight.dtype) @ self.embed.weight
+        x = (self.embed(tokens) if soft is None
+             else soft.to(self.embed.weight.dtype) @ self.embed.weight)
         out, _ = self.lstm(x)  # (B, S, 2 * disc_hidden)
         features = masked_mean(out, mask)
         return self.step_head(out).squeeze(-1), self.sequence_head(features).squeeze(-1), features
@@ -335,3 +353,11 @@ class MuseGAN(nn.Module):
     def incremental(self, theme: torch.Tensor) -> IncrementalGenerator:
         """The generator's step-by-step runner for sampling pieces with these themes."""
         return self.generator.incremental(theme)
+
+
+def build_model(config: ModelConfig | dict, tokenizer) -> MuseGAN:
+    """The networks for a tokenizer's vocabulary, from a config or its ``sizes()`` dict
+    (as run configs and checkpoints hold it)."""
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    return MuseGAN(config.for_tokenizer(tokenizer))

@@ -17,11 +17,12 @@ import re
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 from musegan import corpus as fmt
 from musegan.errors import MidiError, MuseganError
@@ -108,12 +109,12 @@ def find_sources(specs: Sequence[str], skipped: list[dict]) -> list[SourceFile]:
         elif path.exists() or path.is_symlink():
             add(SourceFile(str(path), str(path)))
         elif glob.has_magic(spec):
-            files = sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True)
-                           if is_midi_path(Path(p)) and not os.path.isdir(p))
-            if not files:
+            matches = sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True)
+                             if is_midi_path(Path(p)) and not os.path.isdir(p))
+            if not matches:
                 skipped.append({"source": spec, "reason": "the pattern matches no MIDI file"})
-            for file in files:
-                add(SourceFile(file, file))
+            for match in matches:
+                add(SourceFile(match, match))
         else:
             skipped.append({"source": spec, "reason": "no such file or folder; check the "
                                                       f"path (or use the word '{BACH}')"})
@@ -177,7 +178,7 @@ def _process_chunk(task: tuple[list[SourceFile], float]) -> list[dict]:
     results: list[dict] = []
     to_encode: list[tuple[int, bytes]] = []
     for source in sources:
-        result = {"source": source.name}
+        result: dict[str, Any] = {"source": source.name}
         results.append(result)
         try:
             size = os.stat(source.path).st_size
@@ -197,26 +198,29 @@ def _process_chunk(task: tuple[list[SourceFile], float]) -> list[dict]:
         except MidiError as err:
             result["reason"] = err.reason
         except OSError as err:
-            result["reason"] = f"cannot read the file ({err.strerror}); check the path and permissions"
+            result["reason"] = (f"cannot read the file ({err.strerror}); "
+                                "check the path and permissions")
     if to_encode:
+        assert tok is not None, "_init_worker sets the tokenizer"
         names = [results[i]["source"] for i, _ in to_encode]
         datas = [data for _, data in to_encode]
         try:
             encoded = tok.encode_batch(datas, names)
         except Exception:  # a bug, not a bad file: find which file and go on without it
             encoded = []
-            for data, name in zip(datas, names):
+            for data, name in zip(datas, names, strict=True):
                 try:
                     encoded.append(tok.encode_batch([data], [name])[0])
                 except Exception as err:
                     encoded.append(MidiError(name, f"internal error while tokenizing "
                                                    f"({_one_line(err)}); please report it"))
-        for (i, _), piece in zip(to_encode, encoded):
+        for (i, _), piece in zip(to_encode, encoded, strict=False):
             if isinstance(piece, MidiError):
                 results[i]["reason"] = piece.reason
                 continue
             results[i].update(
-                ids=piece.ids, bars=tok.bar_table(piece.ids), music_sha256=tok.music_hash(piece.ids),
+                ids=piece.ids, bars=tok.bar_table(piece.ids),
+                music_sha256=tok.music_hash(piece.ids),
                 notes=piece.n_notes, seconds=round(piece.seconds, 3),
                 time_signature=piece.time_signature, has_drums=piece.has_drums,
                 warnings=piece.warnings,
@@ -245,9 +249,11 @@ def _run_chunks(tasks: list, tokenizer: Tokenizer, cached: frozenset,
                 yield next(results)
             except BrokenProcessPool:
                 names = ", ".join(s.name for s in task[0][:3])
-                raise MuseganError(
-                    f"a worker process died while reading {names}, ...: a file crashed the "
-                    "MIDI parser; run with --workers 1 to find it, then remove it") from None
+                problem = (f"a worker process died while reading {names}, ...: a file "
+                           "crashed the MIDI parser")
+                raise MuseganError(f"{problem}; run with workers=1 to find it, then remove it",
+                                   cli=f"{problem}; run with --workers 1 to find it, then "
+                                       "remove it") from None
 
 
 # ---------------------------------------------------------------------- prepare
@@ -306,7 +312,8 @@ def prepare_corpus(
         cached = {p["sha256"]: i for i, p in enumerate(previous.pieces)}
     workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                           else os.cpu_count() or 1)
-    tasks = [(files[i:i + CHUNK_FILES], max_file_mb * 1e6) for i in range(0, len(files), CHUNK_FILES)]
+    tasks = [(files[i:i + CHUNK_FILES], max_file_mb * 1e6)
+             for i in range(0, len(files), CHUNK_FILES)]
 
     partial = out.parent / f".{out.name}.partial"
     if partial.exists():
@@ -380,12 +387,15 @@ def _write_pieces(writer, report, chunks, previous, cached, val_fraction, progre
 def _existing_output(out: Path, tokenizer: Tokenizer, settings: dict, force: bool):
     """The corpus already at ``out`` to reuse, or None; refuses to clobber anything else."""
     if out.is_file():
-        raise MuseganError(f"{out} is a file; give --out a folder")
+        raise MuseganError(f"{out} is a file; the corpus must go in a folder",
+                           cli=f"{out} is a file; give --out a folder")
     if not out.exists() or not any(out.iterdir()):
         return None
     if not fmt.is_corpus(out):
         raise MuseganError(f"{out} already holds files that are not a musegan corpus; "
-                           "choose a new or empty folder for --out")
+                           "choose a new or empty folder",
+                           cli=f"{out} already holds files that are not a musegan corpus; "
+                               "choose a new or empty folder for --out")
     try:
         previous = fmt.Corpus(out)
     except MuseganError:
@@ -397,8 +407,9 @@ def _existing_output(out: Path, tokenizer: Tokenizer, settings: dict, force: boo
     if force:
         return None
     if not same:
-        raise MuseganError(f"{out} holds a corpus prepared from other sources or settings; "
-                           "pass --force to rebuild it, or choose another --out")
+        problem = f"{out} holds a corpus prepared from other sources or settings"
+        raise MuseganError(f"{problem}; pass force=True to rebuild it, or choose another folder",
+                           cli=f"{problem}; pass --force to rebuild it, or choose another --out")
     return previous
 
 
@@ -436,9 +447,11 @@ def format_summary(report: PrepareReport) -> str:
         lines.append(f"Prepared {report.output} in {report.seconds_elapsed:.1f} s")
     lines += [
         f"  files found   {report.files_found}"
-        + (f"  (reused {report.reused} unchanged)" if report.reused and not report.up_to_date else ""),
+        + (f"  (reused {report.reused} unchanged)"
+           if report.reused and not report.up_to_date else ""),
         f"  pieces        {report.pieces['train']} train, {report.pieces['val']} validation",
-        f"  music         {report.notes:,} notes, {report.tokens:,} tokens, {report.hours:.2f} hours",
+        f"  music         {report.notes:,} notes, {report.tokens:,} tokens, "
+        f"{report.hours:.2f} hours",
         f"  duplicates    {len(report.duplicates)} dropped",
         f"  skipped       {len(report.skipped)}",
     ]

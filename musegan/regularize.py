@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from musegan.tokenizer import _KINDS, DRUMS, Tokenizer
+from musegan.tokenizer import KINDS, Tokenizer
 
 ATTRIBUTES = ("density", "register", "range", "syncopation", "leaps", "entropy")
 SHARPNESS = 10.0  # AR-VAE's delta: themes 0.1 apart already count as ordered
@@ -74,10 +74,11 @@ class WindowAttributes:
     def __init__(self, tokenizer: Tokenizer, names: tuple[str, ...] = ATTRIBUTES):
         unknown = [n for n in names if n not in ATTRIBUTES]
         if unknown:
-            raise ValueError(f"unknown theme attribute '{unknown[0]}'; known: {', '.join(ATTRIBUTES)}")
+            raise ValueError(f"unknown theme attribute '{unknown[0]}'; "
+                             f"known: {', '.join(ATTRIBUTES)}")
         self.names = tuple(names)
         self.bar = tokenizer.BAR
-        self.kind = torch.from_numpy(tokenizer.kind.astype("int64"))  # (V,) index into _KINDS
+        self.kind = torch.from_numpy(tokenizer.kind.astype("int64"))  # (V,) index into KINDS
         self.value = torch.from_numpy(tokenizer.value)  # (V,) pitch, position, ... of each id
         self.drums = tokenizer.token_id("Program_drums")
         spq = tokenizer.steps_per_quarter
@@ -86,16 +87,17 @@ class WindowAttributes:
             compound = n % 3 == 0 and n > 3  # pretty_midi's rule
             beats.append(4 * spq // d * (3 if compound else 1))
         self.beat_steps = torch.tensor(beats)  # (time signatures,) grid steps per beat
+        self.default_time_signature = tokenizer.default_time_signature  # before any TimeSig
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.long()
         kind = self.kind.to(ids.device)[ids]  # (B, S)
         value = self.value.to(ids.device)[ids]  # (B, S)
-        last_program = _last_index(kind == _KINDS.index("program"))
+        last_program = _last_index(kind == KINDS.index("program"))
         drums = (last_program >= 0) & (ids.gather(1, last_program.clamp(min=0)) == self.drums)
-        pitched = (kind == _KINDS.index("pitch")) & ~drums
+        pitched = (kind == KINDS.index("pitch")) & ~drums
         pitch = value.float()  # meaningful where pitched
-        onset = (kind == _KINDS.index("position")) | (ids == self.bar)  # a new onset or bar
+        onset = (kind == KINDS.index("position")) | (ids == self.bar)  # a new onset or bar
         columns = {}
         bars = (ids == self.bar).sum(1).clamp(min=1)
         notes = pitched.sum(1)
@@ -118,13 +120,15 @@ class WindowAttributes:
 
     def _syncopation(self, ids: torch.Tensor, kind: torch.Tensor, value: torch.Tensor,
                      pitched: torch.Tensor) -> torch.Tensor:
-        position = value.gather(1, _last_index(kind == _KINDS.index("position")).clamp(min=0))
-        last_ts = _last_index(kind == _KINDS.index("time_signature"))
-        ts = torch.where(last_ts >= 0, value.gather(1, last_ts.clamp(min=0)), 0)
+        position = value.gather(1, _last_index(kind == KINDS.index("position")).clamp(min=0))
+        last_ts = _last_index(kind == KINDS.index("time_signature"))
+        ts = torch.where(last_ts >= 0, value.gather(1, last_ts.clamp(min=0)),
+                         self.default_time_signature)
         beat = self.beat_steps.to(ids.device)[ts]
         return _masked_mean((position % beat != 0).float(), pitched)  # per note, as in steer
 
-    def _leaps(self, onset: torch.Tensor, pitched: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    def _leaps(self, onset: torch.Tensor, pitched: torch.Tensor,
+               pitch: torch.Tensor) -> torch.Tensor:
         size = pitched.size(1)
         onset_group = torch.cumsum(onset.long(), 1)  # (B, S)
         following = _next_index(pitched)  # notes at one onset are in rising pitch order

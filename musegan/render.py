@@ -34,7 +34,8 @@ def piano_roll_png(midi: pretty_midi.PrettyMIDI, path: str | Path, title: str = 
     for i, instrument in enumerate(midi.instruments):
         for note in instrument.notes:
             axes.add_patch(plt.Rectangle((note.start, note.pitch - 0.4), note.end - note.start,
-                                         0.8, color=colours(i % 10), alpha=0.4 + note.velocity / 254))
+                                         0.8, color=colours(i % 10),
+                                         alpha=0.4 + note.velocity / 254))
             pitches.append(note.pitch)
     for time in midi.get_downbeats():
         axes.axvline(time, color="0.85", linewidth=0.6, zorder=0)

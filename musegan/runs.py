@@ -14,7 +14,7 @@ import torch
 
 from musegan.errors import MuseganError
 
-CHECKPOINTS = "checkpoints"  # RUN/checkpoints/: epochNNN.ckpt, best-*.ckpt, last.ckpt
+CHECKPOINTS = "checkpoints"  # RUN/checkpoints/: last.ckpt and best-epochNNN.ckpt
 LAST = "last.ckpt"
 RUN_INFO = "run.json"
 CONFIG_FILE = "config.yaml"

@@ -4,175 +4,36 @@
     midis = sampler.generate(n=4, bars=16, temperature=0.9, seed=7)
     midis[0].write("tune.mid")
 
-Decoding is batched, carries the LSTM state from step to step (the prefix is never
-re-run), and is grammar-constrained. At every step the tokens that cannot come next are
-masked, so each piece is well formed:
+``Sampler`` chooses themes (sampled, encoded from a piece, loaded, steered or
+interpolated) and hands them to the decoder (``musegan.decoding``), which is batched,
+carries the LSTM state from step to step, and is grammar-constrained
+(``musegan.grammar``), so each piece is well formed:
 
 - bars come in order, exactly ``bars`` of them;
 - positions rise within a bar and stay inside its meter;
 - every note is complete: Pitch, then Velocity, then Duration;
 - the piece ends only between notes.
+
+``generate_files`` writes the pieces to a folder, each with a JSON sidecar that
+regenerates it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
 import torch
 
-from musegan.errors import MuseganError
-from musegan.export import LoadedModel, load_model
+from musegan.decoding import decode
+from musegan.errors import MuseganError, output_exists
+from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
 from musegan.midi import MidiSource
-from musegan.tokenizer import Tokenizer
-
-# What may follow each kind of token (the grammar of musegan.tokenizer).
-_START, _BAR, _TS, _BAR_TEMPO, _POSITION, _MID_TEMPO, _PROGRAM, _PITCH, _VELOCITY, _DURATION = range(10)
-_KIND_CODES = {"bar": 0, "time_signature": 1, "tempo": 2, "position": 3, "program": 4,
-               "pitch": 5, "velocity": 6, "duration": 7, "eos": 8}
-_NEXT = {  # state -> kinds allowed next ("bar" and "eos" are subject to the bar count)
-    _START: ("bar",),
-    _BAR: ("time_signature", "tempo", "program", "position", "bar", "eos"),
-    _TS: ("tempo", "program", "position", "bar", "eos"),
-    _BAR_TEMPO: ("program", "position", "bar", "eos"),
-    _POSITION: ("tempo", "program", "pitch"),
-    _MID_TEMPO: ("program", "pitch"),
-    _PROGRAM: ("pitch",),
-    _PITCH: ("velocity",),
-    _VELOCITY: ("duration",),
-    _DURATION: ("program", "pitch", "position", "bar", "eos"),
-}
-MAX_TOKENS_PER_BAR = 400  # a bar longer than this is forced to end (a runaway model)
-DEFAULT_MODEL = "cre-melody"  # the bundled model `from_pretrained()` loads
-
-
-def bundled_models() -> dict[str, Path]:
-    """Bundled model names and their files (musegan.checkpoints, i.e. checkpoints/)."""
-    folder = resources.files("musegan.checkpoints")
-    return {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir()
-            if str(entry).endswith(".safetensors")}
-
-
-class Grammar:
-    """Batched grammar state: which tokens may come next for each sequence.
-
-    Everything that depends only on (state, all bars written, tempo still to state) is
-    a row of one table built up front, so a step's mask is a row lookup, then positions
-    are checked against the bar.
-    """
-
-    def __init__(self, tokenizer: Tokenizer, n: int, bars: int, device, tempo_id: int | None,
-                 hold_meter: bool = False):
-        tok = self.tok = tokenizer
-        self.bars_wanted = bars
-        self.tempo_id = tempo_id
-        self.hold_meter = hold_meter  # a continuation keeps its primer's meter and tempo
-        kinds = torch.full((len(tok),), -1, dtype=torch.long)
-        for name, code in _KIND_CODES.items():
-            if name == "bar":
-                kinds[tok.BAR] = code
-            elif name == "eos":
-                kinds[tok.EOS] = code
-            else:
-                kinds[list(tok.token_range(name))] = code
-        self.kind = kinds.to(device)  # (V,) kind code of every id, -1 for PAD/BOS
-        self.value = torch.as_tensor(tok.value, device=device)  # (V,)
-        self.bar_steps = torch.as_tensor(tok.bar_steps, device=device)  # (TS,)
-        positions = tok.token_range("position")
-        self.positions = slice(positions.start, positions.stop)
-        self.position_value = self.value[self.positions]
-        self.table = self._table(kinds).to(device)  # (states * 2 * 2, V)
-        # The state each token leads to: -1 keeps the state (PAD, BOS), -2 is a tempo,
-        # whose state depends on where it stands.
-        next_state = torch.full((len(tok),), -1, dtype=torch.long)
-        for kind_name, state in (("bar", _BAR), ("time_signature", _TS), ("position", _POSITION),
-                                 ("program", _PROGRAM), ("pitch", _PITCH),
-                                 ("velocity", _VELOCITY), ("duration", _DURATION), ("tempo", -2)):
-            next_state[kinds == _KIND_CODES[kind_name]] = state
-        self.next_state = next_state.to(device)
-        self.state = torch.full((n,), _START, dtype=torch.long, device=device)
-        self.bars = torch.zeros(n, dtype=torch.long, device=device)  # bars started
-        self.position = torch.full((n,), -1, dtype=torch.long, device=device)
-        default_ts = tok.time_signatures.index((4, 4)) if (4, 4) in tok.time_signatures else 0
-        self.bar_length = torch.full((n,), int(tok.bar_steps[default_ts]), device=device)
-        self.tokens_in_bar = torch.zeros(n, dtype=torch.long, device=device)
-        self.done = torch.zeros(n, dtype=torch.bool, device=device)
-        # A chosen tempo is stated in the first bar header the sampler writes.
-        self.tempo_pending = torch.full((n,), tempo_id is not None, dtype=torch.bool, device=device)
-
-    def _table(self, kind: torch.Tensor) -> torch.Tensor:
-        """(state, finished, tempo pending) -> allowed ids, flattened to rows."""
-        code = _KIND_CODES
-        rows = torch.zeros(10, 2, 2, len(kind), dtype=torch.bool)
-        for state, names in _NEXT.items():
-            for finished in (0, 1):
-                for pending in (0, 1):
-                    ok = torch.isin(kind, torch.tensor([code[k] for k in names]))
-                    # Another Bar only while bars are wanted; EOS only once all are written.
-                    ok &= kind != (code["bar"] if finished else code["eos"])
-                    if self.tempo_id is not None:  # the caller chose the tempo
-                        ok &= (kind != code["tempo"]) | (torch.arange(len(kind)) == self.tempo_id)
-                        if pending and state in (_BAR, _TS):  # state it before anything else
-                            ok &= (kind == code["tempo"]) | (
-                                (kind == code["time_signature"]) & (state == _BAR))
-                    elif self.hold_meter:
-                        ok &= kind != code["tempo"]
-                    if self.hold_meter:
-                        ok &= kind != code["time_signature"]
-                    rows[state, finished, pending] = ok
-        return rows.view(-1, len(kind))
-
-    def mask(self) -> torch.Tensor:
-        """(n, V) true where a token is allowed next."""
-        finished = self.bars >= self.bars_wanted
-        ok = self.table[(self.state * 2 + finished) * 2 + self.tempo_pending]
-        # Positions rise within a bar and stay inside its meter.
-        ok[:, self.positions] &= ((self.position_value > self.position[:, None])
-                                  & (self.position_value < self.bar_length[:, None]))
-        runaway = self.tokens_in_bar > MAX_TOKENS_PER_BAR
-        if runaway.any():  # a runaway bar must end as soon as the grammar lets it
-            can_end = ((self.state == _BAR) | (self.state == _TS) | (self.state == _BAR_TEMPO)
-                       | (self.state == _DURATION))
-            ends_bar = torch.where(finished[:, None], self.kind == _KIND_CODES["eos"],
-                                   self.kind == _KIND_CODES["bar"])
-            ok = torch.where((runaway & can_end)[:, None], ok & ends_bar, ok)
-        if self.done.any():  # finished sequences pad
-            ok[self.done] = False
-            ok[self.done, self.tok.PAD] = True
-        return ok
-
-    def update(self, token: torch.Tensor) -> None:
-        """Advance every sequence by its next token (n,)."""
-        kind, value = self.kind[token], self.value[token]
-        code = _KIND_CODES
-        new_bar = kind == code["bar"]
-        self.bars += new_bar
-        self.tokens_in_bar = torch.where(new_bar, 0, self.tokens_in_bar + 1)
-        self.position = torch.where(new_bar, -1, torch.where(kind == code["position"], value,
-                                                             self.position))
-        is_ts = kind == code["time_signature"]
-        if is_ts.any():
-            steps = self.bar_steps[value.clamp(max=len(self.bar_steps) - 1)]
-            self.bar_length = torch.where(is_ts, steps, self.bar_length)
-        next_state = self.next_state[token]
-        in_bar_header = (self.state == _BAR) | (self.state == _TS)
-        next_state = torch.where(next_state == -2, torch.where(in_bar_header, _BAR_TEMPO,
-                                                                _MID_TEMPO), next_state)
-        self.state = torch.where(next_state >= 0, next_state, self.state)
-        self.done |= kind == code["eos"]
-        self.tempo_pending &= kind != code["tempo"]
-
-    def select(self, rows: torch.Tensor) -> None:
-        """Keep only these sequences (indices into the batch)."""
-        for name in ("state", "bars", "position", "bar_length", "tokens_in_bar", "done",
-                     "tempo_pending"):
-            setattr(self, name, getattr(self, name)[rows])
+from musegan.modelfile import DEFAULT_MODEL, LoadedModel, bundled_models, load_model
 
 
 class Sampler:
@@ -190,13 +51,14 @@ class Sampler:
         self.net = model.net.to(device).eval()
         self.tokenizer = model.tokenizer
         self.device = torch.device(device)
-        self.name = self.path = None  # set by from_pretrained
+        self.name: str | None = None  # set by from_pretrained
+        self.path: Path | None = None  # set by from_pretrained
         self.steering = {name: {**facts, "steps": facts["steps"].to(self.device)}
                          for name, facts in model.steering.items()}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None,
-                        device: str = "cpu") -> "Sampler":
+                        device: str = "cpu") -> Sampler:
         """A bundled model by name (default: the bundled default), an exported
         ``.safetensors`` file (loaded with no pickle), or a Lightning ``.ckpt``
         (loaded with ``weights_only=True``)."""
@@ -253,9 +115,14 @@ class Sampler:
 
         for name, alpha in alphas.items():
             if name not in self.steering:
-                known = ", ".join(sorted(self.steering)) or \
-                    "none; add them with: musegan steer --fit MODEL --data DATA_DIR"
-                raise MuseganError(f"this model cannot steer '{name}'; it knows: {known}")
+                known = ", ".join(sorted(self.steering))
+                raise MuseganError(
+                    f"this model cannot steer '{name}'; it knows: {known or 'none'}"
+                    + ("; add directions with musegan.steer.fit_model(MODEL, DATA_DIR)"
+                       if not known else ""),
+                    cli=f"this model cannot steer '{name}'; it knows: "
+                        + (known
+                           or "none; add them with: musegan steer --fit MODEL --data DATA_DIR"))
             theme = steer_theme(theme, self.steering[name]["steps"], alpha)
         return self.on_theme_space(theme) if alphas else theme
 
@@ -312,13 +179,32 @@ class Sampler:
                                f"have {self.theme_dim}")
         return torch.from_numpy(array).to(self.device)
 
+    @torch.no_grad()
+    def themes(self, n: int, theme: torch.Tensor | None = None,
+               primer: MidiSource | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """The (n, theme_dim) themes n pieces are written from: ``theme`` (one for all, or
+        one each), else the primer's own theme, else n drawn by the theme GAN."""
+        if not self.theme_dim:  # a model without themes (the Markov baseline)
+            return torch.zeros(n, 0, device=self.device)
+        if theme is None:
+            theme = (self.encode_theme(primer) if primer is not None
+                     else self.net.mapping.sample(n, generator=generator, device=self.device))
+        theme = theme.to(self.device).reshape(-1, self.theme_dim)
+        if theme.size(0) == 1 and n > 1:
+            theme = theme.expand(n, -1)
+        if theme.size(0) != n:
+            raise MuseganError(f"got {theme.size(0)} themes for {n} pieces")
+        return theme
+
     # ------------------------------------------------------------------ generation
 
     @torch.no_grad()
     def generate_ids(self, n: int = 1, bars: int = 16, temperature: float = 1.0,
                      top_k: int | None = None, top_p: float | None = None,
                      seed: int | None = None, theme: torch.Tensor | None = None,
-                     primer: MidiSource | None = None, tempo: float | None = None) -> list[list[int]]:
+                     primer: MidiSource | None = None,
+                     tempo: float | None = None) -> list[list[int]]:
         """Token ids of n pieces (see ``generate``)."""
         if bars < 1:
             raise MuseganError(f"bars must be at least 1, got {bars}")
@@ -326,22 +212,12 @@ class Sampler:
             raise MuseganError(f"temperature must be above 0, got {temperature}")
         tok, net = self.tokenizer, self.net
         generator = _generator(seed, self.device)
-        if not self.theme_dim:  # a model without themes (the Markov baseline)
-            theme = torch.zeros(n, 0, device=self.device)
-        else:
-            if theme is None:
-                theme = (self.encode_theme(primer).expand(n, -1) if primer is not None
-                         else net.mapping.sample(n, generator=generator, device=self.device))
-            theme = theme.to(self.device).reshape(-1, self.theme_dim)
-        if theme.size(0) == 1 and n > 1:
-            theme = theme.expand(n, -1)
-        if theme.size(0) != n:
-            raise MuseganError(f"got {theme.size(0)} themes for {n} pieces")
+        theme = self.themes(n, theme, primer, generator)
         tempo_id = None
         if tempo is not None:
             if tempo <= 0:
                 raise MuseganError(f"tempo must be above 0 bpm, got {tempo}")
-            tempo_id = tok.token_range("tempo")[int(tok._bin(math.log(tempo), tok._tempo_edges))]
+            tempo_id = tok.tempo_id(tempo)
         prefix = tok.encode(primer)[:-1] if primer is not None else [tok.BOS]  # no EOS
         return decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, generator,
                       tempo_id, continuation=primer is not None)
@@ -374,89 +250,18 @@ class Sampler:
             # Blank the primer's notes (PAD is skipped by the decoder) but keep its bars,
             # positions, meter and tempo, so the new music keeps its place in time.
             primer_length = len(self.tokenizer.encode(primer)) - 1
-            notes = set(self.tokenizer.token_range("pitch")) | set(
-                self.tokenizer.token_range("velocity")) | set(self.tokenizer.token_range("duration"))
+            notes = (set(self.tokenizer.token_range("pitch"))
+                     | set(self.tokenizer.token_range("velocity"))
+                     | set(self.tokenizer.token_range("duration")))
             ids = [[self.tokenizer.PAD if i < primer_length and t in notes else t
                     for i, t in enumerate(row)] for row in ids]
         return [self.tokenizer.decode(row) for row in ids]
-
-
-@torch.no_grad()
-def decode(net, tokenizer: Tokenizer, theme: torch.Tensor, bars: int, prefix: list[int],
-           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           generator: torch.Generator | None = None, tempo_id: int | None = None,
-           continuation: bool = False) -> list[list[int]]:
-    """Grammar-constrained decoding of n = len(theme) pieces after ``prefix`` (BOS, or a
-    primer's ids without EOS), carrying the LSTM state; the ids of each piece, PAD removed.
-
-    ``net`` is a ``MuseGAN`` or a ``MarkovModel``: anything whose ``incremental(theme)``
-    gives a step-by-step runner (``IncrementalGenerator``). With ``continuation`` the
-    prefix's meter and tempo hold, and ``bars`` bars are written after its own.
-    """
-    n, device = theme.size(0), theme.device
-    if n == 0:
-        return []
-    grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation)
-    prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
-    for i in range(1, prefix_ids.size(1)):
-        grammar.update(prefix_ids[:, i])
-    grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
-    grammar.bars_wanted = int(grammar.bars[0]) + bars if continuation else bars
-    runner = net.incremental(theme)
-    logits = runner.feed(prefix_ids)  # the primer sets the state
-    active = torch.arange(n, device=device)  # pieces still being written
-    written = []  # (which pieces, their tokens) at each step
-    # The grammar ends a runaway bar within a few tokens, so this bound is never reached.
-    for _ in range((bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
-        token = _sample(logits, grammar.mask(), temperature, top_k, top_p, generator)
-        grammar.update(token)
-        written.append((active, token))
-        if grammar.done.any():  # finished pieces leave the batch
-            keep = (~grammar.done).nonzero().squeeze(1)
-            if len(keep) == 0:
-                break
-            active = active[keep]
-            grammar.select(keep)
-            runner.select(keep)
-            token = token[keep]
-        logits = runner.step(token)
-    ids = torch.full((n, len(written)), tokenizer.PAD, device=device)
-    for step, (rows, token) in enumerate(written):
-        ids[rows, step] = token
-    ids = torch.cat([prefix_ids, ids], 1).tolist()
-    return [[t for t in row if t != tokenizer.PAD] for row in ids]
 
 
 def _generator(seed: int | None, device) -> torch.Generator | None:
     if seed is None:
         return None
     return torch.Generator(device=device).manual_seed(int(seed))
-
-
-def _sample(logits: torch.Tensor, mask: torch.Tensor, temperature: float, top_k: int | None,
-            top_p: float | None, generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row from logits (n, V), only where mask is true."""
-    logits = torch.where(mask, logits.float(), float("-inf"))
-    if temperature != 1:
-        logits = logits / temperature
-    if top_k is not None and top_k > 0:
-        kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and 0 < top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = torch.softmax(sorted_logits, -1).cumsum(-1)
-        drop = cumulative - torch.softmax(sorted_logits, -1) > top_p  # keep the first over p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    # Inverse-CDF sampling, which is what torch.multinomial does, at a tenth of its cost
-    # here. u lies in (0, total], so a token of probability 0 is never drawn: searchsorted
-    # takes the first index whose running total reaches u.
-    cdf = logits.softmax(-1).cumsum_(-1)
-    if not torch.isfinite(cdf[:, -1]).all():
-        raise MuseganError("the model gave no usable probabilities (NaN or infinite logits); "
-                           "check its theme and weights")
-    u = (1 - torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device)) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.size(1) - 1)
 
 
 def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16,
@@ -477,9 +282,11 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise MuseganError(f"{out} is a file; give --out a folder")
+        raise MuseganError(f"{out} is a file; the output must be a folder",
+                           cli=f"{out} is a file; give --out a folder")
     if bars < 1:
-        raise MuseganError(f"--bars must be at least 1, got {bars}")
+        raise MuseganError(f"bars must be at least 1, got {bars}",
+                           cli=f"--bars must be at least 1, got {bars}")
     if audio and not audio_available():
         raise MuseganError(INSTALL_AUDIO)
     if primer is not None:
@@ -492,7 +299,7 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
     names = [out / f"tune-s{seed}-{i:03d}.mid" for i in range(n)]
     clashes = [p for p in names for q in (p, p.with_suffix(".json")) if q.exists()]
     if clashes and not force:
-        raise MuseganError(f"{clashes[0]} exists; pass --force to replace it or choose another --out")
+        raise output_exists(clashes[0])
     out.mkdir(parents=True, exist_ok=True)
     model_sha = (hashlib.sha256(Path(sampler.path).read_bytes()).hexdigest()
                  if sampler.path else None)
@@ -503,10 +310,7 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
             chunk_seed = seed + start
             theme = (themes[start:start + count] if themes is not None and themes.size(0) > 1
                      else themes)
-            if theme is None and primer is None:
-                theme = sampler.sample_theme(count, seed=chunk_seed)
-            elif theme is None:
-                theme = sampler.encode_theme(primer).expand(count, -1)
+            theme = sampler.themes(count, theme, primer, _generator(chunk_seed, sampler.device))
             if steer:
                 theme = sampler.steer(theme, **steer)
             midis = sampler.generate(count, bars, temperature, top_k, top_p, chunk_seed,
@@ -517,8 +321,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
                 path.with_suffix(".json").write_text(json.dumps({
                     "model": sampler.name, "model_sha256": model_sha,
                     "seed": chunk_seed, "batch_index": j, "batch_size": count,
-                    "theme": (theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)].tolist()
-                              if sampler.theme_dim else []),
+                    "theme": (theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)]
+                              .tolist() if sampler.theme_dim else []),
                     "settings": {"bars": bars, "temperature": temperature, "top_k": top_k,
                                  "top_p": top_p, "tempo": tempo,
                                  "primer": str(primer) if primer else None,

@@ -41,15 +41,17 @@ The attributes (each computed from the MIDI of a piece; ``ATTRIBUTES`` documents
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pretty_midi
 import torch
 
-from musegan.errors import MuseganError
-from musegan.evaluate import CopyIndex, evaluate, melody_tokens
+from musegan.copying import CopyIndex, melody_tokens
+from musegan.errors import MuseganError, output_exists
+from musegan.evaluate import evaluate
 from musegan.metrics import melody_line, piece_features
 
 EFFECT_RANGE = (0.5, 1.5)  # alpha = +-1 promises a move of this many real stds
@@ -67,7 +69,8 @@ class Attribute:
 
 
 ATTRIBUTES: dict[str, Attribute] = {
-    "density": Attribute("notes per bar", "pitched notes / bars (Yang & Lerch's note count per bar)"),
+    "density": Attribute("notes per bar",
+                         "pitched notes / bars (Yang & Lerch's note count per bar)"),
     "register": Attribute("how high the music sits", "mean MIDI pitch of the pitched notes"),
     "range": Attribute("pitch range", "highest - lowest pitch, in semitones"),
     "syncopation": Attribute("rhythmic activity off the beat",
@@ -81,7 +84,8 @@ ATTRIBUTES: dict[str, Attribute] = {
 }
 
 
-def attributes(midi: pretty_midi.PrettyMIDI, copy_index: CopyIndex | None = None) -> dict[str, float]:
+def attributes(midi: pretty_midi.PrettyMIDI,
+               copy_index: CopyIndex | None = None) -> dict[str, float]:
     """The attributes of one piece (NaN where undefined; novelty needs ``copy_index``)."""
     features = piece_features(midi)
     pitched = [note for instrument in midi.instruments if not instrument.is_drum
@@ -134,7 +138,8 @@ def excerpts(midi: pretty_midi.PrettyMIDI, bars: int) -> list[pretty_midi.Pretty
                 pretty_midi.TimeSignature(meters[-1].numerator, meters[-1].denominator, 0.0)]
         for instrument in midi.instruments:
             copy = pretty_midi.Instrument(instrument.program, instrument.is_drum, instrument.name)
-            copy.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start - start, min(n.end, end) - start)
+            copy.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start - start,
+                                           min(n.end, end) - start)
                           for n in instrument.notes if start - 1e-6 <= n.start < end - 1e-6]
             piece.instruments.append(copy)
         pieces.append(piece)
@@ -178,7 +183,8 @@ def shortcomings(facts: dict) -> list[str]:
     if facts.get("leakage", 0) > 0.5 * min(abs(down), abs(up)):
         problems.append(f"the other attributes move by {facts['leakage']:.2f} std on average")
     if facts.get("overlap_drop", 0) > MAX_OVERLAP_DROP:
-        problems.append(f"the music's overlap with real pieces drops by {facts['overlap_drop']:.0%}")
+        problems.append(f"the music's overlap with real pieces drops by "
+                        f"{facts['overlap_drop']:.0%}")
     return problems
 
 
@@ -211,9 +217,11 @@ class _Probe:
     """Writes pieces from themes and measures them: attributes in real-data stds, and
     ``musegan evaluate``'s mean overlap with real excerpts."""
 
-    def __init__(self, sampler, names, stats, copy_index, real, bars, temperature):
+    def __init__(self, sampler, names, stats: dict[str, tuple[float, float]], copy_index, real,
+                 bars, temperature):
         self.sampler, self.names, self.stats = sampler, names, stats
-        self.copy_index, self.real, self.bars, self.temperature = copy_index, real, bars, temperature
+        self.copy_index, self.real = copy_index, real
+        self.bars, self.temperature = bars, temperature
 
     def __call__(self, themes: torch.Tensor, seed: int) -> tuple[np.ndarray, list]:
         themes = self.sampler.on_theme_space(themes)  # as Sampler.steer does
@@ -259,7 +267,9 @@ def fit_directions(sampler, real: Sequence[pretty_midi.PrettyMIDI], names: Seque
     if not sampler.theme_dim:
         raise MuseganError("this model has no themes to steer (a Markov baseline?)")
     if "novelty" in names and not train_melodies:
-        raise MuseganError("novelty needs the training pieces: give the corpus (--data)")
+        raise MuseganError("novelty needs the training pieces: pass their melodies "
+                           "(train_melodies)",
+                           cli="novelty needs the training pieces: give the corpus (--data)")
     say = progress or (lambda message: None)
     copy_index = CopyIndex(train_melodies, n=NOVELTY_NGRAM) if train_melodies else None
     real = [piece for midi in real for piece in excerpts(midi, bars)]
@@ -280,16 +290,18 @@ def fit_directions(sampler, real: Sequence[pretty_midi.PrettyMIDI], names: Seque
     longest = float(sampler.on_theme_space(calibration).norm(dim=1).mean())
     directions, report = {}, {"assessor": assessor_report}
     for j, name in enumerate(names):
+        best: dict[int, _Side]
         report[name], best = {}, {}
-        for method, vector in candidates[name].items():
+        for method, candidate in candidates[name].items():
             say(f"calibrating {name} ({method})")
-            vector = torch.as_tensor(vector, dtype=calibration.dtype, device=calibration.device)
+            vector = torch.as_tensor(candidate, dtype=calibration.dtype, device=calibration.device)
             report[name][method] = []
             for side in (-1, 1):
                 step, moves, midis = _calibrate(probe, calibration, base, side * vector, j, side,
                                                 longest, seed)
                 measured = _Side(method, step.cpu(), float(moves[j]),
-                                 float(np.nanmean(np.abs(np.delete(moves, j)))) if len(names) > 1 else 0.0,
+                                 float(np.nanmean(np.abs(np.delete(moves, j))))
+                                 if len(names) > 1 else 0.0,
                                  max(0.0, 1 - probe.overlap(midis) / base_overlap))
                 report[name][method].append(measured.facts())
                 if side not in best or measured.rank(side) < best[side].rank(side):
@@ -299,9 +311,76 @@ def fit_directions(sampler, real: Sequence[pretty_midi.PrettyMIDI], names: Seque
         directions[name] = Direction(
             name, torch.stack([down.step, up.step]), (down.effect, up.effect),
             (down.leakage + up.leakage) / 2, max(down.overlap_drop, up.overlap_drop),
-            *probe.stats[name], down.method if down.method == up.method else f"{down.method} / {up.method}",
+            *probe.stats[name],
+            down.method if down.method == up.method else f"{down.method} / {up.method}",
             bars)
     return directions, report
+
+
+def fit_model(model: str | Path, data: str | Path, out: str | Path | None = None,
+              names: Sequence[str] | None = None, themes: int = 2048, bars: int = 8,
+              calibration_themes: int = 128, seed: int = 0, force: bool = False,
+              progress: Callable[[str], None] | None = None) -> tuple[Path, dict]:
+    """Fit steering directions for a model and write them into a model file
+    (``musegan steer --fit``); returns the file written and ``fit_directions``' report.
+
+    Args:
+        model: a model file, a Lightning ``.ckpt``, or a run folder (its last checkpoint).
+        data: the corpus (``musegan prepare``) the model was trained on: its validation
+            pieces set the attributes' units, its training pieces novelty's reference.
+        out: the file to write; default: the model file itself (which needs ``force``),
+            or, for a checkpoint or run, ``RUN/model.safetensors`` where export writes.
+        names: attributes to fit (default: all of ``ATTRIBUTES``).
+        force: replace an existing file.
+        progress: called with a line of text at each stage.
+    """
+    from musegan.corpus import Corpus, is_corpus
+    from musegan.modelfile import add_steering, save_model
+    from musegan.runs import CHECKPOINTS, LAST
+    from musegan.sampling import Sampler
+
+    say = progress or (lambda message: None)
+    if not is_corpus(Path(data)):
+        raise MuseganError(
+            f"{data} is not a prepared corpus; fitting needs the corpus (from musegan prepare) "
+            "the model was trained on: its pieces set the attributes' real-data units",
+            cli="--fit needs --data DATA_DIR, the corpus (from musegan prepare) the model was "
+                "trained on: its pieces set the attributes' real-data units")
+    names = list(names) if names else list(ATTRIBUTES)
+    model = Path(model)
+    run = model if model.is_dir() else None
+    if run is not None:  # a run folder: its last checkpoint, written where export writes
+        model = run / CHECKPOINTS / LAST
+    sampler = Sampler.from_pretrained(model)
+    assert sampler.path is not None  # from_pretrained sets it
+    source = Path(sampler.path)
+    if source.suffix == ".ckpt":  # the directions go into a model in the sharing format
+        out = Path(out) if out else (run or source.parent.parent) / "model.safetensors"
+    else:
+        out = Path(out) if out else source
+    clashes = [p for p in (out, out.with_suffix(".md")) if p.exists()]
+    if clashes and not force:  # checked now, not after minutes of fitting
+        raise output_exists(clashes[0])
+    corpus = Corpus(data)
+    held_out = corpus.split("val")
+    if len(held_out) < 20:  # too few unseen pieces: measure on training pieces instead
+        held_out = corpus.split("train")
+        if "novelty" in names:  # a training piece is never novel against itself
+            names.remove("novelty")
+            say("novelty left out: the corpus has under 20 validation pieces, and novelty "
+                "needs real pieces that are not in the training set")
+    real = [corpus.tokenizer.decode(corpus.tokens(i).tolist()) for i in held_out[:300]]
+    train = [melody_tokens(corpus.tokenizer.decode_score(corpus.tokens(i).tolist()))
+             for i in corpus.split("train")]
+    directions, report = fit_directions(
+        sampler, real, names, train_melodies=train, themes=themes, bars=bars,
+        calibration_themes=calibration_themes, seed=seed, progress=say)
+    if source.suffix == ".ckpt":
+        source = save_model(sampler.net, sampler.tokenizer, out, sampler.model.card)
+        path = add_steering(source, directions, force=True)
+    else:
+        path = add_steering(source, directions, out, force=force)
+    return path, report
 
 
 @dataclass
@@ -355,19 +434,21 @@ def _candidates(sampler, themes: torch.Tensor, values: np.ndarray, names: Sequen
     x_centered = x - x.mean(0)
     ridge = 1.0 * len(x)  # a mild prior: the themes are correlated numbers
     weights = np.zeros((x.shape[1], len(names)))
-    candidates = {n: {} for n in names}
+    candidates: dict[str, dict[str, np.ndarray]] = {n: {} for n in names}
     for j, name in enumerate(names):
         ok = np.isfinite(values[:, j])
         y = values[ok, j] - values[ok, j].mean()
         xs = x_centered[ok]
         weights[:, j] = np.linalg.solve(xs.T @ xs + ridge * np.eye(x.shape[1]), xs.T @ y)
-        candidates[name]["regression"] = weights[:, j] / max(weights[:, j] @ weights[:, j], 1e-12)
+        candidates[name]["regression"] = (weights[:, j]
+                                          / max(float(weights[:, j] @ weights[:, j]), 1e-12))
         order = np.argsort(values[ok, j])
         quarter = max(1, len(order) // 4)
         contrast = xs[order[-quarter:]].mean(0) - xs[order[:quarter]].mean(0)
         spread = values[ok, j][order[-quarter:]].mean() - values[ok, j][order[:quarter]].mean()
         candidates[name]["contrast"] = contrast / max(spread, 1e-6)
         if name in (axes or {}):  # the theme number trained to follow it (musegan.regularize)
+            assert axes is not None
             k = axes[name]
             slope = (xs[:, k] @ y) / max(xs[:, k] @ xs[:, k], 1e-12)
             if slope > 0:  # a model whose axis does not follow its attribute gets no candidate
@@ -392,9 +473,9 @@ def _candidates(sampler, themes: torch.Tensor, values: np.ndarray, names: Sequen
     return candidates, report
 
 
-def _fit_assessor(themes: torch.Tensor, values: np.ndarray, held: np.ndarray,
-                  train: np.ndarray, seed: int, steps: int = 2000
-                  ) -> tuple[torch.nn.Module, list[float]]:
+def _fit_assessor(themes: torch.Tensor, values: np.ndarray, held: np.ndarray | torch.Tensor,
+                  train: np.ndarray | torch.Tensor, seed: int, steps: int = 2000
+                  ) -> tuple[torch.nn.Sequential, list[float]]:
     """A small network predicting every attribute from the theme (the GANalyze
     assessor, stood in for the generator + attribute pipeline, which has no gradient).
     Trained on the ``train`` rows, kept at its best loss on the ``held`` rows; returns it
@@ -424,13 +505,15 @@ def _fit_assessor(themes: torch.Tensor, values: np.ndarray, held: np.ndarray,
                 held_loss = float(loss(held).mean())
             if held_loss < best:
                 best, best_state = held_loss, {k: v.clone() for k, v in net.state_dict().items()}
+    assert best_state is not None  # NaN held-out losses all along, or steps < 1
     net.load_state_dict(best_state)
     net.requires_grad_(False)
     with torch.no_grad():
         residual = loss(held)
         variance = torch.stack([y[held][known[held][:, j], j].var() if known[held][:, j].sum() > 1
                                 else torch.tensor(math.nan) for j in range(y.shape[1])])
-    return net.eval(), [round(float(1 - r / v), 4) for r, v in zip(residual, variance)]
+    return net.eval(), [round(float(1 - r / v), 4)
+                        for r, v in zip(residual, variance, strict=True)]
 
 
 def _ridge_r2(x: np.ndarray, y: np.ndarray, ridge: float, held: np.ndarray,
@@ -446,14 +529,14 @@ def _ridge_r2(x: np.ndarray, y: np.ndarray, ridge: float, held: np.ndarray,
     return round(float(1 - np.mean((predicted - y[held]) ** 2) / y[held].var()), 4)
 
 
-def _ganalyze(sampler, assessor: torch.nn.Module, themes: torch.Tensor, j: int,
+def _ganalyze(sampler, assessor: torch.nn.Sequential, themes: torch.Tensor, j: int,
               start: np.ndarray, weight: float, seed: int, steps: int = 300) -> np.ndarray:
     """GANalyze's direction, through the learned assessor A: the d minimising
     E_{theme, alpha ~ U(-1, 1)} |A(theme + alpha d) - A(theme) - alpha e_j|^2, where the
     other attributes' errors count ``weight`` times: they are asked not to move."""
     generator = torch.Generator().manual_seed(seed)
     x = themes.detach().cpu().float()
-    target = torch.zeros(assessor[-1].out_features)
+    target = torch.zeros(assessor[-1].out_features)  # type: ignore[call-overload]
     target[j] = 1.0
     weights = torch.full_like(target, weight)
     weights[j] = 1.0

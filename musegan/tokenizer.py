@@ -25,14 +25,14 @@ are skipped.
 
 from __future__ import annotations
 
-import dataclasses
 import bisect
+import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pretty_midi
@@ -138,8 +138,10 @@ class EncodedPiece:
     warnings: list[str]
 
 
-_KINDS = ("special", "bar", "position", "time_signature", "tempo", "program", "pitch",
-          "velocity", "duration")
+# The kinds of token, in vocabulary order; ``Tokenizer.kind`` holds each id's index in
+# this tuple. "special" is PAD, BOS and EOS. musegan.grammar says which kind may follow which.
+KINDS = ("special", "bar", "position", "time_signature", "tempo", "program", "pitch",
+         "velocity", "duration")
 
 
 class Tokenizer:
@@ -184,9 +186,9 @@ class Tokenizer:
 
         def add(kind: str, labels: Iterable, vals: Iterable[int]):
             self._offset[kind] = len(names)
-            for label, value in zip(labels, vals):
+            for label, value in zip(labels, vals, strict=True):
                 names.append(f"{kind_label[kind]}_{label}")
-                kinds.append(_KINDS.index(kind))
+                kinds.append(KINDS.index(kind))
                 values.append(int(value))
 
         kind_label = {"position": "Position", "time_signature": "TimeSig", "tempo": "Tempo",
@@ -203,11 +205,13 @@ class Tokenizer:
 
         self.vocab: list[str] = names
         self._ids = {name: i for i, name in enumerate(names)}
-        self.kind = np.array(kinds, dtype=np.int8)  # (V,) index into _KINDS
+        self.kind = np.array(kinds, dtype=np.int8)  # (V,) index into KINDS
         self.value = np.array(values, dtype=np.int64)  # (V,) the number a token carries
         self._kind_list = kinds  # plain lists: ~5x faster than numpy scalars in decode's loop
         self._value_list = values
-        self._default_ts = (
+        # The meter in force until a piece states one (MIDI's 4/4), as an index into
+        # time_signatures.
+        self.default_time_signature = (
             self.time_signatures.index(MIDI_DEFAULT_TIME_SIGNATURE)
             if MIDI_DEFAULT_TIME_SIGNATURE in self.time_signatures else 0
         )
@@ -245,9 +249,20 @@ class Tokenizer:
     def token_range(self, kind: str) -> range:
         """The contiguous ids of one kind: 'position', 'time_signature', 'tempo', 'program',
         'pitch', 'velocity' or 'duration'."""
-        code = _KINDS.index(kind)
+        code = KINDS.index(kind)
         start = self._offset[kind]
         return range(start, start + int(np.count_nonzero(self.kind == code)))
+
+    def tempo_bin(self, bpm: float) -> int:
+        """The index into ``tempo_values`` of the bin nearest ``bpm`` (on a log scale;
+        tempos outside ``tempo_range`` fall in the end bins)."""
+        if not bpm > 0:
+            raise MuseganError(f"a tempo must be above 0 bpm, got {bpm}")
+        return bisect.bisect_left(self._tempo_edges_list, math.log(bpm))
+
+    def tempo_id(self, bpm: float) -> int:
+        """The id of the ``Tempo`` token nearest ``bpm``."""
+        return self.token_range("tempo")[self.tempo_bin(bpm)]
 
     def tokens(self, ids: Iterable[int]) -> list[str]:
         """Token names for ids, for reading sequences by eye."""
@@ -263,7 +278,7 @@ class Tokenizer:
         return {"format": TOKENIZER_FORMAT, "version": TOKENIZER_VERSION, "config": config}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Tokenizer":
+    def from_dict(cls, data: dict) -> Tokenizer:
         """Rebuild a tokenizer from ``to_dict()``; refuses other formats and versions."""
         if not isinstance(data, dict) or data.get("format") != TOKENIZER_FORMAT:
             raise MuseganError("not a musegan tokenizer description (no 'format' field)")
@@ -284,7 +299,7 @@ class Tokenizer:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Tokenizer":
+    def load(cls, path: str | Path) -> Tokenizer:
         """Read a tokenizer written by ``save``."""
         path = Path(path)
         try:
@@ -323,14 +338,15 @@ class Tokenizer:
         names = list(names) if names is not None else [_source_name(s) for s in sources]
         results: list[EncodedPiece | MidiError | None] = [None] * len(sources)
         pieces: list[tuple[int, _Piece]] = []
-        for i, (source, name) in enumerate(zip(sources, names)):
+        for i, (source, name) in enumerate(zip(sources, names, strict=False)):
             try:
                 pieces.append((i, self._read_piece(load_score(source), name)))
             except MidiError as err:
                 results[i] = err
         for start in range(0, len(pieces), MAX_BATCH_PIECES):
             chunk = pieces[start:start + MAX_BATCH_PIECES]
-            for (i, _), encoded in zip(chunk, self._encode_pieces([p for _, p in chunk])):
+            for (i, _), encoded in zip(chunk, self._encode_pieces([p for _, p in chunk]),
+                                       strict=True):
                 results[i] = encoded
         return results  # type: ignore[return-value]
 
@@ -360,7 +376,7 @@ class Tokenizer:
         # Round half up, in exact integer arithmetic.
         return (tick * 2 * self.steps_per_quarter + tpq) // (2 * tpq)
 
-    def _read_piece(self, score: Score, name: str) -> "_Piece":
+    def _read_piece(self, score: Score, name: str) -> _Piece:
         """Everything per piece that is not per note: checks, meter, bars and tempo."""
         tpq = score.ticks_per_quarter
         if tpq <= 0:
@@ -384,7 +400,8 @@ class Tokenizer:
         # Sort by time only (stable): of several events at one tick, the last in the file wins.
         events = sorted(((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures),
                         key=lambda event: event[0])
-        changes: list[tuple[int, int]] = [(0, self._default_ts)]  # MIDI plays 4/4 until told
+        # MIDI plays 4/4 until told otherwise.
+        changes: list[tuple[int, int]] = [(0, self.default_time_signature)]
         for tick, n, d in events:
             index = self._ts_lookup.get((n, d))
             if index is None:
@@ -462,7 +479,7 @@ class Tokenizer:
             changes.append((0, self._default_tempo_bin))
         return [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]
 
-    def _grid_notes(self, pieces: list["_Piece"]) -> "_GridNotes":
+    def _grid_notes(self, pieces: list[_Piece]) -> _GridNotes:
         """The notes of all pieces on the grid, in one set of arrays sorted by (piece,
         onset, program, pitch, duration, velocity). ``step`` is the onset in the piece."""
         tracks = [n for p in pieces for n in p.notes]
@@ -495,7 +512,7 @@ class Tokenizer:
                           velocity[order], program[order], piece_sizes,
                           np.bincount(piece[short], minlength=len(pieces)))
 
-    def _encode_pieces(self, pieces: list["_Piece"]) -> list[EncodedPiece]:
+    def _encode_pieces(self, pieces: list[_Piece]) -> list[EncodedPiece]:
         notes = self._grid_notes(pieces)
         off = self._offset
         n_notes = len(notes.step)
@@ -574,7 +591,8 @@ class Tokenizer:
             ids = tokens[bounds[i]:bounds[i + 1]]  # BOS ... EOS
             warnings = list(piece.warnings)
             if notes.short[i]:
-                warnings.append(f"{notes.short[i]} notes shorter than a grid step were given one step")
+                warnings.append(f"{notes.short[i]} notes shorter than a grid step "
+                                "were given one step")
             if too_long[i]:
                 warnings.append(f"{too_long[i]} notes longer than "
                                 f"{self.config.max_duration_quarters} quarters were shortened")
@@ -582,7 +600,8 @@ class Tokenizer:
                 ids=ids,
                 n_notes=int(notes.piece_sizes[i]),
                 seconds=self._seconds(piece.tempo_changes, end_step[i]),
-                time_signature="%d/%d" % self.time_signatures[piece.bar_segments[0][2]],
+                time_signature="{:d}/{:d}".format(
+                    *self.time_signatures[piece.bar_segments[0][2]]),
                 has_drums=has_drums[i],
                 warnings=warnings,
             ))
@@ -613,8 +632,8 @@ class Tokenizer:
             raise ValueError(f"token id {bad[0]} is outside the vocabulary (0..{vocab_size - 1})")
         kinds, values = self._kind_list, self._value_list
         (SPECIAL, BAR, POSITION, TIME_SIGNATURE, TEMPO, PROGRAM, PITCH, VELOCITY,
-         DURATION) = range(len(_KINDS))
-        ts = self._default_ts
+         DURATION) = range(len(KINDS))
+        ts = self.default_time_signature
         bar_length = int(self.bar_steps[ts])
         bar_start = 0
         started = False  # a bar is open
@@ -682,8 +701,9 @@ class Tokenizer:
         for program in sorted(notes):
             is_drum = program == DRUMS
             name = "Drums" if is_drum else pretty_midi.program_to_instrument_name(program)
-            for layer, rows in enumerate(_unison_free_layers(notes[program])):
-                rows = np.array(rows, dtype=np.int64)  # (N, 4): onset, duration, pitch, velocity
+            for layer, layer_notes in enumerate(_unison_free_layers(notes[program])):
+                # (N, 4): onset, duration, pitch, velocity
+                rows = np.array(layer_notes, dtype=np.int64)
                 track = Track(name=name if layer == 0 else f"{name} {layer + 1}",
                               program=0 if is_drum else program, is_drum=is_drum)
                 track.notes = Note.from_numpy(
@@ -712,13 +732,13 @@ class Tokenizer:
         header = np.zeros(len(bars), dtype=np.int64)
         for _ in range(2):  # at most a TimeSig then a Tempo follow a Bar
             nxt = np.minimum(bars + 1 + header, len(ids) - 1)
-            is_header = ((kind[nxt] == _KINDS.index("time_signature")) & (header == 0)) | (
-                kind[nxt] == _KINDS.index("tempo"))
+            is_header = ((kind[nxt] == KINDS.index("time_signature")) & (header == 0)) | (
+                kind[nxt] == KINDS.index("tempo"))
             header += is_header & (bars + 1 + header < len(ids))
         end = bars + 1 + header  # first index after the bar's header
 
         def state(kind_name: str) -> np.ndarray:
-            where = np.flatnonzero(kind == _KINDS.index(kind_name))
+            where = np.flatnonzero(kind == KINDS.index(kind_name))
             last = np.searchsorted(where, end, side="left") - 1  # last such token before end
             return np.where(last >= 0, ids[where[np.maximum(last, 0)]], 0) if len(where) else \
                 np.zeros(len(bars), dtype=np.int64)
@@ -752,7 +772,8 @@ def _unison_free_layers(notes: list[tuple[int, int, int, int]]) -> list[list]:
     ends: list[dict[int, int]] = []  # per layer: pitch -> end step of its last note
     for note in sorted(notes):
         onset, duration, pitch, _ = note
-        for layer, layer_ends in zip(layers, ends):
+        # layer is used after the loop (the one the note goes to), hence the noqa
+        for layer, layer_ends in zip(layers, ends, strict=True):  # noqa: B007
             if layer_ends.get(pitch, -1) <= onset:
                 break
         else:

@@ -1,0 +1,185 @@
+"""A training run's settings: ``RunConfig`` and its sections, as RUN/config.yaml holds them.
+
+Three sections, each a dataclass whose every field has a default:
+
+* ``model``: the network sizes (``musegan.models.ModelConfig``; the vocabulary's size and
+  padding id come from the corpus's tokenizer, so they are not settings);
+* ``train``: what the training loop does (``TrainSettings``), including its phases;
+* ``trainer``: Lightning Trainer options passed through (``TrainerSettings``).
+
+Settings come from the defaults, then a YAML file, then ``section.key=value`` strings
+(``musegan train --set``). Nothing here imports Lightning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from musegan.errors import MuseganError
+from musegan.models import TOKENIZER_FIELDS, ModelConfig
+from musegan.regularize import ATTRIBUTES as THEME_ATTRIBUTES
+
+# What can pick the best checkpoint (--monitor), and which way is better.
+MONITORS = {"val/nll": "min", "val/music/gap": "min", "val/diversity_4gram": "max"}
+PHASES = ("mle", "d_pretrain", "adversarial")
+SEQ_LEN = 256  # tokens per training window: ~12 bars of a folk tune at ~20 tokens a bar
+BATCH_SIZE = 32
+TRANSPOSE = (-5, 6)  # semitones, inclusive: every key once, the smallest move to reach it
+
+
+@dataclass
+class TrainSettings:
+    """What the training loop does. Every field has a default; see ``--print-config``."""
+
+    seq_len: int = SEQ_LEN
+    batch_size: int = BATCH_SIZE
+    transpose: list = field(default_factory=lambda: list(TRANSPOSE))  # random key change
+    num_workers: int | None = None  # data loader processes (default: up to 2)
+    mle_epochs: int = 20
+    d_pretrain_epochs: int = 1
+    adv_epochs: int = 10
+    adversarial: bool = True  # False: the MLE-only model, for honest comparison
+    lr: float = 1e-3  # generator + encoder, MLE phase
+    adv_lr: float = 1e-4  # generator + encoder, adversarial phase (Transformer-GAN uses ~1e-4)
+    d_lr: float = 1e-4
+    theme_lr: float = 2e-4  # mapping network and theme critic
+    grad_clip: float = 1.0
+    theme_noise: float = 0.1  # std of noise on encoded themes: keeps theme space smooth
+    token_dropout: float = 0.2  # share of input tokens hidden in MLE, so the theme must be used
+    mle_weight: float = 1.0  # MLE term kept in the adversarial phase
+    feature_matching: float = 0.0  # weight of ||E f(real) - E f(fake)||^2 on D's features
+    # Attribute-regularised themes (AR-VAE, musegan.regularize): theme number k orders the
+    # windows by attribute k, so that steering along it moves the music. [] turns it off.
+    theme_attributes: list = field(default_factory=lambda: list(THEME_ATTRIBUTES))
+    attribute_weight: float = 1.0  # AR-VAE's gamma; the loss is ~1 untrained, NLL ~0.5-1
+    real_label: float = 0.9  # one-sided label smoothing
+    gumbel_beta_max: float = 100.0  # inverse temperature reached at the end (RelGAN: 100-1000)
+    adv_seq_len: int = 128  # tokens the generator writes per adversarial step
+    d_win_accuracy: float = 0.95  # skip D's update while it is this accurate
+    max_bad_steps: int = 10  # non-finite losses in a row before training stops
+    samples_per_validation: int = 4  # MIDI files written at each validation
+    sample_bars: int = 16  # bars per validation sample
+    monitor: str = "val/nll"  # what picks the best checkpoint: one of MONITORS
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainSettings:
+        """Rebuild from ``dataclasses.asdict``; settings this musegan does not know are
+        left out, so checkpoints of other versions still load."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def epochs(self) -> int:
+        """Epochs of all phases together."""
+        adversarial = self.d_pretrain_epochs + self.adv_epochs if self.adversarial else 0
+        return self.mle_epochs + adversarial
+
+    def phase(self, epoch: int) -> str:
+        """The phase an epoch (counted from 0) belongs to: one of ``PHASES``."""
+        if epoch < self.mle_epochs or not self.adversarial:
+            return "mle"
+        if epoch < self.mle_epochs + self.d_pretrain_epochs:
+            return "d_pretrain"
+        return "adversarial"
+
+
+@dataclass
+class TrainerSettings:
+    """Lightning Trainer options passed through."""
+
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"  # "ddp" for several GPUs or machines
+    num_nodes: int = 1
+    precision: str = "32-true"  # "bf16-mixed": ~2.5x faster on CPUs with AMX, and on GPUs
+    max_epochs: int | None = None  # default: the sum of the phases
+    seed: int = 1234
+    limit_train_batches: float | int | None = None
+    limit_val_batches: float | int | None = None
+    fast_dev_run: int = 0  # N > 0: one epoch of each phase, N batches each, to check a setup
+    log_every_n_steps: int = 25
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs, as written to RUN/config.yaml."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.sizes(), "train": dataclasses.asdict(self.train),
+                "trainer": dataclasses.asdict(self.trainer)}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> RunConfig:
+        config = cls()
+        for section, values in (data or {}).items():
+            if section not in SECTIONS:
+                raise MuseganError(f"unknown config section '{section}' "
+                                   "(expected model, train, trainer)")
+            config.set_section(section, values or {})
+        return config
+
+    def set_section(self, section: str, values: dict) -> None:
+        target = getattr(self, section)
+        names = {f.name for f in dataclasses.fields(target)} - set(TOKENIZER_FIELDS)
+        for key, value in values.items():
+            if key not in names:
+                raise MuseganError(f"unknown setting '{section}.{key}'; "
+                                   "RunConfig().to_yaml() lists them all",
+                                   cli=f"unknown setting '{section}.{key}'; "
+                                       "see `musegan train --print-config`")
+            setattr(target, key, _coerce(f"{section}.{key}", getattr(target, key), value))
+
+    def set(self, dotted: str, value: Any) -> None:
+        """Set 'section.key' from a string or value (YAML-parsed, so '1e-4' is a float)."""
+        if "." not in dotted:
+            raise MuseganError(f"settings are written section.key=value, got '{dotted}'")
+        section, key = dotted.split(".", 1)
+        if section not in SECTIONS:
+            raise MuseganError(f"unknown config section '{section}'")
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        self.set_section(section, {key: value})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        try:
+            return cls.from_dict(yaml.safe_load(Path(path).read_text()))
+        except (OSError, yaml.YAMLError) as err:
+            raise MuseganError(f"{path}: cannot read the config ({err})") from None
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+def _coerce(name: str, current: Any, value: Any) -> Any:
+    """``value`` as the type of the setting's default. YAML 1.1 reads '3e-4' as a string,
+    and flags arrive as strings."""
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value.strip() else value
+    try:
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ValueError
+        elif isinstance(current, float) and isinstance(value, (int, float, str)):
+            value = float(value)
+        elif isinstance(current, int) and isinstance(value, (int, float, str)):
+            if float(value) != int(float(value)):
+                raise ValueError
+            value = int(float(value))
+    except ValueError:
+        raise MuseganError(f"setting {name} must be a {type(current).__name__}, "
+                           f"got {value!r}") from None
+    return value
