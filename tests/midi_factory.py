@@ -1,11 +1,16 @@
-"""MIDI built in code for the tests: no binary fixtures."""
+"""MIDI built in code for the tests (no binary fixtures), and the helpers that several
+test files share: tiny training settings and a runner for the command line."""
 
 from __future__ import annotations
 
+import io
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pretty_midi
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 CRE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "cre" / "MIDI"
@@ -69,3 +74,87 @@ def random_corpus(root: Path, count: int, tune, val_fraction: float = 0.0) -> Pa
         write(tune(seed), root / "midi" / f"tune{seed}.mid")
     prepare_corpus([str(root / "midi")], root / "corpus", val_fraction=val_fraction, progress=False)
     return root / "corpus"
+
+
+def tune(i: int):
+    """A distinct small tune per i: random pitches and rhythm from seed i."""
+    rng = np.random.default_rng(i)
+    onsets = np.cumsum(rng.choice([120, 240, 480], size=12))
+    return make_score([(0, False, [(int(t), 240, int(p), 80) for t, p in
+                                    zip(onsets, rng.integers(48, 84, size=12), strict=True)])])
+
+
+def midi_bytes(midi: pretty_midi.PrettyMIDI) -> bytes:
+    buffer = io.BytesIO()
+    midi.write(buffer)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- pieces in quarter notes
+
+TPQ = 480
+C_MAJOR = [60, 62, 64, 65, 67, 69, 71, 72]
+
+
+def score(notes, drums=(), others=(), time_signatures=((0, 4, 4),), tempos=((0, 120.0),)):
+    """A Score from notes given in quarter notes: (start, duration, pitch) for the first
+    track, ``others`` more pitched tracks, ``drums`` a drum track."""
+    def ticks(rows):
+        return [(round(s * TPQ), round(d * TPQ), p, 80) for s, d, p in rows]
+
+    tracks = [(0, False, ticks(notes))] + [(33, False, ticks(rows)) for rows in others]
+    if drums:
+        tracks.append((0, True, ticks(drums)))
+    return make_score(tracks, tpq=TPQ,
+                      time_signatures=[(round(t * TPQ), n, d) for t, n, d in time_signatures],
+                      tempos=[(round(t * TPQ), qpm) for t, qpm in tempos])
+
+
+def piece(notes, **kwargs) -> pretty_midi.PrettyMIDI:
+    """``score(notes, ...)`` as a PrettyMIDI."""
+    from musegan.midi import score_to_pretty_midi
+
+    return score_to_pretty_midi(score(notes, **kwargs))
+
+
+def scale(root=60, start=0.0, length=1.0):
+    return [(start + i * length, length, root + step - 60) for i, step in enumerate(C_MAJOR)]
+
+
+def random_tune(seed: int, bars: int = 4, low: int = 60, high: int = 79, lengths=(0.5, 1.0)):
+    """A monophonic tune of random pitches and lengths, filling ``bars`` bars of 4/4."""
+    rng = np.random.default_rng(seed)
+    notes, t = [], 0.0
+    while t < 4 * bars:
+        length = min(float(rng.choice(lengths)), 4 * bars - t)
+        notes.append((t, length, int(rng.integers(low, high + 1))))
+        t += length
+    return notes
+
+
+# ---------------------------------------------------------------- tiny runs, the command line
+
+TINY_MODEL = {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1, "theme_dim": 8,
+              "noise_dim": 8, "mapping_width": 16, "encoder_dim": 16, "disc_embed_dim": 8,
+              "disc_hidden_dim": 16}
+
+
+def tiny_config(**train_settings):
+    """A RunConfig of the TINY_MODEL, on CPU, with short windows and small batches."""
+    from musegan.config import RunConfig
+
+    config = RunConfig()
+    for key, value in TINY_MODEL.items():
+        config.set(f"model.{key}", value)
+    for key, value in {"seq_len": 48, "batch_size": 4, "adv_seq_len": 16, "num_workers": 0,
+                       "sample_bars": 2, **train_settings}.items():
+        config.set(f"train.{key}", value)
+    config.set("trainer.accelerator", "cpu")
+    config.set("trainer.enable_progress_bar", False)
+    return config
+
+
+def musegan_cli(*args, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m musegan.cli ARGS`` in a new process, its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "musegan.cli", *args], capture_output=True,
+                          text=True, **kwargs)

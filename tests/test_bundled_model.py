@@ -1,17 +1,18 @@
 """The model that ships with musegan: found after install, loads, writes music, and its
 themes do what the README says."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-
 from midi_factory import CRE, SKIP_NO_CRE
+
 from musegan import Sampler
 from musegan.metrics import theme_consistency
-from musegan.sampling import DEFAULT_MODEL
+from musegan.modelfile import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,10 +48,27 @@ def test_a_tunes_theme_carries_its_rhythm(sampler):
     assert theme_consistency(groups)["rhythm"]["ratio"] < 0.7
 
 
+def build_outputs(root: Path) -> dict[str, int]:
+    """Every path in root's build/ and *.egg-info/ folders, with its modification time."""
+    folders = [root / "build", *root.glob("*.egg-info")]
+    return {str(path): path.stat().st_mtime_ns
+            for folder in folders if folder.exists() for path in [folder, *folder.rglob("*")]}
+
+
 def test_a_wheel_carries_the_model(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+    # Built from a copy: setuptools writes build/ and musegan.egg-info/ beside the sources.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("musegan", "checkpoints"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    before = build_outputs(ROOT)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
                     "--no-build-isolation", "-q", "-w", str(tmp_path)], check=True,
                    capture_output=True)
+    assert (source / "build").is_dir()  # setuptools wrote beside the copy, not the checkout
+    assert build_outputs(ROOT) == before, "the build wrote into the checkout's build/ or egg-info"
     wheel = next(tmp_path.glob("musegan-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert f"musegan/checkpoints/{DEFAULT_MODEL}.safetensors" in names
@@ -68,12 +86,14 @@ def test_the_bundled_steering_moves_what_it_says(sampler):
     for name, least in (("density", 1.0), ("register", 1.0), ("entropy", 1.0), ("leaps", 0.5)):
         means = []
         for alpha in (-1.5, 1.5):
-            midis = sampler.generate(n=12, bars=4, seed=5, theme=sampler.steer(theme, **{name: alpha}))
+            midis = sampler.generate(n=12, bars=4, seed=5,
+                                     theme=sampler.steer(theme, **{name: alpha}))
             means.append(sum(attributes(m)[name] for m in midis) / len(midis))
         low, high = means
         assert high - low > least * sampler.steering[name]["real_std"], (name, means)
 
 
+@pytest.mark.slow
 def test_generate_says_when_a_direction_steers_poorly(sampler, tmp_path):
     from musegan.steer import shortcomings
 
@@ -84,7 +104,8 @@ def test_generate_says_when_a_direction_steers_poorly(sampler, tmp_path):
     assert poor == ["leaps"]
     for name, noted in (("entropy", False), ("leaps", True)):
         done = subprocess.run([sys.executable, "-m", "musegan.cli", "generate", "-n", "1",
-                               "--bars", "2", "--steer", f"{name}=1", "--out", str(tmp_path / name)],
+                               "--bars", "2", "--steer", f"{name}=1",
+                               "--out", str(tmp_path / name)],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert ("steers poorly" in done.stderr) == noted, done.stderr

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
-
 from midi_factory import make_score, write
-from musegan import Corpus, MidiDataModule, MuseganError, TokenWindowDataset, Tokenizer
+
+from musegan import Corpus, MidiDataModule, MuseganError, Tokenizer, TokenWindowDataset
 from musegan.prepare import prepare_corpus
 
 TOK = Tokenizer()
@@ -87,7 +87,8 @@ def test_transposition_moves_pitches_within_range_and_never_drums(corpus_dir):
         assert window.max() < len(TOK)
         names = TOK.tokens(window.tolist())
         drum_pitches = {names[i] for i in range(len(names))
-                        if names[i].startswith("Pitch_") and _program_at(names, i) == "Program_drums"}
+                        if names[i].startswith("Pitch_")
+                        and _program_at(names, i) == "Program_drums"}
         assert drum_pitches and drum_pitches <= {"Pitch_36", "Pitch_37", "Pitch_38"}
         if changed.any():
             shifts.add(int((window[changed] - plain[changed])[0]))

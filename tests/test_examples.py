@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import pretty_midi
-
 from midi_factory import melody, write
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

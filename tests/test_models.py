@@ -84,7 +84,7 @@ def test_discriminator_reads_one_hots_like_ids(net):
     mask = torch.ones_like(tokens, dtype=torch.bool)
     by_ids = net.discriminator(mask, tokens=tokens)
     by_soft = net.discriminator(mask, soft=F.one_hot(tokens, 40).float())
-    for x, y in zip(by_ids, by_soft):
+    for x, y in zip(by_ids, by_soft, strict=True):
         torch.testing.assert_close(x, y)
 
 

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from midi_factory import make_score, random_melody
+
 from musegan.regularize import ATTRIBUTES, WindowAttributes, attribute_order_loss
 from musegan.steer import attributes
 from musegan.tokenizer import Tokenizer
@@ -21,7 +21,8 @@ def _pieces() -> list:
         (0, True, [(i * 480, 120, 36, 100) for i in range(8)])])
     jig = make_score([(0, False, [(i * 240, 240, 62 + (3 * i) % 9, 80) for i in range(24)])],
                      time_signatures=[(0, 6, 8)])
-    syncopated = make_score([(0, False, [(120 + i * 480, 240, 67 - (i % 4), 80) for i in range(12)])])
+    syncopated = make_score([(0, False, [(120 + i * 480, 240, 67 - (i % 4), 80)
+                                         for i in range(12)])])
     return [chords, jig, syncopated, random_melody(3, 40), random_melody(4, 33, step=160)]
 
 
@@ -32,9 +33,9 @@ def test_window_attributes_follow_steering_formulas_on_the_decoded_music():
     ids = torch.tensor([row + [tokenizer.PAD] * (width - len(row)) for row in rows])
     got = WindowAttributes(tokenizer)(ids).numpy()
     assert got.shape == (len(rows), len(ATTRIBUTES))
-    for row, values in zip(rows, got):
+    for row, values in zip(rows, got, strict=True):
         expected = attributes(tokenizer.decode(row))
-        for name, value in zip(ATTRIBUTES, values):
+        for name, value in zip(ATTRIBUTES, values, strict=True):
             assert value == pytest.approx(expected[name], abs=1e-5), name
 
 
@@ -77,7 +78,8 @@ def test_training_with_the_order_loss_makes_a_theme_number_follow_register():
     tokenizer = Tokenizer()
 
     def batch(seeds):
-        rows = [tokenizer.encode(random_melody(s, 24, low=40 + 3 * (s % 12), high=52 + 3 * (s % 12)))
+        rows = [tokenizer.encode(random_melody(s, 24, low=40 + 3 * (s % 12),
+                                               high=52 + 3 * (s % 12)))
                 for s in seeds]
         width = max(map(len, rows))
         return torch.tensor([row + [tokenizer.PAD] * (width - len(row)) for row in rows])

@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,44 +9,24 @@ import numpy as np
 import pretty_midi
 import pytest
 import torch
+from midi_factory import TINY_MODEL, musegan_cli, tiny_config
 
-from midi_factory import random_corpus, random_melody
 from musegan import MuseganError
-from musegan.export import export_model, load_model
-from musegan.regularize import ATTRIBUTES as THEME_ATTRIBUTES
+from musegan.export import export_model
+from musegan.models import ModelConfig
 from musegan.tokenizer import Tokenizer
 from musegan.training import AtomicCheckpointIO, GANModule, RunConfig, load_checkpoint, train
 
-TINY_MODEL = {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1, "theme_dim": 8,
-              "noise_dim": 8, "mapping_width": 16, "encoder_dim": 16, "disc_embed_dim": 8,
-              "disc_hidden_dim": 16}
 TINY_FLAGS = [f"--set=model.{k}={v}" for k, v in TINY_MODEL.items()] + [
     "--set=train.seq_len=48", "--set=train.batch_size=4", "--set=train.adv_seq_len=16",
     "--set=train.num_workers=0", "--set=train.sample_bars=2", "--accelerator=cpu",
 ]
 
 
-def tiny_config(**train_settings) -> RunConfig:
-    config = RunConfig()
-    for key, value in TINY_MODEL.items():
-        config.set(f"model.{key}", value)
-    for key, value in {"seq_len": 48, "batch_size": 4, "adv_seq_len": 16, "num_workers": 0,
-                       "sample_bars": 2, **train_settings}.items():
-        config.set(f"train.{key}", value)
-    config.set("trainer.accelerator", "cpu")
-    config.set("trainer.enable_progress_bar", False)
-    return config
-
-
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return random_corpus(tmp_path_factory.mktemp("train"), 16,
-                         lambda seed: random_melody(seed, 64), val_fraction=0.25)
-
-
-def musegan_cli(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "musegan.cli", *args], capture_output=True,
-                          text=True, **kwargs)
+def corpus(training_corpus) -> Path:
+    """The training corpus of conftest.py (not its four-tune ``corpus``)."""
+    return training_corpus
 
 
 def test_fast_dev_run_trains_every_phase_and_writes_the_run(corpus, tmp_path):
@@ -91,6 +70,31 @@ def test_music_metrics_are_logged_and_can_pick_the_best_checkpoint(corpus, tmp_p
         train(corpus, tmp_path / "bad", config)
 
 
+def test_resume_from_python_continues_a_run_of_other_sizes_with_its_own_config(corpus, tmp_path):
+    config = tiny_config(adversarial=False, mle_epochs=2, samples_per_validation=0)
+    config.set("trainer.max_epochs", 1)
+    config.set("trainer.limit_train_batches", 2)
+    run = train(corpus, tmp_path / "run", config)
+    saved = run / "config.yaml"
+    saved.write_text(saved.read_text().replace("max_epochs: 1", "max_epochs: 2"))
+    train(corpus, run, resume=True)  # no config: the run's own, TINY_MODEL sizes included
+    info = json.loads((run / "run.json").read_text())
+    assert info["epochs"] == 2 and info["resumed"] == 1
+    bigger = tiny_config(adversarial=False)
+    bigger.set("model.hidden_dim", 2 * TINY_MODEL["hidden_dim"])
+    with pytest.raises(MuseganError, match="its own model sizes"):
+        train(corpus, run, bigger, resume=True)
+
+
+def test_model_settings_are_the_model_config_less_what_the_tokenizer_gives():
+    config = RunConfig()
+    assert set(config.to_dict()["model"]) == set(ModelConfig().sizes())
+    assert "vocab_size" not in config.to_dict()["model"]
+    with pytest.raises(MuseganError, match="unknown setting 'model.vocab_size'"):
+        config.set("model.vocab_size", 10)
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
 def test_adversarial_off_gives_the_mle_only_model(corpus, tmp_path):
     config = tiny_config(adversarial=False, mle_epochs=2)
     config.set("trainer.limit_train_batches", 2)
@@ -98,66 +102,6 @@ def test_adversarial_off_gives_the_mle_only_model(corpus, tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert info["epochs"] == 2 and info["phase"] == "mle" and info["adversarial_steps"] == 0
     assert "train/d_loss" not in info["metrics"]
-
-
-@pytest.fixture(scope="module")
-def trained_run(corpus, tmp_path_factory) -> Path:
-    config = tiny_config()
-    config.set("trainer.fast_dev_run", 2)
-    return train(corpus, tmp_path_factory.mktemp("runs") / "run", config)
-
-
-@pytest.mark.parametrize("fp16", [False, True])
-def test_export_and_load_give_the_same_logits_with_no_pickle(trained_run, tmp_path, fp16):
-    path = export_model(trained_run, tmp_path / "model.safetensors", fp16=fp16,
-                        credit="tiny test corpus")
-    assert path.read_bytes()[8:9] == b"{"  # safetensors: a length, then a JSON header
-    model = load_model(path)
-    state = load_checkpoint(trained_run / "checkpoints" / "last.ckpt")
-    module = GANModule(**state["hyper_parameters"])
-    module.load_state_dict(state["state_dict"])
-    module.eval()
-    tokens = torch.randint(1, len(model.tokenizer), (2, 12))
-    theme = module.net.mapping.sample(2, generator=torch.Generator().manual_seed(0))
-    want, _ = module.net.generator(tokens, theme)
-    got, _ = model.net.generator(tokens, theme)
-    torch.testing.assert_close(got, want, rtol=0, atol=2e-2 if fp16 else 1e-6)
-    assert model.tokenizer == module.tokenizer
-    best = export_model(trained_run, tmp_path / "best.safetensors", checkpoint="best")
-    assert load_model(best).card["checkpoint"].startswith("best-epoch")
-    assert model.card["credit"] == "tiny test corpus"
-    # steering finds each attribute's own theme number from the card (musegan.regularize)
-    assert model.card["theme_attributes"] == list(THEME_ATTRIBUTES)
-    assert load_model(trained_run / "checkpoints" / "last.ckpt").card["theme_attributes"] == \
-        list(THEME_ATTRIBUTES)
-    assert "validation" in path.with_suffix(".md").read_text()
-    assert not any(k.startswith(("discriminator", "critic")) for k in
-                   __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(path)))
-
-
-def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
-    marker = tmp_path / "pwned"
-
-    class Exploit:
-        def __reduce__(self):
-            return os.system, (f"touch {marker}",)
-
-    evil = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "payload": Exploit()}, evil)
-    with pytest.raises(MuseganError, match="refused to load"):
-        load_checkpoint(evil)
-    with pytest.raises(MuseganError, match="refused to load"):
-        export_model(evil, tmp_path / "out.safetensors")
-    assert not marker.exists()
-    result = musegan_cli("export", str(evil), "--out", str(tmp_path / "x.safetensors"))
-    assert result.returncode == 2 and "refused to load" in result.stderr
-    assert not marker.exists()
-
-
-def test_load_model_rejects_files_that_are_not_models(tmp_path):
-    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors at all")
-    with pytest.raises(MuseganError, match="not a musegan model"):
-        load_model(tmp_path / "junk.safetensors")
 
 
 def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
@@ -192,6 +136,7 @@ def kill_9_after(args: list[str], run: Path, epoch: int) -> int:
     return load_checkpoint(last)["epoch"]  # the checkpoint survived the kill intact
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_resume_continues_where_it_stopped(corpus, tmp_path):
     run = tmp_path / "run"
     args = ["train", str(corpus), "--out", str(run), *TINY_FLAGS, "--adversarial", "off",
@@ -215,6 +160,7 @@ def test_kill_9_mid_run_then_resume_continues_where_it_stopped(corpus, tmp_path)
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
+@pytest.mark.slow
 def test_a_run_killed_in_its_adversarial_phase_resumes_there(corpus, tmp_path):
     run = tmp_path / "run"
     args = ["train", str(corpus), "--out", str(run), *TINY_FLAGS, "--mle-epochs", "1",
@@ -234,6 +180,7 @@ def test_a_run_killed_in_its_adversarial_phase_resumes_there(corpus, tmp_path):
     assert info["adversarial_steps"] == 20 * 2
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu_steps_both_ranks_and_checkpoints_once(corpus, tmp_path):
     run = tmp_path / "ddp"
     result = musegan_cli("train", str(corpus), "--out", str(run), *TINY_FLAGS,
@@ -249,31 +196,6 @@ def test_two_process_ddp_on_cpu_steps_both_ranks_and_checkpoints_once(corpus, tm
     assert checkpoints == ["best-epoch002.ckpt", "last.ckpt"]
 
 
-def test_data_that_is_not_a_prepared_corpus_is_a_clear_error(tmp_path):
-    (tmp_path / "songs").mkdir()
-    result = musegan_cli("train", str(tmp_path / "songs"), "--out", str(tmp_path / "run"))
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"musegan train: error: {tmp_path / 'songs'} is not a prepared corpus (no corpus.json); "
-        f"make one with: musegan prepare SRC --out {tmp_path / 'songs'}")
-
-
-def test_print_config_shows_every_default_and_reads_back(tmp_path):
-    result = musegan_cli("train", "--print-config", "--set", "train.lr=3e-4", "--precision",
-                         "bf16-mixed")
-    assert result.returncode == 0
-    (tmp_path / "c.yaml").write_text(result.stdout)
-    config = RunConfig.load(tmp_path / "c.yaml")
-    assert config.train.lr == 3e-4 and config.trainer.precision == "bf16-mixed"
-    assert config.model.hidden_dim == RunConfig().model.hidden_dim
-    assert config.train.theme_attributes == list(THEME_ATTRIBUTES)  # on by default
-    some = musegan_cli("train", "--print-config", "--set", "train.theme_attributes=[entropy,leaps]")
-    (tmp_path / "some.yaml").write_text(some.stdout)
-    assert RunConfig.load(tmp_path / "some.yaml").train.theme_attributes == ["entropy", "leaps"]
-    bad = musegan_cli("train", "--print-config", "--set", "train.nope=1")
-    assert bad.returncode == 2 and "unknown setting 'train.nope'" in bad.stderr
-
-
 def test_non_finite_losses_are_skipped_then_stop_training(corpus):
     state_module = GANModule(model=TINY_MODEL, train={"max_bad_steps": 3},
                              tokenizer=__import__("musegan").Corpus(corpus).tokenizer.to_dict())
@@ -282,7 +204,8 @@ def test_non_finite_losses_are_skipped_then_stop_training(corpus):
     with pytest.warns(RuntimeWarning, match="non-finite loss"):
         assert state_module._step(optimizer, torch.tensor(float("nan"))) is False
         assert state_module._step(optimizer, torch.tensor(float("inf"))) is False
-    assert all(torch.equal(a, b) for a, b in zip(before, state_module.net.generator.parameters()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(before, state_module.net.generator.parameters(), strict=True))
     # Another optimizer stepping fine does not reset this one's count.
     state_module.manual_backward = lambda loss: loss.backward()  # no Trainer attached here
     state_module.clip_gradients = lambda *args, **kwargs: None
@@ -319,7 +242,7 @@ def test_with_no_data_it_prepares_the_bach_chorales_and_trains(tmp_path, monkeyp
 
 
 def test_music_gap_is_in_validation_stds_and_skips_what_is_undefined():
-    from musegan.training import MIN_MUSIC_STD, music_gap
+    from musegan.callbacks import MIN_MUSIC_STD, music_gap
 
     reference = {"notes_per_bar": (6.0, 2.0), "empty_bar_rate": (0.0, 0.0),
                  "tonal": (float("nan"), 0.0)}

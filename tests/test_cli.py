@@ -1,0 +1,267 @@
+"""The `musegan` command line: every verb's output, exit status and one-line errors,
+run as a user runs them (``musegan.cli.main`` in-process, or ``python -m musegan.cli``)."""
+
+import json
+import subprocess
+import sys
+
+import pretty_midi
+import pytest
+import torch
+from midi_factory import make_score, midi_bytes, musegan_cli, piece, random_tune, scale
+
+from musegan import Sampler
+from musegan.cli import main
+from musegan.config import RunConfig
+from musegan.regularize import ATTRIBUTES as THEME_ATTRIBUTES
+
+
+def run_cli(*args):
+    return musegan_cli(*args, timeout=300)
+
+
+# ---------------------------------------------------------------- prepare
+
+def test_cli_prepare_prints_a_summary_and_exits_zero(good_folder, tmp_path, capsys):
+    assert main(["prepare", str(good_folder), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "8 files" not in out  # counts are in columns
+    assert "files found   8" in out and "Details:" in out
+
+
+def test_cli_bad_input_is_one_line_and_non_zero(tmp_path, capsys):
+    (tmp_path / "x.mid").write_bytes(b"garbage")
+    code = main(["prepare", str(tmp_path / "x.mid"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("musegan prepare: error: no usable MIDI file")
+    assert "x.mid: not a MIDI file" in err[0]
+
+
+# ---------------------------------------------------------------- train
+
+@pytest.mark.slow
+def test_data_that_is_not_a_prepared_corpus_is_a_clear_error(tmp_path):
+    (tmp_path / "songs").mkdir()
+    result = musegan_cli("train", str(tmp_path / "songs"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"musegan train: error: {tmp_path / 'songs'} is not a prepared corpus (no corpus.json); "
+        f"make one with: musegan prepare SRC --out {tmp_path / 'songs'}")
+
+
+@pytest.mark.slow
+def test_print_config_shows_every_default_and_reads_back(tmp_path):
+    result = musegan_cli("train", "--print-config", "--set", "train.lr=3e-4", "--precision",
+                         "bf16-mixed")
+    assert result.returncode == 0
+    (tmp_path / "c.yaml").write_text(result.stdout)
+    config = RunConfig.load(tmp_path / "c.yaml")
+    assert config.train.lr == 3e-4 and config.trainer.precision == "bf16-mixed"
+    assert config.model.hidden_dim == RunConfig().model.hidden_dim
+    assert config.train.theme_attributes == list(THEME_ATTRIBUTES)  # on by default
+    some = musegan_cli("train", "--print-config", "--set", "train.theme_attributes=[entropy,leaps]")
+    (tmp_path / "some.yaml").write_text(some.stdout)
+    assert RunConfig.load(tmp_path / "some.yaml").train.theme_attributes == ["entropy", "leaps"]
+    bad = musegan_cli("train", "--print-config", "--set", "train.nope=1")
+    assert bad.returncode == 2 and "unknown setting 'train.nope'" in bad.stderr
+
+
+# ---------------------------------------------------------------- generate
+
+@pytest.mark.slow
+def test_cli_generate_writes_midi_json_and_pictures_and_never_overwrites(sampler, tmp_path):
+    import json
+
+    model = str(sampler.path)
+    result = run_cli("generate", "--model", model, "-n", "2", "--bars", "2", "--seed", "5",
+                     "--plot", "--out", str(tmp_path / "songs"))
+    assert result.returncode == 0, result.stderr
+    mids = sorted((tmp_path / "songs").glob("*.mid"))
+    assert len(mids) == 2
+    sidecar = json.loads(mids[0].with_suffix(".json").read_text())
+    assert sidecar["seed"] == 5 and sidecar["settings"]["bars"] == 2
+    assert len(sidecar["theme"]) == 8 and len(sidecar["model_sha256"]) == 64
+    assert mids[0].with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    # Regenerating from the sidecar gives the same file.
+    again = sampler.generate(n=sidecar["batch_size"], bars=2, seed=sidecar["seed"],
+                             theme=torch.tensor([sidecar["theme"]] * sidecar["batch_size"]))
+    assert (midi_bytes(again[sidecar["batch_index"]])
+            == midi_bytes(pretty_midi.PrettyMIDI(str(mids[0]))))
+    before = mids[0].read_bytes()
+    clash = run_cli("generate", "--model", model, "-n", "2", "--bars", "2", "--seed", "5",
+                    "--out", str(tmp_path / "songs"))
+    assert clash.returncode == 2 and "--force" in clash.stderr
+    assert mids[0].read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+    (["--bars", "0"], "--bars must be at least 1"),
+])
+def test_cli_generate_errors_are_one_line(sampler, tmp_path, args, message):
+    if "--model" not in args:
+        args = ["--model", str(sampler.path), *args]
+    result = run_cli("generate", *args, "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_generate_rejects_a_file_that_is_not_a_model_a_bad_primer_and_a_file_as_out(sampler,
+                                                                                        tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.safetensors").write_text("hello")
+    cases = [
+        (["--model", str(tmp_path / "fake.safetensors")], "not a musegan model"),
+        (["--model", str(sampler.path), "--primer", str(tmp_path / "notes.txt")],
+         "not a MIDI file"),
+        (["--model", str(sampler.path), "--out", str(tmp_path / "notes.txt")], "is a file"),
+    ]
+    for args, message in cases:
+        result = run_cli("generate", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_cli_audio_renders_a_wav_or_says_how_to_install_fluidsynth(sampler, tmp_path):
+    from musegan.render import audio_available
+
+    result = run_cli("generate", "--model", str(sampler.path), "-n", "1", "--bars", "1",
+                     "--audio", "--out", str(tmp_path / "a"))
+    if not audio_available():
+        assert (result.returncode == 2
+                and "apt-get install fluidsynth fluid-soundfont-gm" in result.stderr)
+        pytest.skip("FluidSynth or a GM soundfont is not installed")
+    assert result.returncode == 0, result.stderr
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(next((tmp_path / "a").glob("*.wav")))) as wav:
+        assert wav.getframerate() == 44100 and wav.getnframes() > 44100 // 4
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    assert np.abs(samples).max() > 100  # notes were played, not silence
+
+
+@pytest.mark.slow
+def test_cli_theme_from_interpolate_and_theme_files(sampler, tmp_path):
+    import json
+
+    from midi_factory import write
+
+    a = write(make_score([(0, False, [(i * 240, 240, 60 + i % 5, 90) for i in range(16)])]),
+              tmp_path / "a.mid")
+    b = write(make_score([(0, False, [(i * 720, 480, 70 - i % 7, 90) for i in range(8)])],
+                         time_signatures=[(0, 6, 8)]), tmp_path / "b.mid")
+    model = str(sampler.path)
+    walk = run_cli("generate", "--model", model, "--interpolate", str(a), str(b), "--steps", "3",
+                   "--bars", "1", "--seed", "2", "--out", str(tmp_path / "walk"))
+    assert walk.returncode == 0, walk.stderr
+    themes = [json.loads(p.read_text())["theme"]
+              for p in sorted((tmp_path / "walk").glob("*.json"))]
+    assert len(themes) == 3
+    ends = Sampler.interpolate(sampler.encode_theme(a), sampler.encode_theme(b), steps=3)
+    torch.testing.assert_close(torch.tensor(themes), ends, atol=1e-5, rtol=1e-5)
+
+    variations = run_cli("generate", "--model", model, "--theme-from", str(a), "-n", "2",
+                         "--bars", "1", "--out", str(tmp_path / "var"))
+    assert variations.returncode == 0, variations.stderr
+    for path in (tmp_path / "var").glob("*.json"):
+        torch.testing.assert_close(torch.tensor([json.loads(path.read_text())["theme"]]),
+                                   sampler.encode_theme(a), atol=1e-5, rtol=1e-5)
+
+    Sampler.save_theme(sampler.sample_theme(1, seed=9), tmp_path / "mine.json")
+    from_file = run_cli("generate", "--model", model, "--theme", str(tmp_path / "mine.json"),
+                        "-n", "1", "--bars", "1", "--out", str(tmp_path / "file"))
+    assert from_file.returncode == 0, from_file.stderr
+
+
+# ---------------------------------------------------------------- evaluate, baseline, steer
+
+def test_cli_evaluate_writes_the_report_and_fails_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    for name in ("generated", "real", "empty"):
+        (tmp_path / name).mkdir()
+    for i in range(3):
+        piece(random_tune(i)).write(str(tmp_path / "generated" / f"g{i}.mid"))
+        piece(scale(60 + i)).write(str(tmp_path / "real" / f"r{i}.mid"))
+    (tmp_path / "real" / "notes.mid").write_text("not MIDI")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "musegan.cli", "evaluate", *args],
+                              capture_output=True, text=True)
+
+    ok = run(str(tmp_path / "generated"), "--reference", str(tmp_path / "real"),
+             "--train", str(tmp_path / "real"), "--out", str(tmp_path / "report"))
+    assert ok.returncode == 0, ok.stderr
+    assert "mean overlap" in ok.stdout and "notes.mid" in ok.stderr  # the bad file is reported
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["counts"]["generated"] == 3 and report["copying"] is not None
+    again = run(str(tmp_path / "generated"), "--reference", str(tmp_path / "real"),
+                "--out", str(tmp_path / "report"))
+    assert again.returncode == 2 and "--force" in again.stderr
+    empty = run(str(tmp_path / "empty"), "--reference", str(tmp_path / "real"),
+                "--out", str(tmp_path / "r2"))
+    assert empty.returncode == 2 and len(empty.stderr.strip().splitlines()) == 1
+    assert str(tmp_path / "empty") in empty.stderr
+
+
+@pytest.mark.slow
+def test_cli_baseline_markov_then_generate(corpus, tmp_path):
+    out = tmp_path / "markov.safetensors"
+    result = run_cli("baseline", "markov", str(corpus), "--order", "4", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    again = run_cli("baseline", "markov", str(corpus), "--order", "4", "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr
+    not_corpus = run_cli("baseline", "markov", str(tmp_path), "--out", str(tmp_path / "x.st"))
+    assert not_corpus.returncode == 2 and "musegan prepare" in not_corpus.stderr
+    generated = run_cli("generate", "--model", str(out), "-n", "2", "--bars", "2", "--seed", "0",
+                        "--out", str(tmp_path / "songs"))
+    assert generated.returncode == 0, generated.stderr
+    assert len(list((tmp_path / "songs").glob("*.mid"))) == 2
+
+
+@pytest.mark.slow
+def test_cli_steer_fit_list_and_generate(setup, tmp_path):
+    root, model = setup
+    out = tmp_path / "s.safetensors"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "musegan.cli", *args], capture_output=True,
+                              text=True)
+
+    fitted = run("steer", "--fit", str(model), "--data", str(root / "corpus"),
+                 "--attributes", "density,leaps", "--themes", "32", "--calibration-themes", "8",
+                 "--bars", "2", "--out", str(out))
+    assert fitted.returncode == 0, fitted.stderr
+    listed = run("steer", "--list", "--model", str(out))
+    assert listed.returncode == 0 and "density" in listed.stdout and "leaps" in listed.stdout
+    songs = tmp_path / "songs"
+    ok = run("generate", "--model", str(out), "-n", "2", "--bars", "2", "--seed", "1",
+             "--steer", "density=+1.5", "--out", str(songs))
+    assert ok.returncode == 0, ok.stderr
+    sidecar = json.loads(next(songs.glob("*.json")).read_text())
+    assert sidecar["settings"]["steer"] == {"density": 1.5}
+    unknown = run("generate", "--model", str(out), "--steer", "loudness=1", "--out",
+                  str(tmp_path / "x"))
+    assert unknown.returncode == 2 and "density, leaps" in unknown.stderr
+    assert not (tmp_path / "x").exists()  # nothing written
+    no_data = run("steer", "--fit", str(model))
+    assert no_data.returncode == 2 and "--data" in no_data.stderr
+    in_place = run("steer", "--fit", str(out), "--data", str(root / "corpus"))
+    assert in_place.returncode == 2 and "--force" in in_place.stderr  # refused before fitting
+    assert "calibrating" not in in_place.stderr
+
+
+# ---------------------------------------------------------------- help and version
+
+def test_cli_help_and_version():
+    result = subprocess.run([sys.executable, "-m", "musegan.cli", "--version"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("musegan ")
+    for verb in ([], ["prepare"], ["train"], ["export"], ["generate"], ["models"]):
+        result = subprocess.run([sys.executable, "-m", "musegan.cli", *verb, "--help"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "usage: musegan" in result.stdout

@@ -1,0 +1,119 @@
+"""The token grammar: random walks through its masks always write well-formed pieces."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from musegan.grammar import FOLLOWS, MAX_TOKENS_PER_BAR, Grammar, State
+from musegan.tokenizer import KINDS, Tokenizer
+
+TOK = Tokenizer()
+
+
+def test_the_table_names_every_state_and_only_known_kinds():
+    assert set(FOLLOWS) == set(State)
+    for kinds in FOLLOWS.values():
+        assert set(kinds) <= set(KINDS) | {"eos"}
+
+
+def walk(grammar: Grammar, n: int, seed: int, steps: int = 4000) -> list[list[int]]:
+    """Each piece picks uniformly among the tokens its mask allows, until EOS."""
+    generator = torch.Generator().manual_seed(seed)
+    rows: list[list[int]] = [[TOK.BOS] for _ in range(n)]
+    for _ in range(steps):
+        mask = grammar.mask()
+        assert mask.any(1).all(), "a piece was left with no allowed token"
+        token = torch.multinomial(mask.float(), 1, generator=generator).squeeze(1)
+        grammar.update(token)
+        for row, t in zip(rows, token.tolist(), strict=True):
+            if not row or row[-1] != TOK.EOS:
+                row.append(t)
+        if grammar.done.all():
+            return rows
+    raise AssertionError("the walk never ended")
+
+
+def check_well_formed(ids: list[int], bars: int, tempo: str | None = None) -> None:
+    """An oracle written from the stream's description, not from Grammar's code."""
+    names = TOK.tokens(ids)
+    assert names[0] == "BOS" and names[-1] == "EOS" and names.count("EOS") == 1
+    assert names.count("Bar") == bars
+    bar_steps = int(TOK.bar_steps[TOK.default_time_signature])
+    position = -1
+    expect: str | None = None  # the kind a note still needs
+    previous = ""
+    first_step = False  # notes stand on the bar's first step with no Position before them
+    for name in names[1:-1]:
+        kind = name.split("_")[0]
+        if expect:
+            assert kind == expect, f"{expect} expected, got {name} in {names}"
+            expect = {"Velocity": "Duration", "Duration": None}[kind]
+            continue
+        if kind == "Bar":
+            position, first_step = -1, False
+        elif kind == "TimeSig":
+            assert position == -1, "a meter change inside a bar"
+            n, d = map(int, name.split("_")[1].split("/"))
+            bar_steps = 4 * n * TOK.steps_per_quarter // d
+        elif kind == "Position":
+            value = int(name.split("_")[1])
+            assert position < value < bar_steps, f"position {value} out of order in {names}"
+            position = value
+        elif kind == "Pitch":
+            # A Program may close a bar's header (training windows start that way); a note
+            # right after it stands on the bar's first step.
+            first_step |= position < 0 and previous == "Program"
+            assert position >= 0 or first_step, "a note before any position"
+            expect = "Velocity"
+        elif kind == "Tempo" and tempo is not None:
+            assert name == tempo
+        previous = kind
+    assert expect is None, "the piece ends inside a note"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_walks_write_well_formed_pieces_with_exactly_the_bars_asked(seed):
+    bars = 1 + seed % 4
+    grammar = Grammar(TOK, 4, bars, "cpu", tempo_id=None)
+    for row in walk(grammar, 4, seed):
+        check_well_formed(row, bars)
+
+
+def test_a_chosen_tempo_is_stated_first_and_is_the_only_tempo():
+    tempo_id = TOK.tempo_id(140)
+    grammar = Grammar(TOK, 3, 2, "cpu", tempo_id=tempo_id)
+    tempo = TOK.tokens([tempo_id])[0]
+    for row in walk(grammar, 3, seed=1):
+        check_well_formed(row, 2, tempo)
+        names = TOK.tokens(row)
+        header = names[names.index("Bar") + 1:names.index("Bar") + 3]
+        assert tempo in header
+
+
+def test_holding_the_meter_writes_no_time_signature_or_tempo():
+    grammar = Grammar(TOK, 3, 2, "cpu", tempo_id=None, hold_meter=True)
+    for row in walk(grammar, 3, seed=2):
+        assert not any(name.startswith(("TimeSig", "Tempo")) for name in TOK.tokens(row))
+
+
+def test_a_runaway_bar_is_made_to_end():
+    grammar = Grammar(TOK, 1, 2, "cpu", tempo_id=None)
+    pitch, velocity, duration = (TOK.token_range(kind)[0] for kind in ("pitch", "velocity",
+                                                                       "duration"))
+    for token in (TOK.BAR, TOK.token_id("Position_0")):
+        grammar.update(torch.tensor([token]))
+    while int(grammar.tokens_in_bar[0]) <= MAX_TOKENS_PER_BAR:
+        for token in (pitch, velocity, duration):
+            grammar.update(torch.tensor([token]))
+    allowed = grammar.mask()[0].nonzero().squeeze(1).tolist()
+    assert allowed == [TOK.BAR]
+
+
+def test_tempo_bins_are_the_nearest_on_a_log_scale():
+    for bpm in (31.0, 90.0, 120.0, 141.3, 299.0):
+        nearest = min(range(len(TOK.tempo_values)),
+                      key=lambda i: abs(torch.log(torch.tensor(TOK.tempo_values[i] / bpm))))
+        assert TOK.tempo_bin(bpm) == nearest
+    assert TOK.tokens([TOK.tempo_id(120)]) == ["Tempo_120.0"]
+    assert TOK.tempo_bin(1.0) == 0 and TOK.tempo_bin(10_000.0) == len(TOK.tempo_values) - 1
