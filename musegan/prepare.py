@@ -28,8 +28,17 @@ from musegan import corpus as fmt
 from musegan.errors import MidiError, MuseganError
 from musegan.midi import is_midi_path
 from musegan.tokenizer import Tokenizer
+from musegan.tunebooks import (
+    COLLECTIONS,
+    collection_files,
+    is_abc_path,
+    render_tune,
+    split_tunes,
+    tune_label,
+)
 
 BACH = "bach"  # the source word for music21's bundled Bach chorales
+ABC = "abc"
 VAL_FRACTION = 0.05
 MAX_FILE_MB = 32.0  # the largest real MIDI files are a few MB; beyond this it is rarely music
 CHUNK_FILES = 32  # files per task: big enough to amortise the batch encoder's fixed cost
@@ -40,11 +49,21 @@ RECORD_FIELDS = ("sha256", "music_sha256", "notes", "seconds", "time_signature",
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One input: a MIDI file, or a music21 chorale rendered to MIDI on the fly."""
+    """One input: a MIDI file, a music21 chorale, or one tune of an ABC file (the last
+    two rendered to MIDI on the fly)."""
 
-    name: str  # shown in reports: the path, or e.g. "bach/bwv269"
-    path: str  # the file read and hashed (the .mxl for a chorale)
-    kind: str = "midi"  # "midi" or "bach"
+    name: str  # shown in reports: the path, "bach/bwv269" or "oneills/0001-0050.abc X:1 ..."
+    path: str  # the file read and hashed (the .mxl for a chorale, the whole .abc file)
+    kind: str = "midi"  # "midi", "bach" or "abc"
+    tune: int = 0  # for "abc": which tune of the file, counted from 0
+
+    def key(self, data: bytes) -> str:
+        """What identifies this input's content: the file's sha256, and for a tune of an
+        ABC file, which tune it is."""
+        digest = hashlib.sha256(data)
+        if self.kind == ABC:
+            digest.update(f"\0tune {self.tune}".encode())
+        return digest.hexdigest()
 
 
 @dataclass
@@ -81,44 +100,84 @@ class NoUsableMidiError(MuseganError):
 # ---------------------------------------------------------------------- sources
 
 def find_sources(specs: Sequence[str], skipped: list[dict]) -> list[SourceFile]:
-    """Expand folders (recursively), globs and the word ``bach`` into source files.
+    """Expand folders (recursively), globs, the word ``bach`` and the names of the ABC
+    collections (``oneills``, ``ryans``, ``aird``) into sources; an ABC file gives one
+    source per tune.
 
-    Problems with a spec itself (missing path, folder without MIDI) go to ``skipped``.
+    Problems with a spec itself (missing path, folder without music) go to ``skipped``.
     """
     found: list[SourceFile] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, int]] = set()
 
     def add(source: SourceFile):
-        key = os.path.realpath(source.path)
+        key = (os.path.realpath(source.path), source.tune)
         if key not in seen:
             seen.add(key)
             found.append(source)
+
+    def add_file(file: Path, name: str):
+        if is_abc_path(file):
+            for source in abc_tunes(file, name, skipped):
+                add(source)
+        else:
+            add(SourceFile(name, str(file)))
 
     for spec in specs:
         path = Path(spec).expanduser()
         if spec == BACH and not path.exists():
             for source in bach_chorales():
                 add(source)
+        elif spec in COLLECTIONS and not path.exists():
+            for file in collection_files(spec):
+                add_file(file, f"{spec}/{file.name}")
         elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if is_midi_path(p) and not p.is_dir())
+            files = sorted(p for p in path.rglob("*")
+                           if (is_midi_path(p) or is_abc_path(p)) and not p.is_dir())
             if not files:
                 skipped.append({"source": spec, "reason": "no MIDI files (.mid, .midi, .kar) "
-                                                          "in this folder or below it"})
+                                                          "or ABC files (.abc) in this folder "
+                                                          "or below it"})
             for file in files:
-                add(SourceFile(str(file), str(file)))
+                add_file(file, str(file))
         elif path.exists() or path.is_symlink():
-            add(SourceFile(str(path), str(path)))
+            add_file(path, str(path))
         elif glob.has_magic(spec):
-            matches = sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True)
-                             if is_midi_path(Path(p)) and not os.path.isdir(p))
+            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True)
+                             if (is_midi_path(Path(p)) or is_abc_path(Path(p)))
+                             and not os.path.isdir(p))
             if not matches:
-                skipped.append({"source": spec, "reason": "the pattern matches no MIDI file"})
+                skipped.append({"source": spec, "reason": "the pattern matches no MIDI file "
+                                                          "(nor ABC file)"})
             for match in matches:
-                add(SourceFile(match, match))
+                add_file(match, str(match))
         else:
+            words = ", ".join([BACH, *COLLECTIONS])
             skipped.append({"source": spec, "reason": "no such file or folder; check the "
-                                                      f"path (or use the word '{BACH}')"})
+                                                      f"path (or use one of the words {words})"})
     return found
+
+
+def abc_tunes(path: Path, name: str, skipped: list[dict]) -> list[SourceFile]:
+    """One source per tune of an ABC file (an unreadable file or one with no ``X:`` field
+    goes to ``skipped``)."""
+    try:
+        text = read_abc(path.read_bytes())
+    except OSError as err:
+        skipped.append({"source": name, "reason": f"cannot read the file ({err.strerror}); "
+                                                  "check the path and permissions"})
+        return []
+    tunes = split_tunes(text)
+    if not tunes:
+        skipped.append({"source": name, "reason": "no tunes in this ABC file (no X: field)"})
+    return [SourceFile(tune_label(name, tune), str(path), ABC, i) for i, tune in enumerate(tunes)]
+
+
+def read_abc(data: bytes) -> str:
+    """ABC text: UTF-8, or Latin-1 as older tune books are."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def bach_chorales() -> list[SourceFile]:
@@ -188,12 +247,14 @@ def _process_chunk(task: tuple[list[SourceFile], float]) -> list[dict]:
                                              "if it really is music")
             with open(source.path, "rb") as file:
                 data = file.read()
-            result["sha256"] = hashlib.sha256(data).hexdigest()
+            result["sha256"] = source.key(data)
             if result["sha256"] in _worker_cached:
                 result["cached"] = True
                 continue
             if source.kind == BACH:
                 data = render_chorale(source.path, source.name)
+            elif source.kind == ABC:
+                data = render_tune(split_tunes(read_abc(data))[source.tune].text, source.name)
             to_encode.append((len(results) - 1, data))
         except MidiError as err:
             result["reason"] = err.reason
@@ -273,11 +334,13 @@ def prepare_corpus(
     """Tokenize MIDI sources into a corpus folder that training reads by memory map.
 
     Args:
-        sources: folders (searched recursively for .mid/.midi/.kar), files, glob
-            patterns, or the word ``"bach"`` for music21's bundled chorales.
+        sources: folders (searched recursively for .mid/.midi/.kar and .abc), files, glob
+            patterns, the word ``"bach"`` for music21's bundled chorales, or the names of
+            its ABC tune books: ``"oneills"``, ``"ryans"``, ``"aird"``.
         out: the corpus folder. An existing corpus made from the same sources and settings
             is updated, reusing every unchanged piece; a different one is replaced only with
-            ``force``; a folder that is not a corpus is never touched.
+            ``force`` (still reusing the pieces of unchanged files when the tokenizer is the
+            same); a folder that is not a corpus is never touched.
         tokenizer: the vocabulary (default ``Tokenizer()``).
         val_fraction: share of pieces in the validation split, chosen by a hash of each
             piece's tokens, so adding files never moves a piece between splits.
@@ -404,8 +467,8 @@ def _existing_output(out: Path, tokenizer: Tokenizer, settings: dict, force: boo
         raise
     same = (previous.tokenizer == tokenizer
             and previous.manifest.get("settings") == settings)
-    if force:
-        return None
+    if force:  # rebuilt from these sources; pieces of unchanged files need no re-reading
+        return previous if previous.tokenizer == tokenizer else None
     if not same:
         problem = f"{out} holds a corpus prepared from other sources or settings"
         raise MuseganError(f"{problem}; pass force=True to rebuild it, or choose another folder",
