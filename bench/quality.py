@@ -1,17 +1,22 @@
-"""How good is the music? Markov vs MLE-only vs LSTM-GAN vs real, in one run.
+"""How good is the music? Markov vs the default model, with and without form, vs the
+LSTM-GAN vs real, at 32 bars, in one run.
 
-    python bench/quality.py --data data/cre [--gan MODEL] [--mle MODEL] [--pieces 200] [--seed 0]
+    python bench/quality.py --data data/cre [--model M] [--gan M] [--bars 32] [--form AABB]
+                            [--pieces 200] [--seed 0] [--temperature 1.0]
 
-Every set is compared with the corpus's validation split by ``musegan evaluate``
-(Yang & Lerch overlap and KL per feature) and checked for copying against its train
-split. The rows:
+Every set is compared by ``musegan evaluate`` (Yang & Lerch overlap and KL per feature)
+with the corpus's validation tunes cut to their first ``--bars`` bars, and checked for
+copying against its train split. The rows:
 
-  markov     an order-8 n-gram model over the same tokens (``musegan baseline markov``)
-  mle-only   the bundled cre-melody, the default (maximum likelihood, with the theme GAN
-             but no sequence-GAN epoch), or --mle
-  lstm-gan   the bundled cre-melody-gan (the same after an adversarial epoch), or --gan
-  real train pieces of the train split: the ceiling. Their copying figures are left
-             out, since they are the training data.
+  markov          an order-8 n-gram model over the same tokens (``musegan baseline markov``)
+  default         the bundled default (or --model), ``--bars`` bars, no form
+  default + FORM  the same with ``--form`` (8-bar parts, each repeat exact)
+  lstm-gan        the bundled cre-melody-gan (after an adversarial epoch), or --gan
+  real train      train pieces cut the same way: the ceiling. Their copying figures are
+                  left out, since they are the training data.
+
+Then, per feature, the generated means of both default rows beside the real mean and
+standard deviation, and whether they lie within one standard deviation of it.
 
 Writes OUT/quality.md and OUT/quality.json (default bench/quality-out/, not committed),
 and a report folder per row.
@@ -33,44 +38,60 @@ import random  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from musegan.corpus import Corpus  # noqa: E402
 from musegan.evaluate import evaluate  # noqa: E402
 from musegan.markov import MarkovModel  # noqa: E402
+from musegan.metrics import FEATURES  # noqa: E402
 from musegan.sampling import Sampler, generate_files  # noqa: E402
 
-ROWS = ("markov", "mle-only", "lstm-gan", "real train")
+
+def first_bars(ids: list[int], bars: int, bar_id: int, eos_id: int) -> list[int]:
+    """A piece's tokens up to its ``bars``-th bar (the whole piece if it is shorter)."""
+    starts = [i for i, t in enumerate(ids) if t == bar_id]
+    return ids[:starts[bars]] + [eos_id] if len(starts) > bars else ids
 
 
-def write_real(corpus: Corpus, split: str, folder: Path, limit: int, seed: int = 0) -> Path:
-    """Decode a split's pieces back to MIDI files."""
+def write_real(corpus: Corpus, split: str, folder: Path, limit: int, bars: int,
+               seed: int = 0) -> Path:
+    """Decode a split's pieces, cut to their first ``bars`` bars, back to MIDI files."""
     pieces = corpus.split(split)
     random.Random(seed).shuffle(pieces)
     folder.mkdir(parents=True, exist_ok=True)
+    tok = corpus.tokenizer
+    for old in folder.glob("*.mid"):
+        old.unlink()
     for i in pieces[:limit]:
-        corpus.tokenizer.decode(corpus.tokens(i).tolist()).write(
-            str(folder / f"{split}{i:05d}.mid"))
+        ids = first_bars(corpus.tokens(i).tolist(), bars, tok.BAR, tok.EOS)
+        tok.decode(ids).write(str(folder / f"{split}{i:05d}.mid"))
     return folder
 
 
-def generate(model, folder: Path, pieces: int, bars: int, temperature: float, seed: int) -> Path:
+def generate(model, folder: Path, pieces: int, bars: int, temperature: float, seed: int,
+             form: str = "") -> tuple[Path, float]:
+    """Write a set; returns its folder and the seconds per piece it took."""
     sampler = Sampler.from_pretrained(model)
     for old in folder.glob("*.mid"):  # a fresh set: no pieces left from another seed
         old.unlink()
-    generate_files(sampler, folder, n=pieces, bars=bars, seed=seed, temperature=temperature,
-                   force=True, batch=64)
-    return folder
+    started = time.perf_counter()
+    generate_files(sampler, folder, n=pieces, bars=None if form else bars, seed=seed,
+                   temperature=temperature, force=True, batch=64, form=form)
+    return folder, (time.perf_counter() - started) / pieces
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="data/cre", help="a corpus from musegan prepare")
+    parser.add_argument("--model", default="cre-melody",
+                        help="the model to judge (default: the bundled default)")
     parser.add_argument("--gan", default="cre-melody-gan",
                         help="a model that went through the adversarial phase: bundled name, "
-                             "file, or run folder (default: the bundled cre-melody-gan)")
-    parser.add_argument("--mle", default="cre-melody",
-                        help="the MLE-only model (default: the bundled cre-melody)")
+                             "file, or run folder (default: the bundled cre-melody-gan); "
+                             "'' to leave the row out")
     parser.add_argument("--pieces", type=int, default=200)
-    parser.add_argument("--bars", type=int, default=16)
+    parser.add_argument("--bars", type=int, default=32)
+    parser.add_argument("--form", default="AABB", help="the form of the second default row")
     parser.add_argument("--order", type=int, default=8, help="Markov order")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed for every model")
@@ -80,36 +101,70 @@ def main() -> int:
     out = Path(args.out)
     corpus = Corpus(args.data)
     started = time.perf_counter()
-    reference = write_real(corpus, "val", out / "real-val", len(corpus.split("val")))
-    sets = {}
+    reference = write_real(corpus, "val", out / "real-val", len(corpus.split("val")), args.bars)
+    sets, speed = {}, {}
     markov = out / f"markov{args.order}.safetensors"
     MarkovModel.fit(corpus, order=args.order).save(markov, force=True)
-    sets["markov"] = generate(markov, out / "markov", args.pieces, args.bars, args.temperature,
-                               args.seed)
-    sets["mle-only"] = generate(args.mle, out / "mle-only", args.pieces, args.bars,
-                                args.temperature, args.seed)
-    gan = Path(args.gan) / "checkpoints" / "last.ckpt" if Path(args.gan).is_dir() else args.gan
-    sets["lstm-gan"] = generate(gan, out / "lstm-gan", args.pieces, args.bars, args.temperature,
-                                args.seed)
-    sets["real train"] = write_real(corpus, "train", out / "real-train", args.pieces)
+    settings = (args.pieces, args.bars, args.temperature, args.seed)
+    sets["markov"], speed["markov"] = generate(markov, out / "markov", *settings)
+    sets["default"], speed["default"] = generate(args.model, out / "default", *settings)
+    with_form = f"default + {args.form}"
+    sets[with_form], speed[with_form] = generate(args.model, out / "default-form", *settings,
+                                                 form=args.form)
+    if args.gan:
+        gan = Path(args.gan) / "checkpoints" / "last.ckpt" if Path(args.gan).is_dir() \
+            else args.gan
+        sets["lstm-gan"], speed["lstm-gan"] = generate(gan, out / "lstm-gan", *settings)
+    sets["real train"] = write_real(corpus, "train", out / "real-train", args.pieces, args.bars)
     print(f"sets written in {time.perf_counter() - started:.0f} s "
-          f"({len(list(reference.glob('*.mid')))} validation pieces as the reference)")
+          f"({len(list(reference.glob('*.mid')))} validation pieces, cut to {args.bars} bars, "
+          "as the reference); seconds per piece: "
+          + ", ".join(f"{name} {seconds:.3f}" for name, seconds in speed.items()))
 
     results = {}
     for name, folder in sets.items():
         results[name] = evaluate(folder, reference,
                                  train=args.data if name != "real train" else None,
-                                 out=out / "reports" / name.replace(" ", "-"), force=True,
-                                 n=8)
+                                 out=out / "reports" / name.replace(" ", "-").replace("+", ""),
+                                 force=True, n=8)
     for name, r in results.items():
         print(f"musegan evaluate, {name}: {r['counts']['generated']} vs {r['counts']['reference']} "
               f"pieces, {r['counts']['train'] or 0} training pieces: {r['seconds']:.1f} s")
-    table = format_table(results)
+    table = format_table(results) + "\n\n" + feature_table(results, ["default", with_form])
     print(table)
     (out / "quality.md").write_text(table + "\n")
     (out / "quality.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"\nwrote {out / 'quality.md'}; total {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def feature_table(results: dict, rows: list[str]) -> str:
+    """Per feature: the real mean and std, each row's generated mean (a check where it is
+    within one std of the real mean) and overlap."""
+    heads = " | ".join(f"{row} mean | {row} overlap" for row in rows)
+    lines = [f"| feature | real mean ± std | {heads} |",
+             "|---|---:|" + "---:|---:|" * len(rows)]
+    within = {row: 0 for row in rows}
+    scalars = 0
+    for name in FEATURES:
+        real = results[rows[0]]["features"][name]["reference"]
+        cells = []
+        scalar = not np.ndim(real["mean"])
+        scalars += scalar
+        for row in rows:
+            feature = results[row]["features"][name]
+            mean = feature["generated"]["mean"]
+            if scalar:
+                ok = abs(mean - real["mean"]) <= real["std"]
+                within[row] += ok
+                cells.append(f"{mean:.3g}{' ✓' if ok else ''} | {feature['overlap']:.3f}")
+            else:
+                cells.append(f"(histogram) | {feature['overlap']:.3f}")
+        spread = f"{real['mean']:.3g} ± {real['std']:.3g}" if scalar else "(histogram)"
+        lines.append(f"| {name} | {spread} | " + " | ".join(cells) + " |")
+    lines.append("| within one std (of " + str(scalars) + ") | | "
+                 + " | ".join(f"{within[row]} | " for row in rows) + " |")
+    return "\n".join(lines)
 
 
 def format_table(results: dict) -> str:

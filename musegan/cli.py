@@ -75,7 +75,7 @@ def _export(args: argparse.Namespace) -> int:
     from musegan.export import export_model
 
     path = export_model(args.run_dir, args.out, fp16=args.fp16, checkpoint=args.checkpoint,
-                        force=args.force, credit=args.credit)
+                        force=args.force, credit=args.credit, form=args.form)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.md')}")
     return 0
 
@@ -97,7 +97,8 @@ def _generate(args: argparse.Namespace) -> int:
         sampler, args.out, n=args.n, bars=args.bars, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, themes=themes, primer=args.primer,
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
-        force=args.force, progress=sys.stderr.isatty(), steer=steer)
+        force=args.force, progress=sys.stderr.isatty(), steer=steer, form=args.form,
+        part_bars=args.part_bars, open_end=args.open_end)
     print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
     if steer:
         _note_poor_steering(sampler, steer)
@@ -253,12 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "reason; re-running reuses unchanged files.",
         epilog="examples:\n  musegan prepare ~/midi/folk --out data/folk\n"
                "  musegan prepare bach --out data/bach\n"
+               "  musegan prepare oneills ryans aird --out data/books\n"
                "  musegan prepare 'songs/**/*.mid' more/ --out data/mix --val-fraction 0.1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     prepare.add_argument("sources", nargs="+", metavar="SRC",
-                         help="a folder (searched recursively for .mid/.midi/.kar), a file, "
-                              "a glob pattern, or the word 'bach' (music21's chorales)")
+                         help="a folder (searched recursively for .mid/.midi/.kar and .abc), "
+                              "a file, a glob pattern, the word 'bach' (music21's chorales), "
+                              "or 'oneills', 'ryans', 'aird' (music21's fiddle-tune books)")
     prepare.add_argument("--out", required=True, metavar="DIR", help="the corpus folder to write")
     prepare.add_argument("--val-fraction", type=float, default=0.05, metavar="F",
                          help="share of pieces held out for validation (default 0.05)")
@@ -342,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "or a path")
     export.add_argument("--fp16", action="store_true", help="half-precision weights: half the size")
     export.add_argument("--credit", default="", help="the training data's licence credit")
+    export.add_argument("--form", default="", metavar="LETTERS",
+                        help="the form a plain `musegan generate` writes with this model, "
+                             "e.g. AABB (default: none, 16 bars)")
     export.add_argument("--force", action="store_true", help="replace an existing file")
     export.set_defaults(handler=_export)
 
@@ -359,7 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a bundled model (see `musegan models`), an exported "
                                ".safetensors or a .ckpt (default: the bundled default)")
     generate.add_argument("-n", type=int, default=4, help="how many pieces (default 4)")
-    generate.add_argument("--bars", type=int, default=16, help="bars per piece (default 16)")
+    generate.add_argument("--bars", type=int, default=None,
+                          help="bars per piece (default: what --form makes; the model's own "
+                               "form if it has one, else 16)")
+    generate.add_argument("--form", metavar="LETTERS",
+                          help="part letters such as AABB, AB, AABA: a letter seen before "
+                               "repeats its part exactly (default: the model's own form; '' "
+                               "for none)")
+    generate.add_argument("--part-bars", type=int, default=8, metavar="N",
+                          help="bars per part of the form (default 8)")
+    generate.add_argument("--open-end", action="store_true",
+                          help="end where the model stops, not on a tonic-chord note")
     generate.add_argument("--temperature", type=float, default=1.0,
                           help="below 1 plays safe, above 1 takes risks (default 1.0)")
     generate.add_argument("--top-k", type=int, help="sample from the K likeliest tokens only")

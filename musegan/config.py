@@ -65,6 +65,9 @@ class TrainSettings:
     samples_per_validation: int = 4  # MIDI files written at each validation
     sample_bars: int = 16  # bars per validation sample
     monitor: str = "val/nll"  # what picks the best checkpoint: one of MONITORS
+    # Start from another model's weights (a model file or a .ckpt of the same sizes and
+    # tokenizer), to fine-tune it on this corpus; "" starts from scratch.
+    init_from: str = ""
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainSettings:

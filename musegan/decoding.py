@@ -2,8 +2,12 @@
 
 It carries the LSTM state from step to step (a prefix is read once, never re-run), masks
 at every step the tokens ``musegan.grammar`` forbids, and drops finished pieces from the
-batch. It serves ``Sampler``, the validation samples written during training, and the
-Markov baseline alike: anything whose ``incremental(theme)`` gives a step-by-step runner.
+batch. Each piece draws its random numbers from a stream of its own (``RowUniforms``), so
+a piece depends on its seed, theme and place in the batch, never on what the other pieces
+of the batch write: one piece regenerates alone from its sidecar.
+
+It serves ``Sampler``, the validation samples written during training, and the Markov
+baseline alike: anything whose ``incremental(theme)`` gives a step-by-step runner.
 """
 
 from __future__ import annotations
@@ -16,11 +20,41 @@ from musegan.errors import MuseganError
 from musegan.grammar import MAX_TOKENS_PER_BAR, Grammar
 from musegan.tokenizer import Tokenizer
 
+UNIFORMS_AT_ONCE = 64  # random numbers a piece's stream draws at a time
+
+
+class RowUniforms:
+    """One stream of uniform random numbers per piece of a batch.
+
+    The streams' seeds are drawn from ``generator`` (n of them, whatever the pieces
+    write), then each piece draws from its own ``torch.Generator``, ``UNIFORMS_AT_ONCE``
+    numbers at a time. All pieces still being written take one number per step.
+    """
+
+    def __init__(self, n: int, generator: torch.Generator | None, device: torch.device):
+        seeds = torch.randint(0, 2**62, (n,), generator=generator,
+                              device=generator.device if generator is not None else "cpu")
+        self.streams = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        self.device = device
+        self.buffer = torch.empty(n, UNIFORMS_AT_ONCE, device=device)
+        self.step = 0
+
+    def next(self, rows: torch.Tensor) -> torch.Tensor:
+        """(len(rows), 1) numbers in [0, 1) for these pieces (indices into the batch)."""
+        column = self.step % UNIFORMS_AT_ONCE
+        if column == 0:
+            for row, stream in enumerate(self.streams):
+                self.buffer[row] = torch.rand(UNIFORMS_AT_ONCE, generator=stream,
+                                              device=self.device)
+        self.step += 1
+        return self.buffer[rows, column:column + 1]
+
 
 class Runner(Protocol):
     """A step-by-step runner, as ``Generator.incremental(theme)`` gives."""
 
-    def feed(self, tokens: torch.Tensor) -> torch.Tensor: ...
+    def feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
+             ) -> torch.Tensor: ...
     def step(self, token: torch.Tensor) -> torch.Tensor: ...
     def select(self, rows: torch.Tensor) -> None: ...
 
@@ -33,11 +67,12 @@ class Writer(Protocol):
 
 @torch.no_grad()
 def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
-           prefix: list[int], temperature: float = 1.0, top_k: int | None = None,
-           top_p: float | None = None, generator: torch.Generator | None = None,
-           tempo_id: int | None = None, continuation: bool = False) -> list[list[int]]:
-    """Write n = len(theme) pieces after ``prefix`` (BOS, or a primer's ids without EOS);
-    returns the ids of each piece, PAD removed.
+           prefix: list[int] | list[list[int]], temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None, tempo_id: int | None = None,
+           continuation: bool = False) -> list[list[int]]:
+    """Write n = len(theme) pieces after ``prefix`` (BOS, or a primer's ids without EOS;
+    or one such list per piece); returns the ids of each piece, PAD removed.
 
     ``net`` is a ``MuseGAN`` or a ``MarkovModel``. With ``continuation`` the prefix's
     meter and tempo hold, and ``bars`` bars are written after its own.
@@ -46,18 +81,31 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
     if n == 0:
         return []
     grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation)
-    prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
-    for i in range(1, prefix_ids.size(1)):
-        grammar.update(prefix_ids[:, i])
+    lengths = None
+    if prefix and isinstance(prefix[0], list):  # one prefix per piece
+        starts = [list(row) for row in prefix]
+        lengths = torch.tensor([len(row) for row in starts], device=device)
+        width = int(lengths.max())
+        prefix_ids = torch.tensor([row + [tokenizer.PAD] * (width - len(row))
+                                   for row in starts], device=device)
+        for i in range(1, width):
+            grammar.update(prefix_ids[:, i], active=lengths > i)
+    else:
+        prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
+        for i in range(1, prefix_ids.size(1)):
+            grammar.update(prefix_ids[:, i])
     grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
-    grammar.bars_wanted = int(grammar.bars[0]) + bars if continuation else bars
+    if continuation:
+        grammar.bars_wanted = grammar.bars + bars
     runner = net.incremental(theme)
-    logits = runner.feed(prefix_ids)  # the primer sets the state
+    logits = runner.feed(prefix_ids, lengths)  # the primer sets the state
     active = torch.arange(n, device=device)  # pieces still being written
+    uniforms = RowUniforms(n, generator, device)
     written = []  # (which pieces, their tokens) at each step
     # The grammar ends a runaway bar within a few tokens, so this bound is never reached.
     for _ in range((bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
-        token = sample_token(logits, grammar.mask(), temperature, top_k, top_p, generator)
+        token = sample_token(logits, grammar.mask(), temperature, top_k, top_p,
+                             uniform=uniforms.next(active))
         grammar.update(token)
         written.append((active, token))
         if grammar.done.any():  # finished pieces leave the batch
@@ -78,9 +126,11 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
 
 def sample_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 uniform: torch.Tensor | None = None) -> torch.Tensor:
     """One token per row from logits (n, V), only where mask (n, V) is true, after
-    temperature, top-k and top-p (nucleus) filtering."""
+    temperature, top-k and top-p (nucleus) filtering; ``uniform`` (n, 1) holds the random
+    numbers in [0, 1) to draw with (default: from ``generator``)."""
     logits = torch.where(mask, logits.float(), float("-inf"))
     if temperature != 1:
         logits = logits / temperature
@@ -100,5 +150,7 @@ def sample_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 
     if not torch.isfinite(cdf[:, -1]).all():
         raise MuseganError("the model gave no usable probabilities (NaN or infinite logits); "
                            "check its theme and weights")
-    u = (1 - torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device)) * cdf[:, -1:]
+    if uniform is None:
+        uniform = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device)
+    u = (1 - uniform) * cdf[:, -1:]
     return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.size(1) - 1)

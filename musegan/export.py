@@ -13,6 +13,7 @@ from pathlib import Path
 from musegan import __version__
 from musegan.config import TrainSettings
 from musegan.errors import MuseganError, output_exists
+from musegan.form import PART_BARS, check_form
 from musegan.modelfile import (  # noqa: F401  (the loader's old home: musegan.export.load_model)
     LoadedModel,
     add_steering,
@@ -28,7 +29,8 @@ PHASE_NAMES = {"mle": "maximum likelihood", "d_pretrain": "discriminator pre-tra
 
 
 def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = False,
-                 checkpoint: str = "last", force: bool = False, credit: str = "") -> Path:
+                 checkpoint: str = "last", force: bool = False, credit: str = "",
+                 form: str = "") -> Path:
     """Write a run's model in the sharing format; returns the .safetensors path.
 
     Args:
@@ -40,6 +42,7 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
             checkpoint path.
         force: replace an existing file.
         credit: the training data's licence credit, for the model card.
+        form: the model's default form (``Sampler.default_form``), e.g. "AABB".
     """
     run = Path(run)
     path = pick_checkpoint(run, checkpoint)
@@ -48,6 +51,9 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
     run_dir = run if run.is_dir() else path.parent.parent
     card = _card_facts(run_dir, path, state, hparams, fp16)
     card["credit"] = credit
+    if form:
+        check_form(form, PART_BARS)
+        card["form"] = form
     out = Path(out) if out else run_dir / "model.safetensors"
     if out.exists() and not force:
         raise output_exists(out)

@@ -12,8 +12,13 @@ The stream ``musegan.tokenizer`` writes is::
 ``FOLLOWS`` says it as a table: after a token of each ``State``, the kinds
 (``musegan.tokenizer.KINDS``, plus ``"eos"``) that may come next. ``Grammar`` turns the
 table into masks over the tokenizer's vocabulary, for a batch of pieces being written, and
-adds what a table cannot say: positions rise within a bar and stay inside its meter, a
-piece has exactly the bars asked for, and a runaway bar is made to end.
+adds what a table cannot say:
+
+* positions rise within a bar and stay inside its meter;
+* at one position, programs rise (the tokenizer's order, drums last), and within a
+  program pitches strictly rise, so no piece holds the same pitch twice at one onset
+  (a doubled note, which MIDI can only write as a second track);
+* a piece has exactly the bars asked for, and a runaway bar is made to end.
 
 The tokenizer's own decoder accepts more than this (it skips what makes no sense where
 it stands); the grammar is what a sampler must write so that nothing is skipped.
@@ -103,7 +108,7 @@ class Grammar:
     def __init__(self, tokenizer: Tokenizer, n: int, bars: int, device: torch.device | str,
                  tempo_id: int | None, hold_meter: bool = False):
         tok = self.tok = tokenizer
-        self.bars_wanted = bars
+        self.bars_wanted = torch.full((n,), bars, dtype=torch.long, device=device)
         self.tempo_id = tempo_id
         self.hold_meter = hold_meter
         kinds = kind_codes(tok)
@@ -125,6 +130,16 @@ class Grammar:
         self.bar_length = torch.full((n,), int(tok.bar_steps[tok.default_time_signature]),
                                      device=device)
         self.tokens_in_bar = torch.zeros(n, dtype=torch.long, device=device)
+        # At the current position: the highest pitch written in the current program, and
+        # the highest program that has notes (-1: none yet).
+        self.pitch_floor = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.program_floor = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.program = torch.zeros(n, dtype=torch.long, device=device)  # in force
+        pitches, programs = tok.token_range("pitch"), tok.token_range("program")
+        self.pitches = slice(pitches.start, pitches.stop)
+        self.pitch_value = self.value[self.pitches]
+        self.programs = slice(programs.start, programs.stop)
+        self.program_value = self.value[self.programs]
         self.done = torch.zeros(n, dtype=torch.bool, device=device)
         # A chosen tempo is stated in the first bar header the sampler writes.
         self.tempo_pending = torch.full((n,), tempo_id is not None, dtype=torch.bool,
@@ -160,6 +175,9 @@ class Grammar:
         # Positions rise within a bar and stay inside its meter.
         ok[:, self.positions] &= ((self.position_value > self.position[:, None])
                                   & (self.position_value < self.bar_length[:, None]))
+        # At one position, programs rise, and pitches strictly rise within a program.
+        ok[:, self.pitches] &= self.pitch_value > self.pitch_floor[:, None]
+        ok[:, self.programs] &= self.program_value > self.program_floor[:, None]
         runaway = self.tokens_in_bar > MAX_TOKENS_PER_BAR
         if runaway.any():  # a runaway bar must end as soon as the grammar lets it
             can_end = ((self.state == State.BAR) | (self.state == State.TIME_SIGNATURE)
@@ -172,11 +190,28 @@ class Grammar:
             ok[self.done, self.tok.PAD] = True
         return ok
 
-    def update(self, token: torch.Tensor) -> None:
-        """Advance every sequence by its next token (n,)."""
+    def update(self, token: torch.Tensor, active: torch.Tensor | None = None) -> None:
+        """Advance every sequence by its next token (n,); with ``active`` (n,) only those
+        where it is true (the others keep their state, whatever their token)."""
+        if active is None:
+            self._advance(token)
+            return
+        before = {name: getattr(self, name) for name in _PER_PIECE}
+        self._advance(token)
+        for name, old in before.items():
+            setattr(self, name, torch.where(active, getattr(self, name), old))
+
+    def _advance(self, token: torch.Tensor) -> None:
         kind, value = self.kind[token], self.value[token]
         new_bar = kind == code("bar")
-        self.bars += new_bar
+        new_onset = new_bar | (kind == code("position"))
+        is_pitch, is_program = kind == code("pitch"), kind == code("program")
+        self.program = torch.where(is_program, value, self.program)
+        self.pitch_floor = torch.where(new_onset | is_program, -1,
+                                       torch.where(is_pitch, value, self.pitch_floor))
+        self.program_floor = torch.where(new_onset, -1, torch.where(
+            is_pitch, torch.maximum(self.program_floor, self.program), self.program_floor))
+        self.bars = self.bars + new_bar
         self.tokens_in_bar = torch.where(new_bar, 0, self.tokens_in_bar + 1)
         self.position = torch.where(new_bar, -1, torch.where(kind == code("position"), value,
                                                              self.position))
@@ -189,11 +224,15 @@ class Grammar:
         tempo_state = torch.where(in_bar_header, State.BAR_TEMPO, State.POSITION_TEMPO)
         next_state = torch.where(next_state == TEMPO_STATE, tempo_state, next_state)
         self.state = torch.where(next_state >= 0, next_state, self.state)
-        self.done |= kind == code("eos")
-        self.tempo_pending &= kind != code("tempo")
+        self.done = self.done | (kind == code("eos"))
+        self.tempo_pending = self.tempo_pending & (kind != code("tempo"))
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these sequences (indices into the batch)."""
-        for name in ("state", "bars", "position", "bar_length", "tokens_in_bar", "done",
-                     "tempo_pending"):
+        for name in _PER_PIECE:
             setattr(self, name, getattr(self, name)[rows])
+
+
+# The state Grammar keeps for each piece of the batch.
+_PER_PIECE = ("state", "bars", "bars_wanted", "position", "bar_length", "tokens_in_bar",
+              "pitch_floor", "program_floor", "program", "done", "tempo_pending")

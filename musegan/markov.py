@@ -181,11 +181,18 @@ class MarkovRunner:
             rows.append(self.model.probabilities(history))
         return torch.from_numpy(np.log(np.stack(rows))).float().to(token.device)
 
-    def feed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Start from a prefix (B, S); returns the logits of the token after it."""
-        for i in range(tokens.size(1)):
-            logits = self.step(tokens[:, i])
-        return logits
+    def feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Start from a prefix (B, S) (row b's first lengths[b] tokens, with ``lengths``);
+        returns the logits of the token after it."""
+        if lengths is None:
+            for i in range(tokens.size(1)):
+                logits = self.step(tokens[:, i])
+            return logits
+        keep = self.model.order - 1
+        self.history = [row[:length][max(0, length - keep):] for row, length in
+                        zip(tokens.tolist(), lengths.tolist(), strict=True)]
+        rows = [self.model.probabilities(history) for history in self.history]
+        return torch.from_numpy(np.log(np.stack(rows))).float().to(tokens.device)
 
     def select(self, rows: torch.Tensor) -> None:
         self.history = [self.history[i] for i in rows.tolist()]

@@ -201,6 +201,7 @@ def model_card_markdown(card: dict, file_name: str) -> str:
         ("hardware", card.get("hardware")),
         ("validation", json.dumps(card.get("validation"))),
         ("weights", card.get("weights")),
+        ("default form", card.get("form") or "none (16 bars)"),
     ]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     if card.get("config"):

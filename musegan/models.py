@@ -272,12 +272,24 @@ class IncrementalGenerator:
         h, c = generator.initial_state(theme)
         self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
 
-    def feed(self, tokens: torch.Tensor) -> torch.Tensor:
+    def feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Start from a prefix (B, S): one teacher-forced pass (the fast way to read a
-        primer) sets the state; returns the logits (B, V) of the token after it."""
-        logits, (h, c) = self.generator(tokens, self.theme)
+        primer) sets the state; returns the logits (B, V) of the token after it. With
+        ``lengths`` (B,), row b's prefix is its first lengths[b] tokens (the rest padding)."""
+        if lengths is None:
+            logits, (h, c) = self.generator(tokens, self.theme)
+            self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
+            return logits[:, -1]
+        generator = self.generator
+        x = generator.embed(tokens)  # (B, S, E)
+        x = torch.cat([x, self.theme.unsqueeze(1).expand(-1, x.size(1), -1).to(x.dtype)], -1)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, (h, c) = generator.lstm(packed, generator.initial_state(self.theme))
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # (B, S, H)
         self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
-        return logits[:, -1]
+        last = out[torch.arange(out.size(0), device=out.device), lengths.to(out.device) - 1]
+        return generator.head(last)
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         """Feed token (B,), return the logits (B, V) of the next one."""

@@ -31,9 +31,12 @@ import torch
 
 from musegan.decoding import decode
 from musegan.errors import MuseganError, output_exists
+from musegan.form import PART_BARS, check_form, decode_form
 from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
 from musegan.midi import MidiSource
 from musegan.modelfile import DEFAULT_MODEL, LoadedModel, bundled_models, load_model
+
+DEFAULT_BARS = 16  # bars of a piece with no form, unless asked for
 
 
 class Sampler:
@@ -199,15 +202,34 @@ class Sampler:
 
     # ------------------------------------------------------------------ generation
 
-    @torch.no_grad()
-    def generate_ids(self, n: int = 1, bars: int = 16, temperature: float = 1.0,
-                     top_k: int | None = None, top_p: float | None = None,
-                     seed: int | None = None, theme: torch.Tensor | None = None,
-                     primer: MidiSource | None = None,
-                     tempo: float | None = None) -> list[list[int]]:
-        """Token ids of n pieces (see ``generate``)."""
+    @property
+    def default_form(self) -> str:
+        """The form a plain ``generate()`` writes (the model card's ``form``; "" for none)."""
+        return str(self.model.card.get("form") or "")
+
+    def plan(self, bars: int | None = None, form: str | None = None,
+             part_bars: int = PART_BARS) -> tuple[str, int]:
+        """The (form, bars) a call writes. With neither bars nor form, the model's default
+        form (or 16 bars when it has none); a form makes ``len(form) * part_bars`` bars,
+        and bars given with it must agree; ``form=""`` writes no form."""
+        if form is None:
+            form = self.default_form if bars is None else ""
+        if form:
+            return form, check_form(form, part_bars, bars)
+        bars = DEFAULT_BARS if bars is None else bars
         if bars < 1:
             raise MuseganError(f"bars must be at least 1, got {bars}")
+        return "", bars
+
+    @torch.no_grad()
+    def generate_ids(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
+                     top_k: int | None = None, top_p: float | None = None,
+                     seed: int | None = None, theme: torch.Tensor | None = None,
+                     primer: MidiSource | None = None, tempo: float | None = None,
+                     form: str | None = None, part_bars: int = PART_BARS,
+                     open_end: bool = False) -> list[list[int]]:
+        """Token ids of n pieces (see ``generate``)."""
+        form, bars = self.plan(bars, form, part_bars)
         if temperature <= 0:
             raise MuseganError(f"temperature must be above 0, got {temperature}")
         tok, net = self.tokenizer, self.net
@@ -219,19 +241,27 @@ class Sampler:
                 raise MuseganError(f"tempo must be above 0 bpm, got {tempo}")
             tempo_id = tok.tempo_id(tempo)
         prefix = tok.encode(primer)[:-1] if primer is not None else [tok.BOS]  # no EOS
-        return decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, generator,
-                      tempo_id, continuation=primer is not None)
+        if not form and open_end:
+            return decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, generator,
+                          tempo_id, continuation=primer is not None)
+        # A piece without a form is one part of all its bars (and ends on the tonic).
+        return decode_form(net, tok, theme, form or "A", part_bars if form else bars, prefix,
+                           continuation=primer is not None, tempo_id=tempo_id,
+                           ending=not open_end, temperature=temperature, top_k=top_k,
+                           top_p=top_p, generator=generator)
 
-    def generate(self, n: int = 1, bars: int = 16, temperature: float = 1.0,
+    def generate(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                  theme: torch.Tensor | None = None, primer: MidiSource | None = None,
-                 include_primer: bool = True, tempo: float | None = None
+                 include_primer: bool = True, tempo: float | None = None,
+                 form: str | None = None, part_bars: int = PART_BARS, open_end: bool = False
                  ) -> list[pretty_midi.PrettyMIDI]:
         """Write n new pieces.
 
         Args:
             n: how many pieces.
-            bars: bars per piece, exactly (after the primer's, if any).
+            bars: bars per piece, exactly (after the primer's, if any); default: what the
+                form makes, or 16.
             temperature: below 1 plays safe, above 1 takes risks.
             top_k / top_p: sample only from the k likeliest tokens / the smallest set
                 holding probability p.
@@ -241,11 +271,17 @@ class Sampler:
             primer: a MIDI file (or object) to continue, in its meter and tempo.
             include_primer: keep the primer at the start of each piece.
             tempo: bpm for the new music (default: what the model chooses).
+            form: part letters such as "AABB": a letter seen before repeats its part
+                exactly (``musegan.form``); default: the model's own (``default_form``),
+                unless ``bars`` is given; "" for none.
+            part_bars: bars per part of the form.
+            open_end: end where the model stops, not on the tonic.
 
         Returns:
             ``pretty_midi.PrettyMIDI`` objects.
         """
-        ids = self.generate_ids(n, bars, temperature, top_k, top_p, seed, theme, primer, tempo)
+        ids = self.generate_ids(n, bars, temperature, top_k, top_p, seed, theme, primer, tempo,
+                                form, part_bars, open_end)
         if primer is not None and not include_primer:
             # Blank the primer's notes (PAD is skipped by the decoder) but keep its bars,
             # positions, meter and tempo, so the new music keeps its place in time.
@@ -264,15 +300,17 @@ def _generator(seed: int | None, device) -> torch.Generator | None:
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
-def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16,
+def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | None = None,
                    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                    seed: int | None = None, themes: torch.Tensor | None = None,
                    primer: str | Path | None = None, include_primer: bool = True,
                    tempo: float | None = None, plot: bool = False, audio: bool = False,
                    force: bool = False, progress: bool = False, batch: int = 8,
-                   steer: dict[str, float] | None = None) -> list[Path]:
+                   steer: dict[str, float] | None = None, form: str | None = None,
+                   part_bars: int = PART_BARS, open_end: bool = False) -> list[Path]:
     """Generate pieces into a folder: ``tune-sSEED-III.mid`` with a JSON sidecar holding
     everything needed to regenerate it, and optionally a piano-roll PNG and a WAV.
+    ``bars``, ``form``, ``part_bars`` and ``open_end`` are ``Sampler.generate``'s.
 
     Never overwrites a file unless ``force``. Returns the MIDI paths.
     """
@@ -284,9 +322,12 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
     if out.exists() and not out.is_dir():
         raise MuseganError(f"{out} is a file; the output must be a folder",
                            cli=f"{out} is a file; give --out a folder")
-    if bars < 1:
-        raise MuseganError(f"bars must be at least 1, got {bars}",
-                           cli=f"--bars must be at least 1, got {bars}")
+    try:
+        form, bars = sampler.plan(bars, form, part_bars)
+    except MuseganError as err:
+        if bars is not None and bars < 1:
+            raise MuseganError(str(err), cli=f"--bars must be at least 1, got {bars}") from None
+        raise
     if audio and not audio_available():
         raise MuseganError(INSTALL_AUDIO)
     if primer is not None:
@@ -314,7 +355,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
             if steer:
                 theme = sampler.steer(theme, **steer)
             midis = sampler.generate(count, bars, temperature, top_k, top_p, chunk_seed,
-                                     theme, primer, include_primer, tempo)
+                                     theme, primer, include_primer, tempo, form, part_bars,
+                                     open_end)
             for j, midi in enumerate(midis):
                 path = names[start + j]
                 midi.write(str(path))
@@ -323,7 +365,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int = 16
                     "seed": chunk_seed, "batch_index": j, "batch_size": count,
                     "theme": (theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)]
                               .tolist() if sampler.theme_dim else []),
-                    "settings": {"bars": bars, "temperature": temperature, "top_k": top_k,
+                    "settings": {"bars": bars, "form": form, "part_bars": part_bars,
+                                 "open_end": open_end, "temperature": temperature, "top_k": top_k,
                                  "top_p": top_p, "tempo": tempo,
                                  "primer": str(primer) if primer else None,
                                  "include_primer": include_primer, "steer": steer or None},

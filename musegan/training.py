@@ -34,7 +34,7 @@ from musegan.callbacks import MusicMetrics, RandomState, RunInfo
 from musegan.config import MONITORS, RunConfig, TrainerSettings, TrainSettings
 from musegan.errors import MuseganError
 from musegan.metrics import distinct_ngrams
-from musegan.models import build_model
+from musegan.models import MuseGAN, build_model
 from musegan.regularize import WindowAttributes, attribute_order_loss, trained_attributes
 from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, load_checkpoint
 from musegan.tokenizer import Tokenizer
@@ -70,6 +70,24 @@ class GANModule(L.LightningModule):
             self.window_attributes = WindowAttributes(self.tokenizer, names) if names else None
         except ValueError as error:
             raise MuseganError(f"train.theme_attributes: {error}") from None
+
+    def start_from(self, path: str | Path) -> None:
+        """Take the weights of another model (a model file or a checkpoint) with the same
+        sizes and tokenizer: every network it has (a model file has no discriminator or
+        theme critic; those keep their fresh weights)."""
+        from musegan.modelfile import load_model
+
+        other = load_model(path)
+        if not isinstance(other.net, MuseGAN) or other.tokenizer != self.tokenizer:
+            raise MuseganError(f"{path}: cannot start from this model: it was made with "
+                               "another tokenizer than this corpus's (or is not an LSTM-GAN)")
+        if other.net.config.sizes() != self.net.config.sizes():
+            raise MuseganError(f"{path}: cannot start from this model: its sizes differ "
+                               f"({other.net.config.sizes()}); set model.* to match")
+        weights = other.net.state_dict()
+        parts = set(MuseGAN.SAMPLING_PARTS) if Path(path).suffix != ".ckpt" else None
+        self.net.load_state_dict({k: v for k, v in weights.items()
+                                  if parts is None or k.split(".")[0] in parts}, strict=False)
 
     # ------------------------------------------------------------------ phases
 
@@ -398,6 +416,8 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     L.seed_everything(t.seed, workers=True, verbose=False)
     module = GANModule(model=config.model.sizes(), train=dataclasses.asdict(s),
                        tokenizer=tokenizer.to_dict())
+    if s.init_from and not resume:
+        module.start_from(s.init_from)
     if _rank_zero():
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(config.to_yaml())

@@ -72,6 +72,27 @@ def check_well_formed(ids: list[int], bars: int, tempo: str | None = None) -> No
     assert expect is None, "the piece ends inside a note"
 
 
+def doubled_notes(ids: list[int]) -> int:
+    """Notes sharing instrument, pitch and onset with another, in the decoded MIDI."""
+    score = TOK.decode_score(ids)
+    seen, doubled = set(), 0
+    for track in score.tracks:
+        for note in track.notes:
+            key = (track.program, track.is_drum, note.time, note.pitch)
+            doubled += key in seen
+            seen.add(key)
+    return doubled
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_no_piece_ever_holds_a_doubled_note(seed):
+    """Random walks stand for any logits: whatever a model prefers, the grammar leaves it
+    no way to write the same pitch twice at one onset in one instrument."""
+    grammar = Grammar(TOK, 6, 3, "cpu", tempo_id=None)
+    for row in walk(grammar, 6, seed):
+        assert doubled_notes(row) == 0
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_random_walks_write_well_formed_pieces_with_exactly_the_bars_asked(seed):
     bars = 1 + seed % 4

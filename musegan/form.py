@@ -1,0 +1,278 @@
+"""Form and endings: pieces made of parts that repeat, and a last note on the tonic.
+
+**Form.** A form is a string of part letters, ``"AABB"``, ``"AB"``, ``"AABA"``, ...; each
+part is ``part_bars`` bars. A letter seen for the first time is written by the model,
+continuing the piece so far; a letter seen before repeats that part exactly. The model
+reads every repeat (its state runs through the repeated tokens), so what follows answers
+what came before, as in a folk tune played AABB.
+
+**Endings.** Unless asked not to, a piece ends on a note of the tonic chord held at least
+a beat. The tonic is the key of the notes so far (primer included): the Krumhansl-
+Schmuckler key finder, music21's major and minor profiles correlated with the piece's
+duration-weighted pitch-class histogram. The last bar is written ``ENDING_CANDIDATES``
+times; the first candidate whose last onset holds a tonic-chord note of a beat or more is
+kept. If none does, the first candidate is ended by hand: its last onset that leaves a
+beat before the bar line keeps one note, moved to the nearest pitch of the tonic chord
+and held to the bar line, and what followed it in the bar is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+from musegan.decoding import Writer, decode
+from musegan.errors import MuseganError
+from musegan.tokenizer import KINDS, MIDI_DEFAULT_TEMPO, Tokenizer
+
+PART_BARS = 8  # bars per part: the 8-bar strain of dance tunes
+ENDING_CANDIDATES = 8  # last bars written per piece to find one that ends on the tonic
+FORM_PATTERN = re.compile(r"^[A-Z]+$")
+MAJOR_TRIAD, MINOR_TRIAD = (0, 4, 7), (0, 3, 7)
+
+
+def check_form(form: str, part_bars: int, bars: int | None = None) -> int:
+    """The bars a form makes; a clear error for a bad form, or one that disagrees with
+    ``bars``."""
+    if not FORM_PATTERN.match(form):
+        raise MuseganError(f"a form is a string of capital part letters such as AABB, "
+                           f"got {form!r}")
+    if part_bars < 1:
+        raise MuseganError(f"part_bars must be at least 1, got {part_bars}")
+    total = len(form) * part_bars
+    if bars is not None and bars != total:
+        raise MuseganError(
+            f"form {form} of {part_bars}-bar parts makes {total} bars, not {bars}; "
+            f"ask for {total} bars or leave bars out",
+            cli=f"--form {form} with --part-bars {part_bars} makes {total} bars, not "
+                f"--bars {bars}; drop --bars or make it {total}")
+    return total
+
+
+@torch.no_grad()
+def decode_form(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, form: str,
+                part_bars: int, prefix: list[int], continuation: bool = False,
+                tempo_id: int | None = None, ending: bool = True, **sampling) -> list[list[int]]:
+    """Write n = len(theme) pieces in ``form`` after ``prefix`` (BOS, or a primer's ids
+    without EOS); ``sampling`` holds temperature, top_k, top_p and generator. Returns the
+    ids of each piece, ending with EOS."""
+    rows = [list(prefix) for _ in range(theme.size(0))]
+    parts: dict[str, list[tuple[list[int], dict]]] = {}  # its tokens, what held at its start
+    ends_with = form[-1] if ending else None  # the part whose first writing ends the piece
+    opening = not continuation  # the piece's first bar is still to come
+    for letter in form:
+        if letter in parts:
+            rows = [row + _restated(part, start, row, tokenizer)
+                    for row, (part, start) in zip(rows, parts[letter], strict=True)]
+            continue
+        starts = [len(row) for row in rows]
+        bars = part_bars - 1 if letter == ends_with else part_bars
+        if bars:
+            rows = write_bars(net, tokenizer, theme, bars, rows, opening, tempo_id, **sampling)
+            opening, tempo_id = False, None  # the chosen tempo is stated once, first
+        if letter == ends_with:
+            rows = end_on_tonic(net, tokenizer, theme, rows, opening, tempo_id, **sampling)
+            opening, tempo_id = False, None
+        parts[letter] = [(row[at:], state_of(row[:at], tokenizer))
+                         for row, at in zip(rows, starts, strict=True)]
+    return [row + [tokenizer.EOS] for row in rows]
+
+
+def write_bars(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
+               rows: list[list[int]], opening: bool, tempo_id: int | None = None,
+               **sampling) -> list[list[int]]:
+    """``rows`` (one per piece, no EOS) with ``bars`` more bars written by the model, the
+    first stating ``tempo_id`` if given.
+
+    ``opening``: the rows are only BOS, and the first bar states meter and tempo.
+    Otherwise the new music starts at a bar line (the last bar so far is not added to)
+    and keeps the meter (and the tempo, unless ``tempo_id``) in force.
+    """
+    if opening:
+        written = decode(net, tokenizer, theme, bars, rows[0], tempo_id=tempo_id, **sampling)
+    else:  # the Bar is given, so the decoder finishes it and writes bars - 1 more
+        written = decode(net, tokenizer, theme, bars - 1,
+                         [row + [tokenizer.BAR] for row in rows], continuation=True,
+                         tempo_id=tempo_id, **sampling)
+    return [row[:-1] if row[-1] == tokenizer.EOS else row for row in written]
+
+
+def _restated(part: list[int], start: dict[str, int], row: list[int],
+              tokenizer: Tokenizer) -> list[int]:
+    """A part's tokens as they repeat after ``row``, sounding the same.
+
+    ``start`` holds the time signature, tempo and program in force where the part was
+    first written. The repeat's first bar states the meter and tempo the part had, where
+    they differ from those in force now, and only then (the tokenizer writes them only
+    when they change); its first note states its program on the same rule.
+    """
+    kind = tokenizer.kind
+    now = state_of(row, tokenizer)
+    body = 1  # part[0] is the part's first Bar; its header follows
+    header: dict[str, int] = {}
+    while body < len(part) and KINDS[kind[part[body]]] in ("time_signature", "tempo"):
+        header[KINDS[kind[part[body]]]] = part[body]
+        body += 1
+    out = part[:1]
+    for name in ("time_signature", "tempo"):
+        wanted = header.get(name, start[name])
+        if wanted != now[name]:
+            out.append(wanted)
+    program, stated = now["program"], False
+    for token in part[body:]:
+        name = KINDS[kind[token]]
+        if not stated and name == "program":
+            stated = True
+            if token == program:
+                continue
+        elif not stated and name == "pitch":
+            stated = True
+            if start["program"] != program:
+                out.append(start["program"])
+        out.append(token)
+    return out
+
+
+def state_of(row: list[int], tokenizer: Tokenizer) -> dict[str, int]:
+    """The time signature, tempo and program tokens in force after ``row`` (MIDI's 4/4,
+    120 bpm and the first program until a piece states others)."""
+    defaults = {"time_signature":
+                tokenizer.token_range("time_signature")[tokenizer.default_time_signature],
+                "tempo": tokenizer.tempo_id(MIDI_DEFAULT_TEMPO),
+                "program": tokenizer.token_range("program")[0]}
+    return {name: _last_of(row, tokenizer, name) or default
+            for name, default in defaults.items()}
+
+
+def _last_of(row: list[int], tokenizer: Tokenizer, name: str) -> int | None:
+    code = KINDS.index(name)
+    for token in reversed(row):
+        if tokenizer.kind[token] == code:
+            return token
+    return None
+
+
+# ---------------------------------------------------------------------- endings
+
+def key_of(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, str]:
+    """(tonic pitch class, "major" or "minor") of notes, by the Krumhansl-Schmuckler key
+    finder with music21's profiles."""
+    from music21.analysis.discrete import KrumhanslSchmuckler
+
+    finder = KrumhanslSchmuckler()
+    histogram = np.bincount(np.asarray(pitches) % 12, weights=durations, minlength=12)
+    best, best_key = -np.inf, (0, "major")
+    if histogram.sum() == 0:
+        return best_key
+    for mode in ("major", "minor"):
+        profile = np.array(finder.getWeights(mode), dtype=float)
+        for tonic in range(12):
+            r = np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]
+            if r > best:
+                best, best_key = r, (tonic, mode)
+    return best_key
+
+
+def tonic_chord(ids: list[int], tokenizer: Tokenizer) -> set[int]:
+    """The pitch classes of the tonic triad of the key of the notes in ``ids``."""
+    score = tokenizer.decode_score(ids)
+    pitches = [n.pitch for t in score.tracks if not t.is_drum for n in t.notes]
+    durations = [n.duration for t in score.tracks if not t.is_drum for n in t.notes]
+    tonic, mode = key_of(np.array(pitches, dtype=np.int64), np.array(durations, dtype=float))
+    return {(tonic + step) % 12 for step in (MAJOR_TRIAD if mode == "major" else MINOR_TRIAD)}
+
+
+def beat_steps(tokenizer: Tokenizer, time_signature: int) -> int:
+    """Grid steps in a beat of a time signature (compound meters such as 6/8 beat in
+    dotted quarters, as pretty_midi counts them)."""
+    n, d = tokenizer.time_signatures[time_signature]
+    compound = n % 3 == 0 and n > 3
+    return 4 * tokenizer.steps_per_quarter // d * (3 if compound else 1)
+
+
+def last_bar(ids: list[int], tokenizer: Tokenizer) -> tuple[int, int, list[tuple]]:
+    """The last bar of ``ids``: where its Bar token is, its length in steps and time
+    signature, and its notes as (position, token index of Pitch, pitch, duration)."""
+    bar_at = max(i for i, t in enumerate(ids) if t == tokenizer.BAR)
+    ts_token = _last_of(ids, tokenizer, "time_signature")
+    ts = int(tokenizer.value[ts_token]) if ts_token is not None else \
+        tokenizer.default_time_signature
+    notes, position = [], 0
+    kind, value = tokenizer.kind, tokenizer.value
+    for i in range(bar_at + 1, len(ids)):
+        name = KINDS[kind[ids[i]]]
+        if name == "position":
+            position = int(value[ids[i]])
+        elif name == "pitch" and i + 2 < len(ids):
+            notes.append((position, i, int(value[ids[i]]), int(value[ids[i + 2]])))
+    return bar_at, int(tokenizer.bar_steps[ts]), [(*note, ts) for note in notes]
+
+
+def ends_on_tonic(ids: list[int], tokenizer: Tokenizer, chord: set[int]) -> bool:
+    """Whether the last onset of ``ids`` holds a tonic-chord note of a beat or more."""
+    _, _, notes = last_bar(ids, tokenizer)
+    if not notes:
+        return False
+    last = max(note[0] for note in notes)
+    beat = beat_steps(tokenizer, notes[0][4])
+    return any(position == last and pitch % 12 in chord and duration >= beat
+               for position, _, pitch, duration, _ in notes)
+
+
+def force_tonic_ending(ids: list[int], tokenizer: Tokenizer, chord: set[int]) -> list[int]:
+    """``ids`` with its last bar ended on the tonic (see the module docstring)."""
+    bar_at, bar_length, notes = last_bar(ids, tokenizer)
+    if not notes:  # an empty last bar: one note of the tonic chord, the whole bar long
+        pitches = [int(tokenizer.value[t]) for t in ids if KINDS[tokenizer.kind[t]] == "pitch"]
+        near = pitches[-1] if pitches else 67  # G4: the middle of a fiddle tune's range
+        pitch = min((p for p in range(128) if p % 12 in chord), key=lambda p: (abs(p - near), p))
+        velocities = tokenizer.token_range("velocity")
+        velocity = next((t for t in reversed(ids) if t in velocities),
+                        velocities[len(velocities) // 2])
+        return ids[:bar_at + 1] + [tokenizer.token_range("position")[0],
+                                   tokenizer.token_range("pitch")[pitch], velocity,
+                                   _duration_token(tokenizer, bar_length)]
+    beat = beat_steps(tokenizer, notes[0][4])
+    fits = [n for n in notes if n[0] <= bar_length - beat] or [min(notes)]
+    position = max(n[0] for n in fits)
+    top = max((n for n in fits if n[0] == position), key=lambda n: n[2])
+    pitch = min((p for p in range(128) if p % 12 in chord), key=lambda p: (abs(p - top[2]), p))
+    # The bar up to the Pitch of that onset's first note, then the one note, held.
+    first_pitch = min(n[1] for n in notes if n[0] == position)
+    velocity = ids[top[1] + 1]
+    return ids[:first_pitch] + [tokenizer.token_range("pitch")[pitch], velocity,
+                                _duration_token(tokenizer, max(beat, bar_length - position))]
+
+
+def _duration_token(tokenizer: Tokenizer, steps: int) -> int:
+    """The Duration token of the shortest duration of at least ``steps``."""
+    durations = tokenizer.duration_values
+    index = min(int(np.searchsorted(durations, steps)), len(durations) - 1)
+    return tokenizer.token_range("duration")[index]
+
+
+def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, rows: list[list[int]],
+                 opening: bool = False, tempo_id: int | None = None,
+                 **sampling) -> list[list[int]]:
+    """``rows`` with one more bar each, chosen or made to end on the tonic chord
+    (``opening``: the rows are only BOS, as ``write_bars`` has it)."""
+    k = ENDING_CANDIDATES
+    candidates = write_bars(net, tokenizer, theme.repeat_interleave(k, 0), 1,
+                            [row for row in rows for _ in range(k)], opening, tempo_id,
+                            **sampling)
+    ended = []
+    for i, row in enumerate(rows):
+        mine = candidates[i * k:(i + 1) * k]
+        # The key of the notes so far, or, in a piece of one bar, of the first candidate.
+        chord = tonic_chord(row if _has_notes(row, tokenizer) else mine[0], tokenizer)
+        ending = next((c for c in mine if ends_on_tonic(c, tokenizer, chord)), None)
+        ended.append(ending if ending is not None else
+                     force_tonic_ending(mine[0], tokenizer, chord))
+    return ended
+
+
+def _has_notes(ids: list[int], tokenizer: Tokenizer) -> bool:
+    code = KINDS.index("pitch")
+    return any(tokenizer.kind[t] == code for t in ids)
