@@ -75,7 +75,8 @@ def _export(args: argparse.Namespace) -> int:
     from musegan.export import export_model
 
     path = export_model(args.run_dir, args.out, fp16=args.fp16, checkpoint=args.checkpoint,
-                        force=args.force, credit=args.credit, form=args.form)
+                        force=args.force, credit=args.credit, form=args.form,
+                        melody=args.melody)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.md')}")
     return 0
 
@@ -98,7 +99,8 @@ def _generate(args: argparse.Namespace) -> int:
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, themes=themes, primer=args.primer,
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
         force=args.force, progress=sys.stderr.isatty(), steer=steer, form=args.form,
-        part_bars=args.part_bars, open_end=args.open_end)
+        part_bars=args.part_bars, open_end=args.open_end, melody=args.melody,
+        any_token=args.any_token)
     print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
     if steer:
         _note_poor_steering(sampler, steer)
@@ -348,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--form", default="", metavar="LETTERS",
                         help="the form a plain `musegan generate` writes with this model, "
                              "e.g. AABB (default: none, 16 bars)")
+    export.add_argument("--melody", action="store_true",
+                        help="a melody model: generate writes one line with it (the top "
+                             "note of each onset)")
     export.add_argument("--force", action="store_true", help="replace an existing file")
     export.set_defaults(handler=_export)
 
@@ -376,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="bars per part of the form (default 8)")
     generate.add_argument("--open-end", action="store_true",
                           help="end where the model stops, not on a tonic-chord note")
+    generate.add_argument("--melody", action=argparse.BooleanOptionalAction, default=None,
+                          help="one melody line: the top note of each onset, each note "
+                               "ending where the next begins (default: the model's own)")
+    generate.add_argument("--any-token", action="store_true",
+                          help="allow note lengths, meters, tempos and instruments the "
+                               "model's training corpus never had")
     generate.add_argument("--temperature", type=float, default=1.0,
                           help="below 1 plays safe, above 1 takes risks (default 1.0)")
     generate.add_argument("--top-k", type=int, help="sample from the K likeliest tokens only")

@@ -175,6 +175,13 @@ class Corpus:
         """Indices of the pieces in split ``name`` ("train" or "val")."""
         return [i for i, p in enumerate(self.pieces) if p["split"] == name]
 
+    def token_counts(self, split: str = "train") -> np.ndarray:
+        """(V,) how often each token id occurs in a split's pieces."""
+        counts = np.zeros(len(self.tokenizer), dtype=np.int64)
+        for piece in self.split(split):
+            counts += np.bincount(self.tokens(piece), minlength=len(counts))
+        return counts
+
     @property
     def n_tokens(self) -> int:
         return sum(s["tokens"] for s in self.manifest["shards"])

@@ -12,13 +12,15 @@ baseline alike: anything whose ``incremental(theme)`` gives a step-by-step runne
 
 from __future__ import annotations
 
+import bisect
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from musegan.errors import MuseganError
 from musegan.grammar import MAX_TOKENS_PER_BAR, Grammar
-from musegan.tokenizer import Tokenizer
+from musegan.tokenizer import KINDS, Tokenizer
 
 UNIFORMS_AT_ONCE = 64  # random numbers a piece's stream draws at a time
 
@@ -70,17 +72,20 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
            prefix: list[int] | list[list[int]], temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None, tempo_id: int | None = None,
-           continuation: bool = False) -> list[list[int]]:
+           continuation: bool = False,
+           allowed: torch.Tensor | None = None) -> list[list[int]]:
     """Write n = len(theme) pieces after ``prefix`` (BOS, or a primer's ids without EOS;
     or one such list per piece); returns the ids of each piece, PAD removed.
 
     ``net`` is a ``MuseGAN`` or a ``MarkovModel``. With ``continuation`` the prefix's
-    meter and tempo hold, and ``bars`` bars are written after its own.
+    meter and tempo hold, and ``bars`` bars are written after its own. ``allowed`` (V,)
+    limits the tokens written (``Grammar``).
     """
     n, device = theme.size(0), theme.device
     if n == 0:
         return []
-    grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation)
+    grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation,
+                      allowed=allowed)
     lengths = None
     if prefix and isinstance(prefix[0], list):  # one prefix per piece
         starts = [list(row) for row in prefix]
@@ -154,3 +159,41 @@ def sample_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 
         uniform = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device)
     u = (1 - uniform) * cdf[:, -1:]
     return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.size(1) - 1)
+
+
+def one_line(ids: list[int], tokenizer: Tokenizer) -> list[int]:
+    """``ids`` as one melody line: at each onset only its highest note (the skyline),
+    each note cut short where the next onset begins, so no two notes sound at once. The
+    last note keeps its length."""
+    values = tokenizer.value[np.asarray(ids, dtype=np.int64)]
+    bar_start, position, started = 0, 0, False
+    bar_length = int(tokenizer.bar_steps[tokenizer.default_time_signature])
+    notes: list[tuple[int, int, int]] = []  # (index of the Pitch token, onset, pitch)
+    for i, token in enumerate(ids):
+        kind = KINDS[tokenizer.kind[token]]
+        if kind == "bar":
+            bar_start += bar_length if started else 0
+            started, position = True, 0
+        elif kind == "time_signature":
+            bar_length = int(tokenizer.bar_steps[values[i]])
+        elif kind == "position":
+            position = int(values[i])
+        elif kind == "pitch" and i + 2 < len(ids):
+            notes.append((i, bar_start + position, int(values[i])))
+    top: dict[int, tuple[int, int, int]] = {}
+    for note in notes:
+        if note[1] not in top or note[2] > top[note[1]][2]:
+            top[note[1]] = note
+    onsets = sorted(top)
+    durations, tokens = tokenizer.duration_values, tokenizer.token_range("duration")
+    dropped: set[int] = set()
+    cut: dict[int, int] = {}
+    for index, onset, _ in notes:
+        if top[onset][0] != index:
+            dropped.update((index, index + 1, index + 2))  # Pitch, Velocity, Duration
+            continue
+        later = bisect.bisect_right(onsets, onset)
+        if later < len(onsets) and values[index + 2] > onsets[later] - onset:
+            fits = int(np.searchsorted(durations, onsets[later] - onset, side="right")) - 1
+            cut[index + 2] = tokens[max(0, fits)]
+    return [cut.get(i, token) for i, token in enumerate(ids) if i not in dropped]

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from musegan import __version__
 from musegan.config import TrainSettings
+from musegan.corpus import Corpus, is_corpus
 from musegan.errors import MuseganError, output_exists
 from musegan.form import PART_BARS, check_form
 from musegan.modelfile import (  # noqa: F401  (the loader's old home: musegan.export.load_model)
@@ -30,7 +33,7 @@ PHASE_NAMES = {"mle": "maximum likelihood", "d_pretrain": "discriminator pre-tra
 
 def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = False,
                  checkpoint: str = "last", force: bool = False, credit: str = "",
-                 form: str = "") -> Path:
+                 form: str = "", melody: bool = False) -> Path:
     """Write a run's model in the sharing format; returns the .safetensors path.
 
     Args:
@@ -43,6 +46,7 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
         force: replace an existing file.
         credit: the training data's licence credit, for the model card.
         form: the model's default form (``Sampler.default_form``), e.g. "AABB".
+        melody: a melody model, which writes one line (``Sampler.melody``).
     """
     run = Path(run)
     path = pick_checkpoint(run, checkpoint)
@@ -54,6 +58,13 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
     if form:
         check_form(form, PART_BARS)
         card["form"] = form
+    if melody:
+        card["melody"] = True
+    data = (json.loads((run_dir / RUN_INFO).read_text()).get("data")
+            if (run_dir / RUN_INFO).is_file() else None)
+    if data and is_corpus(Path(data)):  # what the sampler keeps to (Sampler.corpus_tokens)
+        counts = Corpus(data).token_counts("train")
+        card["unseen_tokens"] = np.flatnonzero(counts == 0).tolist()
     out = Path(out) if out else run_dir / "model.safetensors"
     if out.exists() and not force:
         raise output_exists(out)

@@ -221,36 +221,48 @@ def ends_on_tonic(ids: list[int], tokenizer: Tokenizer, chord: set[int]) -> bool
                for position, _, pitch, duration, _ in notes)
 
 
-def force_tonic_ending(ids: list[int], tokenizer: Tokenizer, chord: set[int]) -> list[int]:
-    """``ids`` with its last bar ended on the tonic (see the module docstring)."""
+def force_tonic_ending(ids: list[int], tokenizer: Tokenizer, chord: set[int],
+                       allowed: torch.Tensor | None = None) -> list[int]:
+    """``ids`` with its last bar ended on the tonic (see the module docstring), with
+    pitches and durations among the ``allowed`` tokens (V,) where it can."""
+    def ok(token: int) -> bool:
+        return allowed is None or bool(allowed[token])
+
+    pitches = [p for p in range(128) if p % 12 in chord
+               and ok(tokenizer.token_range("pitch")[p])] or \
+        [p for p in range(128) if p % 12 in chord]
     bar_at, bar_length, notes = last_bar(ids, tokenizer)
     if not notes:  # an empty last bar: one note of the tonic chord, the whole bar long
-        pitches = [int(tokenizer.value[t]) for t in ids if KINDS[tokenizer.kind[t]] == "pitch"]
-        near = pitches[-1] if pitches else 67  # G4: the middle of a fiddle tune's range
-        pitch = min((p for p in range(128) if p % 12 in chord), key=lambda p: (abs(p - near), p))
+        written = [int(tokenizer.value[t]) for t in ids if KINDS[tokenizer.kind[t]] == "pitch"]
+        near = written[-1] if written else 67  # G4: the middle of a fiddle tune's range
+        pitch = min(pitches, key=lambda p: (abs(p - near), p))
         velocities = tokenizer.token_range("velocity")
         velocity = next((t for t in reversed(ids) if t in velocities),
                         velocities[len(velocities) // 2])
         return ids[:bar_at + 1] + [tokenizer.token_range("position")[0],
                                    tokenizer.token_range("pitch")[pitch], velocity,
-                                   _duration_token(tokenizer, bar_length)]
+                                   _duration_token(tokenizer, bar_length, allowed)]
     beat = beat_steps(tokenizer, notes[0][4])
     fits = [n for n in notes if n[0] <= bar_length - beat] or [min(notes)]
     position = max(n[0] for n in fits)
     top = max((n for n in fits if n[0] == position), key=lambda n: n[2])
-    pitch = min((p for p in range(128) if p % 12 in chord), key=lambda p: (abs(p - top[2]), p))
+    pitch = min(pitches, key=lambda p: (abs(p - top[2]), p))
     # The bar up to the Pitch of that onset's first note, then the one note, held.
     first_pitch = min(n[1] for n in notes if n[0] == position)
     velocity = ids[top[1] + 1]
     return ids[:first_pitch] + [tokenizer.token_range("pitch")[pitch], velocity,
-                                _duration_token(tokenizer, max(beat, bar_length - position))]
+                                _duration_token(tokenizer, max(beat, bar_length - position),
+                                                allowed)]
 
 
-def _duration_token(tokenizer: Tokenizer, steps: int) -> int:
-    """The Duration token of the shortest duration of at least ``steps``."""
-    durations = tokenizer.duration_values
-    index = min(int(np.searchsorted(durations, steps)), len(durations) - 1)
-    return tokenizer.token_range("duration")[index]
+def _duration_token(tokenizer: Tokenizer, steps: int, allowed: torch.Tensor | None = None) -> int:
+    """The Duration token of the shortest duration of at least ``steps`` (of the
+    ``allowed`` ones, if any is that long; else the longest allowed)."""
+    tokens = list(tokenizer.token_range("duration"))
+    usable = [t for t in tokens if allowed is None or bool(allowed[t])] or tokens
+    values = tokenizer.value
+    longer = [t for t in usable if values[t] >= steps]
+    return min(longer, key=lambda t: values[t]) if longer else max(usable, key=lambda t: values[t])
 
 
 def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, rows: list[list[int]],
@@ -269,7 +281,7 @@ def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, rows: l
         chord = tonic_chord(row if _has_notes(row, tokenizer) else mine[0], tokenizer)
         ending = next((c for c in mine if ends_on_tonic(c, tokenizer, chord)), None)
         ended.append(ending if ending is not None else
-                     force_tonic_ending(mine[0], tokenizer, chord))
+                     force_tonic_ending(mine[0], tokenizer, chord, sampling.get("allowed")))
     return ended
 
 

@@ -18,6 +18,7 @@ adds what a table cannot say:
 * at one position, programs rise (the tokenizer's order, drums last), and within a
   program pitches strictly rise, so no piece holds the same pitch twice at one onset
   (a doubled note, which MIDI can only write as a second track);
+* with ``allowed``, only those tokens (say, those the training corpus holds);
 * a piece has exactly the bars asked for, and a runaway bar is made to end.
 
 The tokenizer's own decoder accepts more than this (it skips what makes no sense where
@@ -103,10 +104,13 @@ class Grammar:
         tempo_id: a Tempo token every piece must use (stated in its first bar header), or
             None to let the model choose.
         hold_meter: no TimeSig or Tempo tokens at all: a continuation keeps its primer's.
+        allowed: (V,) true for the tokens that may be written at all (None: every one);
+            the special tokens, and a kind none of whose tokens is allowed, stay allowed.
     """
 
     def __init__(self, tokenizer: Tokenizer, n: int, bars: int, device: torch.device | str,
-                 tempo_id: int | None, hold_meter: bool = False):
+                 tempo_id: int | None, hold_meter: bool = False,
+                 allowed: torch.Tensor | None = None):
         tok = self.tok = tokenizer
         self.bars_wanted = torch.full((n,), bars, dtype=torch.long, device=device)
         self.tempo_id = tempo_id
@@ -118,7 +122,10 @@ class Grammar:
         positions = tok.token_range("position")
         self.positions = slice(positions.start, positions.stop)
         self.position_value = self.value[self.positions]
-        self.table = self._table(kinds).to(device)  # (states * 2 * 2, V)
+        self.table = self._table(kinds)  # (states * 2 * 2, V)
+        if allowed is not None:
+            self.table &= self._usable(allowed.cpu(), kinds)
+        self.table = self.table.to(device)
         next_state = torch.full((len(tok),), KEEPS_STATE, dtype=torch.long)
         for name, state in LEADS_TO.items():
             next_state[kinds == code(name)] = state
@@ -144,6 +151,19 @@ class Grammar:
         # A chosen tempo is stated in the first bar header the sampler writes.
         self.tempo_pending = torch.full((n,), tempo_id is not None, dtype=torch.bool,
                                         device=device)
+
+    def _usable(self, allowed: torch.Tensor, kinds: torch.Tensor) -> torch.Tensor:
+        """``allowed``, widened so every kind keeps a token, the specials and a chosen
+        tempo stay writable."""
+        usable = allowed.clone().bool()
+        usable[kinds < 0] = True  # PAD, BOS
+        usable[(kinds == code("bar")) | (kinds == code("eos"))] = True
+        for kind in kinds.unique().tolist():
+            if kind >= 0 and not usable[kinds == kind].any():
+                usable[kinds == kind] = True
+        if self.tempo_id is not None:
+            usable[self.tempo_id] = True
+        return usable
 
     def _table(self, kind: torch.Tensor) -> torch.Tensor:
         """(state, finished, tempo pending) -> allowed ids, flattened to rows."""

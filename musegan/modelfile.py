@@ -182,6 +182,32 @@ def add_steering(path: str | Path, directions: dict, out: str | Path | None = No
     return out
 
 
+def update_card(path: str | Path, facts: dict, out: str | Path | None = None,
+                force: bool = False) -> Path:
+    """Write a copy of a model file whose card holds ``facts`` besides its own (say,
+    ``{"form": "AABB", "melody": True}``), weights and steering unchanged; its Markdown
+    card's table is written anew, the sections after it kept. Writes ``out`` (default:
+    the model itself, which needs ``force``)."""
+    path = Path(path)
+    out = Path(out) if out is not None else path
+    if out.exists() and not force:
+        raise output_exists(out)
+    with safe_open(str(path), framework="pt") as file:
+        metadata = dict(file.metadata() or {})
+    if metadata.get("format") != MODEL_FORMAT:
+        raise MuseganError(f"{path} is not an exported musegan model")
+    card = {**json.loads(metadata.get("card", "{}")), **facts}
+    metadata["card"] = json.dumps(card)
+    temporary = out.with_name(f".{out.name}.partial")
+    save_file(load_file(str(path)), str(temporary), metadata=metadata)
+    temporary.replace(out)
+    markdown = path.with_suffix(".md")
+    rest = markdown.read_text().split("\n## ", 1)[1] if markdown.is_file() else ""
+    table = model_card_markdown({**card, "config": ""}, out.name)
+    out.with_suffix(".md").write_text(table + ("\n## " + rest if rest else ""))
+    return out
+
+
 # ---------------------------------------------------------------------- model cards
 
 def model_card_markdown(card: dict, file_name: str) -> str:
@@ -202,6 +228,7 @@ def model_card_markdown(card: dict, file_name: str) -> str:
         ("validation", json.dumps(card.get("validation"))),
         ("weights", card.get("weights")),
         ("default form", card.get("form") or "none (16 bars)"),
+        ("melody model (one line)", "yes" if card.get("melody") else "no"),
     ]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     if card.get("config"):

@@ -29,7 +29,7 @@ import numpy as np
 import pretty_midi
 import torch
 
-from musegan.decoding import decode
+from musegan.decoding import decode, one_line
 from musegan.errors import MuseganError, output_exists
 from musegan.form import PART_BARS, check_form, decode_form
 from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
@@ -203,6 +203,23 @@ class Sampler:
     # ------------------------------------------------------------------ generation
 
     @property
+    def corpus_tokens(self) -> torch.Tensor | None:
+        """(V,) true for the tokens the model's training corpus holds (the card's
+        ``unseen_tokens`` are the others); None when the card does not say."""
+        unseen = self.model.card.get("unseen_tokens")
+        if not unseen:
+            return None
+        allowed = torch.ones(len(self.tokenizer), dtype=torch.bool, device=self.device)
+        allowed[torch.as_tensor(unseen, device=self.device)] = False
+        return allowed
+
+    @property
+    def melody(self) -> bool:
+        """Whether the model writes one melody line (the model card's ``melody``): at each
+        onset only the top note, each note ending where the next begins."""
+        return bool(self.model.card.get("melody"))
+
+    @property
     def default_form(self) -> str:
         """The form a plain ``generate()`` writes (the model card's ``form``; "" for none)."""
         return str(self.model.card.get("form") or "")
@@ -227,9 +244,11 @@ class Sampler:
                      seed: int | None = None, theme: torch.Tensor | None = None,
                      primer: MidiSource | None = None, tempo: float | None = None,
                      form: str | None = None, part_bars: int = PART_BARS,
-                     open_end: bool = False) -> list[list[int]]:
+                     open_end: bool = False, melody: bool | None = None,
+                     any_token: bool = False) -> list[list[int]]:
         """Token ids of n pieces (see ``generate``)."""
         form, bars = self.plan(bars, form, part_bars)
+        melody = self.melody if melody is None else melody
         if temperature <= 0:
             raise MuseganError(f"temperature must be above 0, got {temperature}")
         tok, net = self.tokenizer, self.net
@@ -241,20 +260,23 @@ class Sampler:
                 raise MuseganError(f"tempo must be above 0 bpm, got {tempo}")
             tempo_id = tok.tempo_id(tempo)
         prefix = tok.encode(primer)[:-1] if primer is not None else [tok.BOS]  # no EOS
+        allowed = None if any_token else self.corpus_tokens
         if not form and open_end:
-            return decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, generator,
-                          tempo_id, continuation=primer is not None)
-        # A piece without a form is one part of all its bars (and ends on the tonic).
-        return decode_form(net, tok, theme, form or "A", part_bars if form else bars, prefix,
-                           continuation=primer is not None, tempo_id=tempo_id,
-                           ending=not open_end, temperature=temperature, top_k=top_k,
-                           top_p=top_p, generator=generator)
+            rows = decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, generator,
+                          tempo_id, continuation=primer is not None, allowed=allowed)
+        else:  # a piece without a form is one part of all its bars (and ends on the tonic)
+            rows = decode_form(net, tok, theme, form or "A", part_bars if form else bars,
+                               prefix, continuation=primer is not None, tempo_id=tempo_id,
+                               ending=not open_end, temperature=temperature, top_k=top_k,
+                               top_p=top_p, generator=generator, allowed=allowed)
+        return [one_line(row, tok) for row in rows] if melody else rows
 
     def generate(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                  theme: torch.Tensor | None = None, primer: MidiSource | None = None,
                  include_primer: bool = True, tempo: float | None = None,
-                 form: str | None = None, part_bars: int = PART_BARS, open_end: bool = False
+                 form: str | None = None, part_bars: int = PART_BARS, open_end: bool = False,
+                 melody: bool | None = None, any_token: bool = False
                  ) -> list[pretty_midi.PrettyMIDI]:
         """Write n new pieces.
 
@@ -276,12 +298,18 @@ class Sampler:
                 unless ``bars`` is given; "" for none.
             part_bars: bars per part of the form.
             open_end: end where the model stops, not on the tonic.
+            melody: write one line, the top note of each onset, each note ending where
+                the next begins (``decoding.one_line``); default: the model's own
+                (``Sampler.melody``).
+            any_token: write any token of the vocabulary, not only those the model's
+                training corpus holds (``corpus_tokens``: no note length, meter, tempo or
+                instrument the corpus never had).
 
         Returns:
             ``pretty_midi.PrettyMIDI`` objects.
         """
         ids = self.generate_ids(n, bars, temperature, top_k, top_p, seed, theme, primer, tempo,
-                                form, part_bars, open_end)
+                                form, part_bars, open_end, melody, any_token)
         if primer is not None and not include_primer:
             # Blank the primer's notes (PAD is skipped by the decoder) but keep its bars,
             # positions, meter and tempo, so the new music keeps its place in time.
@@ -307,10 +335,12 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                    tempo: float | None = None, plot: bool = False, audio: bool = False,
                    force: bool = False, progress: bool = False, batch: int = 8,
                    steer: dict[str, float] | None = None, form: str | None = None,
-                   part_bars: int = PART_BARS, open_end: bool = False) -> list[Path]:
+                   part_bars: int = PART_BARS, open_end: bool = False,
+                   melody: bool | None = None, any_token: bool = False) -> list[Path]:
     """Generate pieces into a folder: ``tune-sSEED-III.mid`` with a JSON sidecar holding
     everything needed to regenerate it, and optionally a piano-roll PNG and a WAV.
-    ``bars``, ``form``, ``part_bars`` and ``open_end`` are ``Sampler.generate``'s.
+    ``bars``, ``form``, ``part_bars``, ``open_end``, ``melody`` and ``any_token`` are
+    ``Sampler.generate``'s.
 
     Never overwrites a file unless ``force``. Returns the MIDI paths.
     """
@@ -356,7 +386,7 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                 theme = sampler.steer(theme, **steer)
             midis = sampler.generate(count, bars, temperature, top_k, top_p, chunk_seed,
                                      theme, primer, include_primer, tempo, form, part_bars,
-                                     open_end)
+                                     open_end, melody, any_token)
             for j, midi in enumerate(midis):
                 path = names[start + j]
                 midi.write(str(path))
@@ -366,7 +396,9 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                     "theme": (theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)]
                               .tolist() if sampler.theme_dim else []),
                     "settings": {"bars": bars, "form": form, "part_bars": part_bars,
-                                 "open_end": open_end, "temperature": temperature, "top_k": top_k,
+                                 "open_end": open_end, "melody": melody,
+                                 "any_token": any_token,
+                                 "temperature": temperature, "top_k": top_k,
                                  "top_p": top_p, "tempo": tempo,
                                  "primer": str(primer) if primer else None,
                                  "include_primer": include_primer, "steer": steer or None},

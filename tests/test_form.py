@@ -121,3 +121,28 @@ def test_an_ending_made_by_hand_holds_a_tonic_chord_note_to_the_bar_line():
     # on the nearest tonic-chord pitch to 63, held to the bar line (48 - 24 = 24 steps)
     assert names[-4:] == ["Position_24", "Pitch_64", names[-2], "Duration_24"]
     assert "Pitch_66" not in names
+
+
+def test_a_melody_model_writes_one_line_each_note_ending_where_the_next_begins(quick):
+    for melody in (True, False):
+        overlaps = 0
+        for midi in quick.generate(n=4, bars=3, seed=7, melody=melody):
+            notes = sorted(n for i in midi.instruments for n in
+                           [(note.start, note.end) for note in i.notes])
+            overlaps += sum(b[0] < a[1] - 1e-6 for a, b in zip(notes, notes[1:], strict=False))
+        assert (overlaps == 0) == melody
+
+
+def test_a_model_writes_only_what_its_corpus_holds_unless_told(tmp_path):
+    net = tiny_net()
+    with torch.no_grad():
+        net.generator.head.bias[TOK.BAR] += 3.0
+    kept = {TOK.token_id(f"Duration_{d}") for d in (6, 12, 24, 48)} | {TOK.token_id("Program_0")}
+    unseen = [t for kind in ("duration", "program") for t in TOK.token_range(kind)
+              if t not in kept]
+    path = save_model(net, TOK, tmp_path / "m.safetensors", card={"unseen_tokens": unseen})
+    sampler = Sampler.from_pretrained(path)
+    written = {t for row in sampler.generate_ids(n=4, bars=3, seed=8) for t in row}
+    assert not written & set(unseen)  # the ending made by hand keeps to them too
+    free = {t for row in sampler.generate_ids(n=4, bars=3, seed=8, any_token=True) for t in row}
+    assert free & set(unseen)

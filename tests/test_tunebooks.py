@@ -98,3 +98,14 @@ def test_the_folk_collections_are_named_and_never_the_reserved_test_set(tmp_path
     sources = [json.loads(line)["source"] for line in
                (tmp_path / "aird" / "index.jsonl").read_text().splitlines()]
     assert sources[0].startswith("aird/book1.abc X:0001 The Ranting Highlandman")
+
+
+def test_a_book_of_three_good_tunes_gives_three_pieces(tmp_path):
+    first, _, third = split_tunes(BOOK)
+    second = first.text.replace("X:1\nT:The First Reel", "X:7\nT:The Second Reel").replace(
+        "GABc", "BcdB")
+    (tmp_path / "three.abc").write_text("\n".join([first.text, second, third.text]))
+    report = prepare_corpus([str(tmp_path / "three.abc")], tmp_path / "corpus", workers=1,
+                            progress=False, val_fraction=0.0)
+    assert report.files_found == 3 and report.files_used == 3 and not report.skipped
+    assert len(Corpus(tmp_path / "corpus")) == 3
