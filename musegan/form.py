@@ -40,7 +40,8 @@ def check_form(form: str, part_bars: int, bars: int | None = None) -> int:
         raise MuseganError(f"a form is a string of capital part letters such as AABB, "
                            f"got {form!r}")
     if part_bars < 1:
-        raise MuseganError(f"part_bars must be at least 1, got {part_bars}")
+        raise MuseganError(f"part_bars must be at least 1, got {part_bars}",
+                           cli=f"--part-bars must be at least 1, got {part_bars}")
     total = len(form) * part_bars
     if bars is not None and bars != total:
         raise MuseganError(
@@ -192,13 +193,11 @@ def beat_steps(tokenizer: Tokenizer, time_signature: int) -> int:
     return 4 * tokenizer.steps_per_quarter // d * (3 if compound else 1)
 
 
-def last_bar(ids: list[int], tokenizer: Tokenizer) -> tuple[int, int, list[tuple]]:
-    """The last bar of ``ids``: where its Bar token is, its length in steps and time
-    signature, and its notes as (position, token index of Pitch, pitch, duration)."""
+def last_bar(ids: list[int], tokenizer: Tokenizer) -> tuple[int, int, int, list[tuple]]:
+    """The last bar of ``ids``: where its Bar token is, its length and its beat in steps,
+    and its notes as (position, token index of Pitch, pitch, duration)."""
     bar_at = max(i for i, t in enumerate(ids) if t == tokenizer.BAR)
-    ts_token = _last_of(ids, tokenizer, "time_signature")
-    ts = int(tokenizer.value[ts_token]) if ts_token is not None else \
-        tokenizer.default_time_signature
+    ts = int(tokenizer.value[state_of(ids, tokenizer)["time_signature"]])
     notes, position = [], 0
     kind, value = tokenizer.kind, tokenizer.value
     for i in range(bar_at + 1, len(ids)):
@@ -207,18 +206,17 @@ def last_bar(ids: list[int], tokenizer: Tokenizer) -> tuple[int, int, list[tuple
             position = int(value[ids[i]])
         elif name == "pitch" and i + 2 < len(ids):
             notes.append((position, i, int(value[ids[i]]), int(value[ids[i + 2]])))
-    return bar_at, int(tokenizer.bar_steps[ts]), [(*note, ts) for note in notes]
+    return bar_at, int(tokenizer.bar_steps[ts]), beat_steps(tokenizer, ts), notes
 
 
 def ends_on_tonic(ids: list[int], tokenizer: Tokenizer, chord: set[int]) -> bool:
     """Whether the last onset of ``ids`` holds a tonic-chord note of a beat or more."""
-    _, _, notes = last_bar(ids, tokenizer)
+    _, _, beat, notes = last_bar(ids, tokenizer)
     if not notes:
         return False
     last = max(note[0] for note in notes)
-    beat = beat_steps(tokenizer, notes[0][4])
     return any(position == last and pitch % 12 in chord and duration >= beat
-               for position, _, pitch, duration, _ in notes)
+               for position, _, pitch, duration in notes)
 
 
 def force_tonic_ending(ids: list[int], tokenizer: Tokenizer, chord: set[int],
@@ -231,7 +229,7 @@ def force_tonic_ending(ids: list[int], tokenizer: Tokenizer, chord: set[int],
     pitches = [p for p in range(128) if p % 12 in chord
                and ok(tokenizer.token_range("pitch")[p])] or \
         [p for p in range(128) if p % 12 in chord]
-    bar_at, bar_length, notes = last_bar(ids, tokenizer)
+    bar_at, bar_length, beat, notes = last_bar(ids, tokenizer)
     if not notes:  # an empty last bar: one note of the tonic chord, the whole bar long
         written = [int(tokenizer.value[t]) for t in ids if KINDS[tokenizer.kind[t]] == "pitch"]
         near = written[-1] if written else 67  # G4: the middle of a fiddle tune's range
@@ -242,7 +240,6 @@ def force_tonic_ending(ids: list[int], tokenizer: Tokenizer, chord: set[int],
         return ids[:bar_at + 1] + [tokenizer.token_range("position")[0],
                                    tokenizer.token_range("pitch")[pitch], velocity,
                                    _duration_token(tokenizer, bar_length, allowed)]
-    beat = beat_steps(tokenizer, notes[0][4])
     fits = [n for n in notes if n[0] <= bar_length - beat] or [min(notes)]
     position = max(n[0] for n in fits)
     top = max((n for n in fits if n[0] == position), key=lambda n: n[2])

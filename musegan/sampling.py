@@ -235,7 +235,8 @@ class Sampler:
             return form, check_form(form, part_bars, bars)
         bars = DEFAULT_BARS if bars is None else bars
         if bars < 1:
-            raise MuseganError(f"bars must be at least 1, got {bars}")
+            raise MuseganError(f"bars must be at least 1, got {bars}",
+                               cli=f"--bars must be at least 1, got {bars}")
         return "", bars
 
     @torch.no_grad()
@@ -352,12 +353,7 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
     if out.exists() and not out.is_dir():
         raise MuseganError(f"{out} is a file; the output must be a folder",
                            cli=f"{out} is a file; give --out a folder")
-    try:
-        form, bars = sampler.plan(bars, form, part_bars)
-    except MuseganError as err:
-        if bars is not None and bars < 1:
-            raise MuseganError(str(err), cli=f"--bars must be at least 1, got {bars}") from None
-        raise
+    form, bars = sampler.plan(bars, form, part_bars)
     if audio and not audio_available():
         raise MuseganError(INSTALL_AUDIO)
     if primer is not None:
