@@ -29,10 +29,22 @@ def _prepare(args: argparse.Namespace) -> int:
         workers=args.workers, force=args.force, limit=args.limit,
         max_file_mb=args.max_file_mb if args.max_file_mb is not None else MAX_FILE_MB,
         progress=not args.quiet and sys.stderr.isatty(),
+        learn_parts=not (args.merge_tracks or args.tokenizer),
+        meter=_meter(args.meter, "--meter") if args.meter else None,
     )
     if not args.quiet:
         print(format_summary(report))
     return 0
+
+
+def _meter(text: str, flag: str) -> tuple[int, int]:
+    """``"4/4"`` as (4, 4), or a one-line error naming the flag."""
+    try:
+        numerator, denominator = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise MuseganError(f"{flag} takes a time signature such as 4/4 or 6/8, "
+                           f"got {text!r}") from None
+    return numerator, denominator
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -275,8 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="use only the first N files (for a quick trial)")
     prepare.add_argument("--max-file-mb", type=float, default=None, metavar="MB",
                          help="skip files larger than this (default 32)")
+    prepare.add_argument("--merge-tracks", action="store_true",
+                         help="merge the tracks of one program into one voice (default: "
+                              "tracks that share a program keep their names as parts)")
+    prepare.add_argument("--meter", metavar="N/D",
+                         help="bar files with no time signature, or an implausible one "
+                              "such as 1/4, in this meter (e.g. 4/4)")
     prepare.add_argument("--tokenizer", metavar="FILE",
-                         help="a tokenizer.json to use instead of the options below")
+                         help="a tokenizer.json to use as it is, instead of the options "
+                              "below (no parts learned)")
     prepare.add_argument("--steps-per-quarter", type=int, default=12, metavar="N",
                          help="time grid per quarter note (default 12: 16ths and triplets exact)")
     prepare.add_argument("--velocity-bins", type=int, default=16, metavar="N",

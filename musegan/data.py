@@ -52,8 +52,7 @@ class TokenWindowDataset(Dataset):
         self.random_start = random_start
         tok = self.corpus.tokenizer
         self._pitch = tok.token_range("pitch")
-        self._program = tok.token_range("program")
-        self._drums = self._program.start + DRUMS
+        self._program_of = tok.program_of  # (V,) per Program and Track token, else -1
         self.windows = self._cut_windows(self.corpus.split(split))
 
     def _cut_windows(self, pieces: list[int]) -> np.ndarray:
@@ -104,9 +103,9 @@ class TokenWindowDataset(Dataset):
         """Shift the window's pitched notes by a random interval that keeps them in range."""
         is_pitch = (window >= self._pitch.start) & (window < self._pitch.stop)
         if has_drums:  # which notes are drums: the Program in force at each token
-            is_program = (window >= self._program.start) & (window < self._program.stop)
-            last_program = np.maximum.accumulate(np.where(is_program, np.arange(len(window)), -1))
-            is_drum = (last_program >= 0) & (window[np.maximum(last_program, 0)] == self._drums)
+            program = self._program_of[window]
+            last_voice = np.maximum.accumulate(np.where(program >= 0, np.arange(len(window)), -1))
+            is_drum = (last_voice >= 0) & (program[np.maximum(last_voice, 0)] == DRUMS)
             is_pitch &= ~is_drum
         pitches = window[is_pitch] - self._pitch.start
         if not len(pitches):

@@ -72,20 +72,23 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
            prefix: list[int] | list[list[int]], temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None, tempo_id: int | None = None,
-           continuation: bool = False,
-           allowed: torch.Tensor | None = None) -> list[list[int]]:
+           continuation: bool = False, allowed: torch.Tensor | None = None,
+           tempo_changes: bool = False,
+           time_signature_id: int | None = None) -> list[list[int]]:
     """Write n = len(theme) pieces after ``prefix`` (BOS, or a primer's ids without EOS;
     or one such list per piece); returns the ids of each piece, PAD removed.
 
     ``net`` is a ``MuseGAN`` or a ``MarkovModel``. With ``continuation`` the prefix's
     meter and tempo hold, and ``bars`` bars are written after its own. ``allowed`` (V,)
-    limits the tokens written (``Grammar``).
+    limits the tokens written; ``tempo_changes`` lets the tempo change within a piece;
+    ``time_signature_id`` is the meter of a new piece (see ``Grammar``).
     """
     n, device = theme.size(0), theme.device
     if n == 0:
         return []
     grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation,
-                      allowed=allowed)
+                      allowed=allowed, tempo_changes=tempo_changes,
+                      time_signature_id=None if continuation else time_signature_id)
     lengths = None
     if prefix and isinstance(prefix[0], list):  # one prefix per piece
         starts = [list(row) for row in prefix]
@@ -107,10 +110,11 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
     active = torch.arange(n, device=device)  # pieces still being written
     uniforms = RowUniforms(n, generator, device)
     written = []  # (which pieces, their tokens) at each step
-    # The grammar ends a runaway bar within a few tokens, so this bound is never reached.
+    # The grammar closes a bar over budget within a few tokens: this bound is never reached.
     for _ in range((bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
         token = sample_token(logits, grammar.mask(), temperature, top_k, top_p,
                              uniform=uniforms.next(active))
+        token = grammar.resolve(token)
         grammar.update(token)
         written.append((active, token))
         if grammar.done.any():  # finished pieces leave the batch

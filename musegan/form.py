@@ -123,7 +123,7 @@ def _restated(part: list[int], start: dict[str, int], row: list[int],
             out.append(wanted)
     program, stated = now["program"], False
     for token in part[body:]:
-        name = KINDS[kind[token]]
+        name = "program" if tokenizer.voice[token] >= 0 else KINDS[kind[token]]
         if not stated and name == "program":
             stated = True
             if token == program:
@@ -137,8 +137,8 @@ def _restated(part: list[int], start: dict[str, int], row: list[int],
 
 
 def state_of(row: list[int], tokenizer: Tokenizer) -> dict[str, int]:
-    """The time signature, tempo and program tokens in force after ``row`` (MIDI's 4/4,
-    120 bpm and the first program until a piece states others)."""
+    """The time signature, tempo and voice (Program or Track) tokens in force after ``row``
+    (MIDI's 4/4, 120 bpm and the first program until a piece states others)."""
     defaults = {"time_signature":
                 tokenizer.token_range("time_signature")[tokenizer.default_time_signature],
                 "tempo": tokenizer.tempo_id(MIDI_DEFAULT_TEMPO),
@@ -150,7 +150,7 @@ def state_of(row: list[int], tokenizer: Tokenizer) -> dict[str, int]:
 def _last_of(row: list[int], tokenizer: Tokenizer, name: str) -> int | None:
     code = KINDS.index(name)
     for token in reversed(row):
-        if tokenizer.kind[token] == code:
+        if tokenizer.kind[token] == code or (name == "program" and tokenizer.voice[token] >= 0):
             return token
     return None
 

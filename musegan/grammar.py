@@ -4,7 +4,7 @@ The stream ``musegan.tokenizer`` writes is::
 
     BOS
     Bar [TimeSig] [Tempo]                               # a bar's header
-        Position [Tempo] ([Program] Pitch Velocity Duration)+
+        Position [Tempo] ([Program|Track] Pitch Velocity Duration)+
         ...
     Bar ...
     EOS
@@ -15,11 +15,18 @@ table into masks over the tokenizer's vocabulary, for a batch of pieces being wr
 adds what a table cannot say:
 
 * positions rise within a bar and stay inside its meter;
-* at one position, programs rise (the tokenizer's order, drums last), and within a
-  program pitches strictly rise, so no piece holds the same pitch twice at one onset
+* at one position, voices rise (the tokenizer's order: programs, each followed by its
+  parts, drums last; a Track token is a voice as a Program token is), and within a
+  voice pitches strictly rise, so no piece holds the same pitch twice at one onset
   (a doubled note, which MIDI can only write as a second track);
 * with ``allowed``, only those tokens (say, those the training corpus holds);
-* a piece has exactly the bars asked for, and a runaway bar is made to end.
+* one tempo, stated in the first bar, unless ``tempo_changes``; with
+  ``time_signature_id``, one meter;
+* a piece has exactly the bars asked for. Where a bar may close, the model may choose
+  Bar or EOS; ``resolve`` turns the choice into what the bar count says (a Bar after the
+  last bar is the end; an EOS before it is a bar line, and the piece goes on in rests if
+  the model wants no more). A bar that has spent its token budget (``BUDGET_FACTOR``
+  times the piece's mean bar so far) is made to close.
 
 The tokenizer's own decoder accepts more than this (it skips what makes no sense where
 it stands); the grammar is what a sampler must write so that nothing is skipped.
@@ -34,6 +41,8 @@ import torch
 from musegan.tokenizer import KINDS, Tokenizer
 
 MAX_TOKENS_PER_BAR = 400  # a bar longer than this is forced to end (a runaway model)
+BUDGET_FACTOR = 3  # a bar may hold this many times the piece's mean bar so far ...
+BUDGET_FLOOR = 64  # ... or this many tokens (about 16 notes), whichever is more
 
 
 class State(IntEnum):
@@ -80,6 +89,7 @@ def kind_codes(tokenizer: Tokenizer) -> torch.Tensor:
     and BOS -1, since the grammar treats them apart."""
     kind = torch.from_numpy(tokenizer.kind.astype("int64"))
     kind[kind == KINDS.index("special")] = -1
+    kind[kind == KINDS.index("part")] = KINDS.index("program")  # a Track token is a voice
     kind[tokenizer.EOS] = EOS_KIND
     return kind
 
@@ -92,8 +102,8 @@ def code(name: str) -> int:
 class Grammar:
     """Batched grammar state: which tokens may come next for each of ``n`` pieces.
 
-    Everything that depends only on (state, all bars written, tempo still to state) is a
-    row of one table built up front, so a step's mask is a row lookup, then positions are
+    Everything that depends only on (state, tempo still to state) is a row of one table
+    built up front, so a step's mask is a row lookup, then positions are
     checked against the bar.
 
     Args:
@@ -106,12 +116,18 @@ class Grammar:
         hold_meter: no TimeSig or Tempo tokens at all: a continuation keeps its primer's.
         allowed: (V,) true for the tokens that may be written at all (None: every one);
             the special tokens, and a kind none of whose tokens is allowed, stay allowed.
+        tempo_changes: let the tempo change after the first bar's header.
+        time_signature_id: a TimeSig token every piece must use (stated in its first bar
+            header, never changed), or None to let the model choose.
     """
 
     def __init__(self, tokenizer: Tokenizer, n: int, bars: int, device: torch.device | str,
                  tempo_id: int | None, hold_meter: bool = False,
-                 allowed: torch.Tensor | None = None):
+                 allowed: torch.Tensor | None = None, tempo_changes: bool = False,
+                 time_signature_id: int | None = None):
         tok = self.tok = tokenizer
+        self.tempo_changes = tempo_changes
+        self.time_signature_id = time_signature_id
         self.bars_wanted = torch.full((n,), bars, dtype=torch.long, device=device)
         self.tempo_id = tempo_id
         self.hold_meter = hold_meter
@@ -122,6 +138,11 @@ class Grammar:
         positions = tok.token_range("position")
         self.positions = slice(positions.start, positions.stop)
         self.position_value = self.value[self.positions]
+        tempos, meters = tok.token_range("tempo"), tok.token_range("time_signature")
+        self.tempos = slice(tempos.start, tempos.stop)
+        self.meters = slice(meters.start, meters.stop)
+        self.voice_value = torch.as_tensor(tok.voice, device=device)  # (V,) -1: not a voice
+        self.is_voice = self.voice_value >= 0
         self.table = self._table(kinds)  # (states * 2 * 2, V)
         if allowed is not None:
             self.table &= self._usable(allowed.cpu(), kinds)
@@ -137,17 +158,21 @@ class Grammar:
         self.bar_length = torch.full((n,), int(tok.bar_steps[tok.default_time_signature]),
                                      device=device)
         self.tokens_in_bar = torch.zeros(n, dtype=torch.long, device=device)
-        # At the current position: the highest pitch written in the current program, and
-        # the highest program that has notes (-1: none yet).
+        self.tokens_in_bars = torch.zeros(n, dtype=torch.long, device=device)  # closed bars'
+        # At the current position: the highest pitch written in the current voice, and
+        # the highest voice that has notes (-1: none yet).
         self.pitch_floor = torch.full((n,), -1, dtype=torch.long, device=device)
-        self.program_floor = torch.full((n,), -1, dtype=torch.long, device=device)
-        self.program = torch.zeros(n, dtype=torch.long, device=device)  # in force
-        pitches, programs = tok.token_range("pitch"), tok.token_range("program")
+        self.voice_floor = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.voice = torch.zeros(n, dtype=torch.long, device=device)  # in force
+        pitches = tok.token_range("pitch")
         self.pitches = slice(pitches.start, pitches.stop)
         self.pitch_value = self.value[self.pitches]
-        self.programs = slice(programs.start, programs.stop)
-        self.program_value = self.value[self.programs]
         self.done = torch.zeros(n, dtype=torch.bool, device=device)
+        # The tempo may be stated until the first bar's first note (then, only with
+        # tempo_changes); a chosen meter is stated in the first bar header.
+        self.tempo_open = torch.ones(n, dtype=torch.bool, device=device)
+        self.meter_pending = torch.full((n,), time_signature_id is not None, dtype=torch.bool,
+                                        device=device)
         # A chosen tempo is stated in the first bar header the sampler writes.
         self.tempo_pending = torch.full((n,), tempo_id is not None, dtype=torch.bool,
                                         device=device)
@@ -166,49 +191,69 @@ class Grammar:
         return usable
 
     def _table(self, kind: torch.Tensor) -> torch.Tensor:
-        """(state, finished, tempo pending) -> allowed ids, flattened to rows."""
-        rows = torch.zeros(len(State), 2, 2, len(kind), dtype=torch.bool)
+        """(state, tempo pending) -> allowed ids, flattened to rows."""
+        rows = torch.zeros(len(State), 2, len(kind), dtype=torch.bool)
         tempo, time_signature = code("tempo"), code("time_signature")
         for state, names in FOLLOWS.items():
-            for finished in (0, 1):
-                for pending in (0, 1):
-                    ok = torch.isin(kind, torch.tensor([code(k) for k in names]))
-                    # Another Bar only while bars are wanted; EOS only once all are written.
-                    ok &= kind != (code("bar") if finished else code("eos"))
-                    if self.tempo_id is not None:  # the caller chose the tempo
-                        ok &= (kind != tempo) | (torch.arange(len(kind)) == self.tempo_id)
-                        if pending and state in (State.BAR, State.TIME_SIGNATURE):
-                            # state it before anything else
-                            ok &= (kind == tempo) | ((kind == time_signature)
-                                                     & (state == State.BAR))
-                    elif self.hold_meter:
-                        ok &= kind != tempo
-                    if self.hold_meter:
-                        ok &= kind != time_signature
-                    rows[state, finished, pending] = ok
+            for pending in (0, 1):
+                # Bar and EOS both stand where a bar may close; resolve() says which it is.
+                ok = torch.isin(kind, torch.tensor([code(k) for k in names]))
+                if self.tempo_id is not None:  # the caller chose the tempo
+                    ok &= (kind != tempo) | (torch.arange(len(kind)) == self.tempo_id)
+                    if pending and state in (State.BAR, State.TIME_SIGNATURE):
+                        # state it before anything else
+                        ok &= (kind == tempo) | ((kind == time_signature)
+                                                 & (state == State.BAR))
+                elif self.hold_meter:
+                    ok &= kind != tempo
+                if self.hold_meter:
+                    ok &= kind != time_signature
+                rows[state, pending] = ok
         return rows.view(-1, len(kind))
 
     def mask(self) -> torch.Tensor:
         """(n, V) true where a token is allowed next."""
-        finished = self.bars >= self.bars_wanted
-        ok = self.table[(self.state * 2 + finished) * 2 + self.tempo_pending]
+        ok = self.table[self.state * 2 + self.tempo_pending]
         # Positions rise within a bar and stay inside its meter.
         ok[:, self.positions] &= ((self.position_value > self.position[:, None])
                                   & (self.position_value < self.bar_length[:, None]))
-        # At one position, programs rise, and pitches strictly rise within a program.
+        # At one position, voices rise, and pitches strictly rise within a voice.
         ok[:, self.pitches] &= self.pitch_value > self.pitch_floor[:, None]
-        ok[:, self.programs] &= self.program_value > self.program_floor[:, None]
-        runaway = self.tokens_in_bar > MAX_TOKENS_PER_BAR
-        if runaway.any():  # a runaway bar must end as soon as the grammar lets it
+        ok &= ~self.is_voice | (self.voice_value > self.voice_floor[:, None])
+        if not self.tempo_changes:
+            ok[:, self.tempos] &= (self.tempo_open | self.tempo_pending)[:, None]
+        if self.time_signature_id is not None and not self.hold_meter:
+            meter = torch.zeros(ok.size(1), dtype=torch.bool, device=ok.device)
+            meter[self.time_signature_id] = True
+            ok[:, self.meters] &= meter[self.meters] & self.meter_pending[:, None]
+            at_bar = (self.state == State.BAR) & self.meter_pending
+            ok = torch.where(at_bar[:, None], ok & meter, ok)  # state it first
+        runaway = self.tokens_in_bar >= self.budget()
+        if runaway.any():  # a bar over its budget must close as soon as the grammar lets it
             can_end = ((self.state == State.BAR) | (self.state == State.TIME_SIGNATURE)
                        | (self.state == State.BAR_TEMPO) | (self.state == State.DURATION))
-            ends_bar = torch.where(finished[:, None], self.kind == code("eos"),
-                                   self.kind == code("bar"))
+            ends_bar = (self.kind == code("eos")) | (self.kind == code("bar"))
             ok = torch.where((runaway & can_end)[:, None], ok & ends_bar, ok)
         if self.done.any():  # finished sequences pad
             ok[self.done] = False
             ok[self.done, self.tok.PAD] = True
         return ok
+
+    def budget(self) -> torch.Tensor:
+        """(n,) the tokens the current bar may hold: ``BUDGET_FACTOR`` times the mean of
+        the piece's closed bars (at least ``BUDGET_FLOOR``), at most ``MAX_TOKENS_PER_BAR``."""
+        closed = (self.bars - 1).clamp(min=1)
+        relative = torch.where(self.bars > 1, BUDGET_FACTOR * self.tokens_in_bars // closed,
+                               MAX_TOKENS_PER_BAR)
+        return relative.clamp(min=BUDGET_FLOOR, max=MAX_TOKENS_PER_BAR)
+
+    def resolve(self, token: torch.Tensor) -> torch.Tensor:
+        """The token the piece gets for the one drawn (n,): a Bar drawn after the last bar
+        ends the piece (EOS); an EOS drawn before it is a bar line (the piece goes on)."""
+        finished = self.bars >= self.bars_wanted
+        bar, eos = self.tok.BAR, self.tok.EOS
+        token = torch.where(finished & (token == bar), eos, token)
+        return torch.where(~finished & (token == eos), bar, token)
 
     def update(self, token: torch.Tensor, active: torch.Tensor | None = None) -> None:
         """Advance every sequence by its next token (n,); with ``active`` (n,) only those
@@ -225,14 +270,19 @@ class Grammar:
         kind, value = self.kind[token], self.value[token]
         new_bar = kind == code("bar")
         new_onset = new_bar | (kind == code("position"))
-        is_pitch, is_program = kind == code("pitch"), kind == code("program")
-        self.program = torch.where(is_program, value, self.program)
-        self.pitch_floor = torch.where(new_onset | is_program, -1,
+        is_pitch, is_voice = kind == code("pitch"), kind == code("program")
+        self.voice = torch.where(is_voice, self.voice_value[token], self.voice)
+        self.pitch_floor = torch.where(new_onset | is_voice, -1,
                                        torch.where(is_pitch, value, self.pitch_floor))
-        self.program_floor = torch.where(new_onset, -1, torch.where(
-            is_pitch, torch.maximum(self.program_floor, self.program), self.program_floor))
+        self.voice_floor = torch.where(new_onset, -1, torch.where(
+            is_pitch, torch.maximum(self.voice_floor, self.voice), self.voice_floor))
+        closes = new_bar & (self.bars > 0)
+        self.tokens_in_bars = self.tokens_in_bars + torch.where(closes, self.tokens_in_bar, 0)
         self.bars = self.bars + new_bar
         self.tokens_in_bar = torch.where(new_bar, 0, self.tokens_in_bar + 1)
+        is_tempo = kind == code("tempo")
+        self.tempo_open = self.tempo_open & ~is_tempo & ~is_pitch & (kind != code("position"))
+        self.meter_pending = self.meter_pending & (kind != code("time_signature"))
         self.position = torch.where(new_bar, -1, torch.where(kind == code("position"), value,
                                                              self.position))
         is_ts = kind == code("time_signature")
@@ -245,7 +295,7 @@ class Grammar:
         next_state = torch.where(next_state == TEMPO_STATE, tempo_state, next_state)
         self.state = torch.where(next_state >= 0, next_state, self.state)
         self.done = self.done | (kind == code("eos"))
-        self.tempo_pending = self.tempo_pending & (kind != code("tempo"))
+        self.tempo_pending = self.tempo_pending & ~is_tempo
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these sequences (indices into the batch)."""
@@ -255,4 +305,5 @@ class Grammar:
 
 # The state Grammar keeps for each piece of the batch.
 _PER_PIECE = ("state", "bars", "bars_wanted", "position", "bar_length", "tokens_in_bar",
-              "pitch_floor", "program_floor", "program", "done", "tempo_pending")
+              "tokens_in_bars", "pitch_floor", "voice_floor", "voice", "done", "tempo_pending",
+              "tempo_open", "meter_pending")

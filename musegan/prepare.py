@@ -8,6 +8,7 @@ be used is reported with its reason and the job goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import json
@@ -25,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from musegan import corpus as fmt
+from musegan import tokenizer as vocabulary
 from musegan.errors import MidiError, MuseganError
-from musegan.midi import is_midi_path
-from musegan.tokenizer import Tokenizer
+from musegan.midi import is_midi_path, load_score
+from musegan.tokenizer import DRUMS, Tokenizer
 from musegan.tunebooks import (
     COLLECTIONS,
     collection_files,
@@ -77,6 +79,8 @@ class PrepareReport:
     reused: int = 0  # pieces taken from the existing output instead of re-reading
     up_to_date: bool = False  # nothing changed: the existing output was kept as it was
     pieces: dict = field(default_factory=lambda: {"train": 0, "val": 0})
+    parts: list[str] = field(default_factory=list)  # the vocabulary's named tracks
+    rebarred: int = 0  # pieces barred in the --meter asked for
     notes: int = 0
     tokens: int = 0
     hours: float = 0.0
@@ -222,39 +226,77 @@ def _one_line(err: Exception) -> str:
 
 _worker_tokenizer: Tokenizer | None = None
 _worker_cached: frozenset = frozenset()
+_worker_meter: tuple[int, int] | None = None
 
 
-def _init_worker(tokenizer: dict, cached: frozenset) -> None:
-    global _worker_tokenizer, _worker_cached
+def _init_worker(tokenizer: dict, cached: frozenset, meter: tuple[int, int] | None) -> None:
+    global _worker_tokenizer, _worker_cached, _worker_meter
     _worker_tokenizer = Tokenizer.from_dict(tokenizer)
     _worker_cached = cached
+    _worker_meter = meter
 
 
-def _process_chunk(task: tuple[list[SourceFile], float]) -> list[dict]:
+def _read_source(source: SourceFile, max_bytes: float, rendered: bytes | None = None,
+                 cached: frozenset = frozenset()) -> tuple[str, bytes | None]:
+    """(the source's key, its MIDI bytes): chorales and tunes rendered (unless already
+    ``rendered``); None for the bytes when the key is in ``cached``."""
+    size = os.stat(source.path).st_size
+    if size > max_bytes:
+        raise MidiError(source.name, f"file is {size / 1e6:.1f} MB, over the "
+                                     f"{max_bytes / 1e6:g} MB limit; raise --max-file-mb "
+                                     "if it really is music")
+    with open(source.path, "rb") as file:
+        data = file.read()
+    key = source.key(data)
+    if key in cached:
+        return key, None
+    if rendered is not None:
+        return key, rendered
+    if source.kind == BACH:
+        data = render_chorale(source.path, source.name)
+    elif source.kind == ABC:
+        data = render_tune(split_tunes(read_abc(data))[source.tune].text, source.name)
+    return key, data
+
+
+def _survey_chunk(task: tuple[list[SourceFile], float, list]) -> list[dict]:
+    """The tracks of a chunk of files, for learning parts: per file, (program, name,
+    mean pitch) of each track with notes, and the MIDI bytes of a rendered source. Files
+    that cannot be read are left for the main pass to report."""
+    sources, max_bytes, _ = task
+    results: list[dict] = []
+    for source in sources:
+        result: dict[str, Any] = {}
+        results.append(result)
+        if source.kind == ABC:
+            continue  # a rendered tune is one melody track
+        try:
+            _, data = _read_source(source, max_bytes)
+            score = load_score(data)
+        except (MidiError, OSError):
+            continue
+        result["tracks"] = [(DRUMS if t.is_drum else t.program, t.name,
+                             float(t.notes.numpy()["pitch"].mean()))
+                            for t in score.tracks if len(t.notes)]
+        if source.kind != "midi":
+            result["data"] = data
+    return results
+
+
+def _process_chunk(task: tuple[list[SourceFile], float, list]) -> list[dict]:
     """Read, hash and tokenize a chunk of files. Never raises for a bad file."""
-    sources, max_bytes = task
+    sources, max_bytes, rendered = task
     tok = _worker_tokenizer
     results: list[dict] = []
     to_encode: list[tuple[int, bytes]] = []
-    for source in sources:
+    for source, data in zip(sources, rendered, strict=True):
         result: dict[str, Any] = {"source": source.name}
         results.append(result)
         try:
-            size = os.stat(source.path).st_size
-            if size > max_bytes:
-                raise MidiError(source.name, f"file is {size / 1e6:.1f} MB, over the "
-                                             f"{max_bytes / 1e6:g} MB limit; raise --max-file-mb "
-                                             "if it really is music")
-            with open(source.path, "rb") as file:
-                data = file.read()
-            result["sha256"] = source.key(data)
-            if result["sha256"] in _worker_cached:
+            result["sha256"], data = _read_source(source, max_bytes, data, _worker_cached)
+            if data is None:
                 result["cached"] = True
                 continue
-            if source.kind == BACH:
-                data = render_chorale(source.path, source.name)
-            elif source.kind == ABC:
-                data = render_tune(split_tunes(read_abc(data))[source.tune].text, source.name)
             to_encode.append((len(results) - 1, data))
         except MidiError as err:
             result["reason"] = err.reason
@@ -266,12 +308,12 @@ def _process_chunk(task: tuple[list[SourceFile], float]) -> list[dict]:
         names = [results[i]["source"] for i, _ in to_encode]
         datas = [data for _, data in to_encode]
         try:
-            encoded = tok.encode_batch(datas, names)
+            encoded = tok.encode_batch(datas, names, _worker_meter)
         except Exception:  # a bug, not a bad file: find which file and go on without it
             encoded = []
             for data, name in zip(datas, names, strict=True):
                 try:
-                    encoded.append(tok.encode_batch([data], [name])[0])
+                    encoded.append(tok.encode_batch([data], [name], _worker_meter)[0])
                 except Exception as err:
                     encoded.append(MidiError(name, f"internal error while tokenizing "
                                                    f"({_one_line(err)}); please report it"))
@@ -289,12 +331,13 @@ def _process_chunk(task: tuple[list[SourceFile], float]) -> list[dict]:
     return results
 
 
-def _run_chunks(tasks: list, tokenizer: Tokenizer, cached: frozenset,
-                workers: int) -> Iterator[list[dict]]:
-    """Results of ``_process_chunk`` in task order, from worker processes when it pays."""
+def _run_chunks(work, tasks: list, tokenizer: Tokenizer, cached: frozenset,
+                meter: tuple[int, int] | None, workers: int) -> Iterator[list[dict]]:
+    """Results of ``work`` (``_process_chunk`` or ``_survey_chunk``) in task order, from
+    worker processes when it pays."""
     if workers <= 1 or len(tasks) <= 1:
-        _init_worker(tokenizer.to_dict(), cached)
-        yield from map(_process_chunk, tasks)
+        _init_worker(tokenizer.to_dict(), cached, meter)
+        yield from map(work, tasks)
         return
     # fork where the platform has it: workers need only the tokenizer, and forkserver or
     # spawn would re-import the caller's __main__ (re-running an unguarded script, or
@@ -303,8 +346,8 @@ def _run_chunks(tasks: list, tokenizer: Tokenizer, cached: frozenset,
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context,
                              initializer=_init_worker,
-                             initargs=(tokenizer.to_dict(), cached)) as pool:
-        results = pool.map(_process_chunk, tasks)
+                             initargs=(tokenizer.to_dict(), cached, meter)) as pool:
+        results = pool.map(work, tasks)
         for task in tasks:
             try:
                 yield next(results)
@@ -330,6 +373,8 @@ def prepare_corpus(
     limit: int | None = None,
     max_file_mb: float = MAX_FILE_MB,
     progress: bool = True,
+    learn_parts: bool = True,
+    meter: tuple[int, int] | None = None,
 ) -> PrepareReport:
     """Tokenize MIDI sources into a corpus folder that training reads by memory map.
 
@@ -341,13 +386,21 @@ def prepare_corpus(
             is updated, reusing every unchanged piece; a different one is replaced only with
             ``force`` (still reusing the pieces of unchanged files when the tokenizer is the
             same); a folder that is not a corpus is never touched.
-        tokenizer: the vocabulary (default ``Tokenizer()``).
+        tokenizer: the vocabulary (default ``Tokenizer()``). With ``learn_parts``, unless it
+            has parts already, the corpus's parts are learned and added to it
+            (``musegan.tokenizer.learn_parts``): tracks that share a program keep their
+            names.
         val_fraction: share of pieces in the validation split, chosen by a hash of each
             piece's tokens, so adding files never moves a piece between splits.
         workers: processes (default: all cores).
         limit: use only the first ``limit`` source files (quick trials).
         max_file_mb: larger files are skipped, with the reason.
         progress: show a progress bar.
+        learn_parts: False uses ``tokenizer`` as given: without parts, the tracks of one
+            program merge into one voice (the CLI's ``--merge-tracks``).
+        meter: (numerator, denominator), e.g. (4, 4): bar in this meter the pieces whose
+            file states no time signature or an implausible one such as 1/4
+            (``tokenizer.plausible_meter``); each is reported among the warnings.
 
     Returns:
         The report, also written to ``out/report.json``.
@@ -361,29 +414,54 @@ def prepare_corpus(
     out = Path(os.path.abspath(out))  # "." or "x/.." must name a real folder to swap
     if not 0 <= val_fraction < 1:
         raise MuseganError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    settings = {"sources": list(sources), "val_fraction": val_fraction,
-                "max_file_mb": max_file_mb, "limit": limit}
-    previous = _existing_output(out, tokenizer, settings, force)
+    settings: dict[str, Any] = {"sources": list(sources), "val_fraction": val_fraction,
+                                "max_file_mb": max_file_mb, "limit": limit}
+    if not learn_parts:  # only when set, so corpora made before these options stay current
+        settings["learn_parts"] = False
+    if meter is not None:
+        meter = (int(meter[0]), int(meter[1]))
+        if meter not in tokenizer.time_signatures:
+            raise MuseganError(f"meter {meter[0]}/{meter[1]} is not in the tokenizer's "
+                               "time signatures")
+        settings["meter"] = f"{meter[0]}/{meter[1]}"
+    _check_output_folder(out)
     report = PrepareReport(output=str(out), sources=list(sources))
     files = find_sources(sources, report.skipped)
     if limit is not None:
         files = files[:limit]
     report.files_found = len(files)
+    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count() or 1)
+    chunks = [files[i:i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]
+    rendered: list[list[bytes | None]] = [[None] * len(chunk) for chunk in chunks]
+    if learn_parts and not tokenizer.parts:
+        tracks = []
+        survey: list[tuple[list[SourceFile], float, list]] = [
+            (chunk, max_file_mb * 1e6, []) for chunk in chunks]
+        for c, results in enumerate(_run_chunks(_survey_chunk, survey, tokenizer, frozenset(),
+                                                meter, workers)):
+            for j, result in enumerate(results):
+                tracks.append(result.get("tracks", []))
+                rendered[c][j] = result.get("data")
+        parts = vocabulary.learn_parts(tracks)
+        if parts:
+            tokenizer = Tokenizer(dataclasses.replace(tokenizer.config, parts=parts))
+    previous = _existing_output(out, tokenizer, settings, force)
 
     cached: dict[str, int] = {}
     if previous is not None:
         cached = {p["sha256"]: i for i, p in enumerate(previous.pieces)}
-    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                          else os.cpu_count() or 1)
-    tasks = [(files[i:i + CHUNK_FILES], max_file_mb * 1e6)
-             for i in range(0, len(files), CHUNK_FILES)]
+    tasks = [(chunk, max_file_mb * 1e6, data)
+             for chunk, data in zip(chunks, rendered, strict=True)]
 
     partial = out.parent / f".{out.name}.partial"
     if partial.exists():
         shutil.rmtree(partial)  # left by an interrupted run: ours, and incomplete
     writer = fmt.CorpusWriter(partial, tokenizer)
+    report.parts = [tokenizer.part_name(voice) for voice in tokenizer.part_voices]
     try:
-        _write_pieces(writer, report, _run_chunks(tasks, tokenizer, frozenset(cached), workers),
+        _write_pieces(writer, report, _run_chunks(_process_chunk, tasks, tokenizer,
+                                                  frozenset(cached), meter, workers),
                       previous, cached, val_fraction, progress, len(files))
         if report.files_used == 0:
             first = report.skipped[0] if report.skipped else None
@@ -431,6 +509,7 @@ def _write_pieces(writer, report, chunks, previous, cached, val_fraction, progre
                 if record["warnings"]:
                     report.warnings.append({"source": result["source"],
                                             "warnings": record["warnings"]})
+                    report.rebarred += any(w.startswith("re-barred") for w in record["warnings"])
                 music = record["music_sha256"]
                 if music in seen_music:
                     report.duplicates.append({"source": result["source"],
@@ -447,18 +526,23 @@ def _write_pieces(writer, report, chunks, previous, cached, val_fraction, progre
     report.hours = round(report.hours, 3)
 
 
-def _existing_output(out: Path, tokenizer: Tokenizer, settings: dict, force: bool):
-    """The corpus already at ``out`` to reuse, or None; refuses to clobber anything else."""
+def _check_output_folder(out: Path) -> None:
+    """Refuse, before any work, an ``out`` that is a file or a folder of other files."""
     if out.is_file():
         raise MuseganError(f"{out} is a file; the corpus must go in a folder",
                            cli=f"{out} is a file; give --out a folder")
-    if not out.exists() or not any(out.iterdir()):
-        return None
-    if not fmt.is_corpus(out):
+    if out.exists() and any(out.iterdir()) and not fmt.is_corpus(out):
         raise MuseganError(f"{out} already holds files that are not a musegan corpus; "
                            "choose a new or empty folder",
                            cli=f"{out} already holds files that are not a musegan corpus; "
                                "choose a new or empty folder for --out")
+
+
+def _existing_output(out: Path, tokenizer: Tokenizer, settings: dict, force: bool):
+    """The corpus already at ``out`` to reuse, or None; refuses to clobber anything else."""
+    _check_output_folder(out)
+    if not out.exists() or not any(out.iterdir()):
+        return None
     try:
         previous = fmt.Corpus(out)
     except MuseganError:
@@ -516,11 +600,16 @@ def format_summary(report: PrepareReport) -> str:
         f"  music         {report.notes:,} notes, {report.tokens:,} tokens, "
         f"{report.hours:.2f} hours",
         f"  duplicates    {len(report.duplicates)} dropped",
+        "  parts         " + (", ".join(report.parts) + " (tracks sharing a program keep "
+                              "their names)" if report.parts else "none (one voice per program)"),
         f"  skipped       {len(report.skipped)}",
     ]
     reasons = Counter(_reason_kind(s["reason"]) for s in report.skipped)
     for reason, count in reasons.most_common(5):
         lines.append(f"    {count:5d}  {reason}")
+    if report.rebarred:
+        lines.append(f"  re-barred     {report.rebarred} pieces with no or an implausible time "
+                     "signature (--meter)")
     if report.warnings:
         lines.append(f"  warnings      {len(report.warnings)} files altered to fit the vocabulary")
         kinds = Counter(re.sub(r"[\d.]+", "N", w) for entry in report.warnings

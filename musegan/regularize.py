@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from musegan.tokenizer import KINDS, Tokenizer
+from musegan.tokenizer import DRUMS, KINDS, Tokenizer
 
 ATTRIBUTES = ("density", "register", "range", "syncopation", "leaps", "entropy")
 SHARPNESS = 10.0  # AR-VAE's delta: themes 0.1 apart already count as ordered
@@ -80,7 +80,7 @@ class WindowAttributes:
         self.bar = tokenizer.BAR
         self.kind = torch.from_numpy(tokenizer.kind.astype("int64"))  # (V,) index into KINDS
         self.value = torch.from_numpy(tokenizer.value)  # (V,) pitch, position, ... of each id
-        self.drums = tokenizer.token_id("Program_drums")
+        self.program_of = torch.from_numpy(tokenizer.program_of)  # (V,) of voice tokens, else -1
         spq = tokenizer.steps_per_quarter
         beats = []
         for n, d in tokenizer.time_signatures:
@@ -93,8 +93,9 @@ class WindowAttributes:
         ids = ids.long()
         kind = self.kind.to(ids.device)[ids]  # (B, S)
         value = self.value.to(ids.device)[ids]  # (B, S)
-        last_program = _last_index(kind == KINDS.index("program"))
-        drums = (last_program >= 0) & (ids.gather(1, last_program.clamp(min=0)) == self.drums)
+        program = self.program_of.to(ids.device)[ids]  # (B, S)
+        last_voice = _last_index(program >= 0)
+        drums = (last_voice >= 0) & (program.gather(1, last_voice.clamp(min=0)) == DRUMS)
         pitched = (kind == KINDS.index("pitch")) & ~drums
         pitch = value.float()  # meaningful where pitched
         onset = (kind == KINDS.index("position")) | (ids == self.bar)  # a new onset or bar

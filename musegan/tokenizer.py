@@ -4,16 +4,19 @@ A piece becomes one stream of tokens::
 
     BOS
     Bar [TimeSig_n/d] [Tempo_t]                       # a bar; meter and tempo when they change
-        Position_p [Tempo_t] ([Program_k] Pitch_x Velocity_v Duration_d)+   # notes at onset p
+        Position_p [Tempo_t] ([Program_k|Track_name] Pitch_x Velocity_v Duration_d)+
         ...
     Bar ...
     EOS
 
 * Time is a grid of ``steps_per_quarter`` steps per quarter note (12 by default, so that
   16ths and eighth-note triplets are both exact). A bar's length follows its time signature.
-* Notes are ordered by onset, then program (drums last), then pitch. A ``Program`` token is
-  written only when the program changes, so a one-instrument melody pays a single token.
-  Tracks with the same program are merged (the vocabulary knows programs, not tracks).
+* Notes are ordered by onset, then voice, then pitch. A voice is a program, or a *part*:
+  a named track (``Track_Soprano``, ``Track_MELODY``) of a program that several tracks of
+  a piece share. The parts are the tokenizer's ``parts`` setting, which ``musegan prepare``
+  learns from the corpus; tracks of one program that are not parts merge into one voice.
+  A ``Program`` or ``Track`` token is written only when the voice changes, so a
+  one-instrument melody pays a single token.
 * ``Duration`` is exact in steps up to the longest bar, then in quarter notes up to
   ``max_duration_quarters``; longer notes are clamped.
 * Velocity and tempo are binned (velocity linearly, tempo on a log scale).
@@ -50,6 +53,8 @@ MIDI_DEFAULT_TIME_SIGNATURE = (4, 4)
 MAX_QUARTERS_PER_BAR = 8  # 4/2, 8/4, 16/8: longer "bars" are almost always broken files
 MAX_BARS = 10_000  # more than ~5 hours of 4/4 at 120: an event far past the music
 DECODE_TICKS_PER_QUARTER = 480  # resolution of decoded MIDI files (a multiple of the grid)
+VOICE_SLOTS = 64  # a voice is program * VOICE_SLOTS + slot; slot 0 is the program's own
+MAX_PARTS = 48  # part tokens a vocabulary may hold
 PIECE_SHIFT = 20  # a batch puts piece i's steps at i << 20: room for MAX_BARS bars of 4/2
 MAX_BATCH_PIECES = 1024  # keeps (piece << PIECE_SHIFT) * 8 * span inside int64
 
@@ -73,6 +78,9 @@ class TokenizerConfig:
     tempo_range: tuple[float, float] = (30.0, 300.0)  # largo to prestissimo; clamped outside
     max_duration_quarters: int = 16  # four bars of 4/4: longer notes are clamped
     time_signatures: tuple[tuple[int, int], ...] = field(default_factory=_all_time_signatures)
+    # Named parts, (track name, program 0-127 or DRUMS), in the order notes of one onset
+    # are written. Empty: tracks of one program merge (the vocabulary of musegan 0.1).
+    parts: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self):
         # Accept lists (from JSON) and normalise to tuples so configs compare and hash.
@@ -80,6 +88,8 @@ class TokenizerConfig:
         object.__setattr__(
             self, "time_signatures", tuple((int(n), int(d)) for n, d in self.time_signatures)
         )
+        object.__setattr__(self, "parts", tuple((str(name), int(program))
+                                                for name, program in self.parts))
         if self.steps_per_quarter < 1:
             raise MuseganError("steps_per_quarter must be at least 1")
         if self.velocity_bins < 1 or self.tempo_bins < 1:
@@ -97,6 +107,86 @@ class TokenizerConfig:
                 )
         if self.max_duration_quarters < 1:
             raise MuseganError("max_duration_quarters must be at least 1")
+        if len(self.parts) > MAX_PARTS:
+            raise MuseganError(f"at most {MAX_PARTS} parts, got {len(self.parts)}")
+        seen = set()
+        for name, program in self.parts:
+            key = (part_key(name), program)
+            if not key[0] or not 0 <= program <= DRUMS or key in seen:
+                raise MuseganError(f"part {name!r} on program {program}: a part needs a name, "
+                                   "a program 0-128 and no twin")
+            seen.add(key)
+
+
+PART_MIN_SHARE = 0.05  # a track name becomes a part if this share of the pieces ...
+PART_MIN_PIECES = 2  # ... and at least this many, have it beside another track of its program
+
+
+def learn_parts(pieces: Iterable[Sequence[tuple[int, str, float]]]
+                ) -> tuple[tuple[str, int], ...]:
+    """The parts a corpus needs, for ``TokenizerConfig.parts``.
+
+    ``pieces`` gives, per piece, (program, track name, mean pitch) for each track with
+    notes. Where several tracks of a piece share a program, their names become parts when
+    enough pieces have them (``PART_MIN_SHARE``, ``PART_MIN_PIECES``); tracks without
+    such a name become numbered parts ``"#2"``, ``"#3"``, ... of their program, on the same
+    rule (the first stays the program's own voice, as ``Tokenizer.assign_parts`` does).
+    Parts are ordered by program, then from the highest voice down (Soprano before Bass).
+    A corpus of one track per program needs none: the result is empty.
+    """
+    pieces = [list(tracks) for tracks in pieces]
+    need = max(PART_MIN_PIECES, math.ceil(PART_MIN_SHARE * len(pieces)))
+
+    def shared(tracks):
+        count: dict[int, int] = {}
+        for program, _, _ in tracks:
+            count[program] = count.get(program, 0) + 1
+        return [t for t in tracks if count[t[0]] > 1]
+
+    named: dict[tuple[str, int], set[int]] = {}
+    spelling: dict[tuple[str, int], dict[str, int]] = {}
+    pitch: dict[tuple[str, int], list[float]] = {}
+    for i, tracks in enumerate(pieces):
+        for program, name, mean_pitch in shared(tracks):
+            key = (part_key(name), program)
+            if key[0]:
+                named.setdefault(key, set()).add(i)
+                words = " ".join(name.split())
+                spelling.setdefault(key, {})[words] = spelling.get(key, {}).get(words, 0) + 1
+                pitch.setdefault(key, []).append(mean_pitch)
+    kept = {key for key, where in named.items() if len(where) >= need}
+    numbered: dict[tuple[str, int], set[int]] = {}
+    for i, tracks in enumerate(pieces):
+        unnamed: dict[int, int] = {}
+        for program, name, mean_pitch in shared(tracks):
+            if (part_key(name), program) in kept:
+                continue
+            unnamed[program] = unnamed.get(program, 0) + 1
+            if unnamed[program] > 1:
+                key = (f"#{unnamed[program]}", program)
+                numbered.setdefault(key, set()).add(i)
+                pitch.setdefault(key, []).append(mean_pitch)
+                spelling.setdefault(key, {key[0]: 1})
+    kept |= {key for key, where in numbered.items() if len(where) >= need}
+    counts = {**{k: len(v) for k, v in named.items()}, **{k: len(v) for k, v in numbered.items()}}
+    chosen = sorted(kept, key=lambda key: -counts[key])[:MAX_PARTS]
+    chosen.sort(key=lambda key: (key[1], 1, int(key[0][1:])) if key[0].startswith("#")
+                else (key[1], 0, -float(np.mean(pitch[key]))))
+    return tuple((max(spelling[key], key=lambda words: spelling[key][words]), key[1])
+                 for key in chosen)
+
+
+def plausible_meter(numerator: int, denominator: int) -> bool:
+    """Whether a time signature is one a bar of music has: at least a dotted quarter long
+    (1/4, 2/8 or 1/8 mostly mean a file whose maker did not set the meter) and within the
+    vocabulary's longest bar."""
+    quarters = 4 * numerator / denominator if numerator > 0 and denominator > 0 else 0
+    return 1.5 <= quarters <= MAX_QUARTERS_PER_BAR
+
+
+def part_key(name: str) -> str:
+    """How track names are compared: case and spacing do not matter."""
+    return " ".join(name.split()).casefold()
 
 
 @dataclass
@@ -107,6 +197,7 @@ class _Piece:
     tpq: int
     notes: list[dict]  # per track: symusic's note arrays (time, duration, pitch, velocity)
     programs: list[int]  # per track: 0-127, or DRUMS
+    voices: list[int]  # per track: program * VOICE_SLOTS + slot (0, or 1 + its part's rank)
     bar_segments: list[tuple[int, int, int, int]]  # (first bar's step, bar length, ts, bars)
     tempo_changes: list[tuple[int, int]]  # (step, tempo bin)
     warnings: list[str]
@@ -122,6 +213,7 @@ class _GridNotes:
     pitch: np.ndarray
     velocity: np.ndarray  # raw 1-127
     program: np.ndarray  # 0-127, or DRUMS
+    voice: np.ndarray  # program * VOICE_SLOTS + slot
     piece_sizes: np.ndarray  # (pieces,) notes per piece
     short: np.ndarray  # (pieces,) notes shorter than a step, lengthened to one
 
@@ -141,7 +233,7 @@ class EncodedPiece:
 # The kinds of token, in vocabulary order; ``Tokenizer.kind`` holds each id's index in
 # this tuple. "special" is PAD, BOS and EOS. musegan.grammar says which kind may follow which.
 KINDS = ("special", "bar", "position", "time_signature", "tempo", "program", "pitch",
-         "velocity", "duration")
+         "velocity", "duration", "part")
 
 
 class Tokenizer:
@@ -193,7 +285,7 @@ class Tokenizer:
 
         kind_label = {"position": "Position", "time_signature": "TimeSig", "tempo": "Tempo",
                       "program": "Program", "pitch": "Pitch", "velocity": "Velocity",
-                      "duration": "Duration"}
+                      "duration": "Duration", "part": "Track"}
         add("position", range(self.max_bar_steps), range(self.max_bar_steps))
         add("time_signature", [f"{n}/{d}" for n, d in self.time_signatures],
             range(len(self.time_signatures)))
@@ -202,6 +294,22 @@ class Tokenizer:
         add("pitch", range(128), range(128))
         add("velocity", self.velocity_values, self.velocity_values)
         add("duration", self.duration_values, self.duration_values)
+        # Parts come last, so a vocabulary without them is the one musegan 0.1 wrote.
+        self.parts = config.parts
+        labels = [_part_label(name) for name, _ in self.parts]
+        clash = {label for label in labels if labels.count(label) > 1}
+        add("part", [f"{label}@{program}" if label in clash else label
+                     for label, (_, program) in zip(labels, self.parts, strict=True)],
+            range(len(self.parts)))
+        # Voices: every Program token is its program's own voice (slot 0), every Track
+        # token a further voice of its program, in the order the parts are listed.
+        self.part_voices = []
+        slots: dict[int, int] = {}
+        for _, program in self.parts:
+            slots[program] = slots.get(program, 0) + 1
+            self.part_voices.append(program * VOICE_SLOTS + slots[program])
+        self._part_lookup = {(part_key(name), program): k
+                             for k, (name, program) in enumerate(self.parts)}
 
         self.vocab: list[str] = names
         self._ids = {name: i for i, name in enumerate(names)}
@@ -209,6 +317,17 @@ class Tokenizer:
         self.value = np.array(values, dtype=np.int64)  # (V,) the number a token carries
         self._kind_list = kinds  # plain lists: ~5x faster than numpy scalars in decode's loop
         self._value_list = values
+        # (V,) per token: its voice and program (Program and Track tokens), else -1.
+        self.voice = np.full(len(names), -1, dtype=np.int64)
+        self.program_of = np.full(len(names), -1, dtype=np.int64)
+        programs = self.token_range("program")
+        self.voice[programs.start:programs.stop] = np.arange(len(programs)) * VOICE_SLOTS
+        self.program_of[programs.start:programs.stop] = np.arange(len(programs))
+        part_ids = self.token_range("part")
+        self.voice[part_ids.start:part_ids.stop] = self.part_voices
+        self.program_of[part_ids.start:part_ids.stop] = [p for _, p in self.parts]
+        self._voice_lookup = np.zeros((DRUMS + 1) * VOICE_SLOTS, dtype=np.int64)
+        self._voice_lookup[self.voice[self.voice >= 0]] = np.flatnonzero(self.voice >= 0)
         # The meter in force until a piece states one (MIDI's 4/4), as an index into
         # time_signatures.
         self.default_time_signature = (
@@ -236,8 +355,9 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         c = self.config
+        parts = f", parts={[name for name, _ in c.parts]}" if c.parts else ""
         return (f"Tokenizer(vocab={len(self)}, steps_per_quarter={c.steps_per_quarter}, "
-                f"velocity_bins={c.velocity_bins}, tempo_bins={c.tempo_bins})")
+                f"velocity_bins={c.velocity_bins}, tempo_bins={c.tempo_bins}{parts})")
 
     def token_id(self, name: str) -> int:
         """The id of a token name such as ``"Pitch_60"`` or ``"TimeSig_6/8"``."""
@@ -248,7 +368,7 @@ class Tokenizer:
 
     def token_range(self, kind: str) -> range:
         """The contiguous ids of one kind: 'position', 'time_signature', 'tempo', 'program',
-        'pitch', 'velocity' or 'duration'."""
+        'pitch', 'velocity', 'duration' or 'part' (Track tokens; empty without parts)."""
         code = KINDS.index(kind)
         start = self._offset[kind]
         return range(start, start + int(np.count_nonzero(self.kind == code)))
@@ -275,6 +395,9 @@ class Tokenizer:
         config = dataclasses.asdict(self.config)
         config["tempo_range"] = list(config["tempo_range"])
         config["time_signatures"] = [list(ts) for ts in config["time_signatures"]]
+        config["parts"] = [list(part) for part in config["parts"]]
+        if not config["parts"]:  # the description musegan 0.1 wrote, which it can still read
+            del config["parts"]
         return {"format": TOKENIZER_FORMAT, "version": TOKENIZER_VERSION, "config": config}
 
     @classmethod
@@ -329,18 +452,24 @@ class Tokenizer:
         return result
 
     def encode_batch(self, sources: Sequence[MidiSource],
-                     names: Sequence[str] | None = None) -> list[EncodedPiece | MidiError]:
+                     names: Sequence[str] | None = None,
+                     meter: tuple[int, int] | None = None) -> list[EncodedPiece | MidiError]:
         """Encode many pieces in one vectorized pass, the fast path for corpora.
 
         A piece that cannot be encoded yields its ``MidiError`` in its place; the others
-        are unaffected.
+        are unaffected. With ``meter`` (say ``(4, 4)``), a piece whose file states no time
+        signature, or one a bar of music rarely has (``plausible_meter``), is barred in
+        that meter instead, with a warning.
         """
+        if meter is not None and tuple(meter) not in self._ts_lookup:
+            raise MuseganError(f"meter {meter[0]}/{meter[1]} is not in the tokenizer's "
+                               "time signatures")
         names = list(names) if names is not None else [_source_name(s) for s in sources]
         results: list[EncodedPiece | MidiError | None] = [None] * len(sources)
         pieces: list[tuple[int, _Piece]] = []
         for i, (source, name) in enumerate(zip(sources, names, strict=False)):
             try:
-                pieces.append((i, self._read_piece(load_score(source), name)))
+                pieces.append((i, self._read_piece(load_score(source), name, meter)))
             except MidiError as err:
                 results[i] = err
         for start in range(0, len(pieces), MAX_BATCH_PIECES):
@@ -354,18 +483,35 @@ class Tokenizer:
         """The notes exactly as the tokenizer keeps them, in encoding order.
 
         Returns a structured array with fields ``onset`` and ``duration`` (grid steps),
-        ``pitch``, ``velocity`` (binned value) and ``program`` (128 for drums).
+        ``pitch``, ``velocity`` (binned value), ``program`` (128 for drums) and ``part``
+        (an index into ``parts``, -1 for a program's own voice).
         ``quantize(decode(encode(m)))`` equals ``quantize(m)``: that is the round trip.
         """
         piece = self._read_piece(load_score(source), _source_name(source))
         notes = self._grid_notes([piece])
         out = np.empty(len(notes.step), dtype=[("onset", "i8"), ("duration", "i8"),
                                                ("pitch", "i8"), ("velocity", "i8"),
-                                               ("program", "i8")])
+                                               ("program", "i8"), ("part", "i8")])
         out["onset"], out["pitch"], out["program"] = notes.step, notes.pitch, notes.program
+        token = self._voice_tokens(notes.voice)
+        out["part"] = np.where(self.kind[token] == KINDS.index("part"), self.value[token], -1)
         out["duration"] = self.duration_values[self._bin(notes.duration, self._duration_edges)]
         out["velocity"] = self.velocity_values[self._bin(notes.velocity, self._velocity_edges)]
         return out
+
+    def _voice_tokens(self, voices: np.ndarray) -> np.ndarray:
+        """The Program or Track token of each voice."""
+        return self._voice_lookup[voices]
+
+    def part_name(self, voice: int) -> str:
+        """The track name decoding gives a voice: the part's name, else the instrument's."""
+        program, slot = divmod(voice, VOICE_SLOTS)
+        instrument = "Drums" if program == DRUMS else pretty_midi.program_to_instrument_name(
+            program)
+        if slot == 0:
+            return instrument
+        name = self.parts[self.part_voices.index(voice)][0]
+        return f"{instrument} {name[1:]}" if name.startswith("#") else name
 
     @staticmethod
     def _bin(values, edges: np.ndarray):
@@ -376,24 +522,56 @@ class Tokenizer:
         # Round half up, in exact integer arithmetic.
         return (tick * 2 * self.steps_per_quarter + tpq) // (2 * tpq)
 
-    def _read_piece(self, score: Score, name: str) -> _Piece:
+    def _read_piece(self, score: Score, name: str,
+                    meter: tuple[int, int] | None = None) -> _Piece:
         """Everything per piece that is not per note: checks, meter, bars and tempo."""
         tpq = score.ticks_per_quarter
         if tpq <= 0:
             raise MidiError(name, f"invalid resolution ({tpq} ticks per quarter note)")
-        notes, programs = [], []
+        warnings: list[str] = []
+        notes, programs, names = [], [], []
         for track in score.tracks:
             if len(track.notes):
                 notes.append(track.notes.numpy())
                 programs.append(DRUMS if track.is_drum else track.program)
+                names.append(track.name)
         if not notes:
             raise MidiError(name, "no notes in the file; nothing to learn from")
-        warnings: list[str] = []
+        voices = [p * VOICE_SLOTS + (self.part_voices[k] % VOICE_SLOTS if k is not None else 0)
+                  for p, k in zip(programs, self.assign_parts(programs, names), strict=True)]
         last_step = self._to_step(max(int(n["time"].max()) for n in notes), tpq)
-        ts_changes = self._time_signature_changes(score, name, tpq)
+        stated = {(ts.numerator, ts.denominator) for ts in score.time_signatures}
+        if meter is not None and not (stated and all(plausible_meter(*ts) for ts in stated)):
+            ts_changes = [(0, self._ts_lookup[(meter[0], meter[1])])]
+            was = ", ".join(f"{n}/{d}" for n, d in sorted(stated)) or "none"
+            warnings.append(f"re-barred in {meter[0]}/{meter[1]} (the file's time "
+                            f"signature: {was})")
+        else:
+            ts_changes = self._time_signature_changes(score, name, tpq)
         bar_segments = self._bar_segments(ts_changes, last_step, name, warnings)
         tempo_changes = self._tempo_changes(score, tpq, last_step, warnings)
-        return _Piece(name, tpq, notes, programs, bar_segments, tempo_changes, warnings)
+        return _Piece(name, tpq, notes, programs, voices, bar_segments, tempo_changes, warnings)
+
+    def assign_parts(self, programs: Sequence[int], names: Sequence[str]) -> list[int | None]:
+        """Which part (an index into ``parts``) each track of a piece plays, or None for
+        its program's own voice.
+
+        A track whose name and program are a part's plays that part. Of the other tracks
+        of one program, the first plays the program's voice and the n-th plays the
+        numbered part ``"#n"`` where the vocabulary has it (else the program's voice).
+        """
+        if not self.parts:
+            return [None] * len(programs)
+        out: list[int | None] = []
+        unnamed: dict[int, int] = {}
+        for program, name in zip(programs, names, strict=True):
+            k = self._part_lookup.get((part_key(name), program))
+            if k is None:
+                unnamed[program] = unnamed.get(program, 0) + 1
+                if unnamed[program] > 1:
+                    k = self._part_lookup.get((f"#{unnamed[program]}", program))
+            out.append(k)
+        return out
 
     def _time_signature_changes(self, score: Score, name: str, tpq: int) -> list[tuple[int, int]]:
         """(step, time-signature index) pairs: the first at step 0, then one per change."""
@@ -489,6 +667,10 @@ class Tokenizer:
         tpq = np.repeat(np.array([p.tpq for p in pieces], dtype=np.int64), piece_sizes)
         program = np.repeat(np.array([g for p in pieces for g in p.programs], dtype=np.int64),
                             track_sizes)
+        voice = np.repeat(np.array([v for p in pieces for v in p.voices], dtype=np.int64),
+                          track_sizes)
+        # The voices present, ranked: at most 129 programs and MAX_PARTS parts, 8 bits.
+        _, voice_rank = np.unique(voice, return_inverse=True)
         if len(tracks) == 1:
             time, length = tracks[0]["time"], tracks[0]["duration"]
             pitch, velocity = tracks[0]["pitch"], tracks[0]["velocity"]
@@ -503,13 +685,13 @@ class Tokenizer:
         np.maximum(duration, 1, out=duration)
         pitch = pitch.astype(np.int64)
         velocity = np.maximum(velocity, 1).astype(np.int64)  # MIDI caps it at 127
-        # One int64 key sorts everything: piece and onset in the high 32 bits; program,
+        # One int64 key sorts everything: piece and onset in the high 32 bits; voice,
         # pitch, duration and velocity below, so that unisons always come out one way.
-        key = ((piece << PIECE_SHIFT | onset) << 32 | program << 24 | pitch << 17
+        key = ((piece << PIECE_SHIFT | onset) << 32 | voice_rank.reshape(-1) << 24 | pitch << 17
                | np.minimum(duration, 1023) << 7 | velocity)
         order = np.argsort(key, kind="stable")  # timsort: one sorted run per track
         return _GridNotes(piece[order], onset[order], duration[order], pitch[order],
-                          velocity[order], program[order], piece_sizes,
+                          velocity[order], program[order], voice[order], piece_sizes,
                           np.bincount(piece[short], minlength=len(pieces)))
 
     def _encode_pieces(self, pieces: list[_Piece]) -> list[EncodedPiece]:
@@ -546,10 +728,11 @@ class Tokenizer:
             position_step = np.union1d(position_step, tempo_step[~on_bar_line])
         position_value = position_step - bar_start[np.searchsorted(bar_start, position_step,
                                                                    "right") - 1]
-        new_program = np.empty(n_notes, dtype=bool)
-        new_program[0] = True
-        np.not_equal(notes.program[1:], notes.program[:-1], out=new_program[1:])
-        new_program[np.cumsum(notes.piece_sizes)[:-1]] = True  # each piece states its program
+        new_voice = np.empty(n_notes, dtype=bool)
+        new_voice[0] = True
+        np.not_equal(notes.voice[1:], notes.voice[:-1], out=new_voice[1:])
+        new_voice[np.cumsum(notes.piece_sizes)[:-1]] = True  # each piece states its voice
+        voice_token = self._voice_tokens(notes.voice[new_voice])
 
         # Every token gets a sort key ((step * 8 + rank) * span + sub-order); one sort lays
         # out the stream. Ranks: Bar, TimeSig, bar-line Tempo, Position, mid-bar Tempo, note.
@@ -564,7 +747,7 @@ class Tokenizer:
             ((tempo_step[on_bar_line] * 8 + 2) * span, tempo_token[on_bar_line]),
             ((position_step * 8 + 3) * span, off["position"] + position_value),
             ((tempo_step[~on_bar_line] * 8 + 4) * span, tempo_token[~on_bar_line]),
-            (note_key[new_program], off["program"] + notes.program[new_program]),
+            (note_key[new_voice], voice_token),
             (note_key + 1, off["pitch"] + notes.pitch),
             (note_key + 2, off["velocity"] + self._bin(notes.velocity, self._velocity_edges)),
             (note_key + 3, off["duration"] + duration_bin),
@@ -632,14 +815,15 @@ class Tokenizer:
             raise ValueError(f"token id {bad[0]} is outside the vocabulary (0..{vocab_size - 1})")
         kinds, values = self._kind_list, self._value_list
         (SPECIAL, BAR, POSITION, TIME_SIGNATURE, TEMPO, PROGRAM, PITCH, VELOCITY,
-         DURATION) = range(len(KINDS))
+         DURATION, PART) = range(len(KINDS))
+        part_voices = self.part_voices
         ts = self.default_time_signature
         bar_length = int(self.bar_steps[ts])
         bar_start = 0
         started = False  # a bar is open
         in_body = False  # a Position or note has been seen in this bar
         position = 0
-        program = 0
+        voice = 0
         pitch = velocity = None
         notes: dict[int, list[tuple[int, int, int, int]]] = {}
         time_signatures: list[tuple[int, int]] = []  # (step, ts index)
@@ -674,7 +858,9 @@ class Tokenizer:
                 else:
                     tempos.append((step, value))
             elif kind == PROGRAM:
-                program = value
+                voice = value * VOICE_SLOTS
+            elif kind == PART:
+                voice = part_voices[value]
             elif kind == PITCH:
                 started, in_body, pitch, velocity = True, True, value, None
             elif kind == VELOCITY:
@@ -682,7 +868,7 @@ class Tokenizer:
                     velocity = value
             elif kind == DURATION:
                 if pitch is not None and velocity is not None:
-                    notes.setdefault(program, []).append(
+                    notes.setdefault(voice, []).append(
                         (bar_start + position, value, pitch, velocity))
                     pitch = None
         return self._build_score(notes, time_signatures, tempos)
@@ -698,10 +884,11 @@ class Tokenizer:
             tempos = [(0, self._default_tempo_bin), *tempos]
         for step, index in tempos:
             score.tempos.append(Tempo(step * tick, qpm=float(self.tempo_values[index])))
-        for program in sorted(notes):
+        for voice in sorted(notes):
+            program = int(voice // VOICE_SLOTS)
             is_drum = program == DRUMS
-            name = "Drums" if is_drum else pretty_midi.program_to_instrument_name(program)
-            for layer, layer_notes in enumerate(_unison_free_layers(notes[program])):
+            name = self.part_name(voice)
+            for layer, layer_notes in enumerate(_unison_free_layers(notes[voice])):
                 # (N, 4): onset, duration, pitch, velocity
                 rows = np.array(layer_notes, dtype=np.int64)
                 track = Track(name=name if layer == 0 else f"{name} {layer + 1}",
@@ -738,7 +925,8 @@ class Tokenizer:
         end = bars + 1 + header  # first index after the bar's header
 
         def state(kind_name: str) -> np.ndarray:
-            where = np.flatnonzero(kind == KINDS.index(kind_name))
+            where = np.flatnonzero(self.voice[ids] >= 0 if kind_name == "program"
+                                   else kind == KINDS.index(kind_name))
             last = np.searchsorted(where, end, side="left") - 1  # last such token before end
             return np.where(last >= 0, ids[where[np.maximum(last, 0)]], 0) if len(where) else \
                 np.zeros(len(bars), dtype=np.int64)
@@ -783,6 +971,11 @@ def _unison_free_layers(notes: list[tuple[int, int, int, int]]) -> list[list]:
         layer.append(note)
         layer_ends[pitch] = onset + duration
     return layers
+
+
+def _part_label(name: str) -> str:
+    """A part's name as a token label: ``Track_Soprano``, ``Track_Lead_Vocal``."""
+    return "_".join(name.split())
 
 
 def _tempo_grid(low: float, high: float, bins: int) -> np.ndarray:

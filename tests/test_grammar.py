@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from musegan.grammar import FOLLOWS, MAX_TOKENS_PER_BAR, Grammar, State
+from musegan.grammar import BUDGET_FLOOR, FOLLOWS, MAX_TOKENS_PER_BAR, Grammar, State
 from musegan.tokenizer import KINDS, Tokenizer
 
 TOK = Tokenizer()
@@ -25,6 +25,7 @@ def walk(grammar: Grammar, n: int, seed: int, steps: int = 4000) -> list[list[in
         mask = grammar.mask()
         assert mask.any(1).all(), "a piece was left with no allowed token"
         token = torch.multinomial(mask.float(), 1, generator=generator).squeeze(1)
+        token = grammar.resolve(token)
         grammar.update(token)
         for row, t in zip(rows, token.tolist(), strict=True):
             if not row or row[-1] != TOK.EOS:
@@ -128,7 +129,75 @@ def test_a_runaway_bar_is_made_to_end():
         for token in (pitch, velocity, duration):
             grammar.update(torch.tensor([token]))
     allowed = grammar.mask()[0].nonzero().squeeze(1).tolist()
-    assert allowed == [TOK.BAR]
+    assert allowed == [TOK.EOS, TOK.BAR]
+    # Bar 1 of 2: whichever the model picks, it is a bar line.
+    for token in allowed:
+        assert grammar.resolve(torch.tensor([token])).tolist() == [TOK.BAR]
+
+
+def test_closing_the_last_bar_ends_the_piece_and_an_early_end_is_a_bar_line():
+    grammar = Grammar(TOK, 2, 2, "cpu", tempo_id=None)
+    grammar.update(torch.tensor([TOK.BAR, TOK.BAR]))
+    grammar.update(torch.tensor([TOK.BAR, TOK.token_id("Position_0")]))
+    # Piece 0 is in its last bar: a Bar means the end. Piece 1 is in bar 1 of 2.
+    drawn = torch.tensor([TOK.BAR, TOK.EOS])
+    assert grammar.resolve(drawn).tolist() == [TOK.EOS, TOK.BAR]
+
+
+def note(pitch: int) -> list[int]:
+    return [TOK.token_id(f"Pitch_{pitch}"), TOK.token_id("Velocity_79"),
+            TOK.token_id("Duration_3")]
+
+
+def test_a_bar_may_hold_a_few_times_the_pieces_mean_bar_and_no_more():
+    grammar = Grammar(TOK, 1, 8, "cpu", tempo_id=None)
+    sparse_bar = [TOK.BAR, TOK.token_id("Position_0"), *note(60)]  # 5 tokens
+    for _ in range(3):
+        for token in sparse_bar:
+            grammar.update(torch.tensor([token]))
+    grammar.update(torch.tensor([TOK.BAR]))
+    assert int(grammar.budget()[0]) == BUDGET_FLOOR  # 3 x 5 tokens is under the floor
+    position = 0
+    while int(grammar.tokens_in_bar[0]) < BUDGET_FLOOR:
+        for token in [TOK.token_id(f"Position_{position}"), *note(60)]:
+            grammar.update(torch.tensor([token]))
+        position += 1
+    allowed = set(grammar.mask()[0].nonzero().squeeze(1).tolist())
+    assert allowed == {TOK.EOS, TOK.BAR}
+
+
+def test_a_piece_keeps_one_tempo_unless_tempo_changes_are_asked_for():
+    tempo = TOK.tempo_id(100)
+    for changes in (False, True):
+        grammar = Grammar(TOK, 1, 4, "cpu", tempo_id=None, tempo_changes=changes)
+        grammar.update(torch.tensor([TOK.BAR]))
+        assert grammar.mask()[0, tempo]  # the first header may state it
+        for token in [tempo, TOK.token_id("Position_0"), *note(60)]:
+            grammar.update(torch.tensor([token]))
+        grammar.update(torch.tensor([TOK.BAR]))
+        assert bool(grammar.mask()[0, tempo]) == changes
+
+
+def test_a_chosen_meter_is_stated_first_and_kept():
+    six_eight = TOK.token_id("TimeSig_6/8")
+    grammar = Grammar(TOK, 3, 4, "cpu", tempo_id=None, time_signature_id=six_eight)
+    for row in walk(grammar, 3, seed=5):
+        names = TOK.tokens(row)
+        assert names[2] == "TimeSig_6/8"
+        assert sum(name.startswith("TimeSig") for name in names) == 1
+
+
+def test_parts_are_voices_that_rise_at_an_onset_after_their_program():
+    tok = Tokenizer(parts=[("Soprano", 0), ("Alto", 0), ("Bass", 0)])
+    grammar = Grammar(tok, 1, 1, "cpu", tempo_id=None)
+    alto = tok.token_id("Track_Alto")
+    for token in [tok.BAR, tok.token_id("Position_0"), alto, tok.token_id("Pitch_60"),
+                  tok.token_id("Velocity_79"), tok.token_id("Duration_3")]:
+        grammar.update(torch.tensor([token]))
+    allowed = grammar.mask()[0]
+    assert not allowed[tok.token_id("Program_0")] and not allowed[tok.token_id("Track_Soprano")]
+    assert not allowed[alto] and allowed[tok.token_id("Track_Bass")]
+    assert allowed[tok.token_id("Program_1")]
 
 
 def test_tempo_bins_are_the_nearest_on_a_log_scale():
