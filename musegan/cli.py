@@ -7,6 +7,7 @@ line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,8 @@ def _meter(text: str, flag: str) -> tuple[int, int]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from musegan.config import fit_windows
+    from musegan.corpus import Corpus, is_corpus
     from musegan.training import CONFIG_FILE, RunConfig, train
 
     saved = Path(args.out or "") / CONFIG_FILE
@@ -78,6 +81,14 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise MuseganError("--out RUN_DIR is required (where checkpoints, logs and samples go)")
+    s = config.train
+    if args.data_dir and (not s.seq_len or not s.adv_seq_len) and is_corpus(Path(args.data_dir)):
+        per_bar = Corpus(args.data_dir).tokens_per_bar()
+        seq_len, adv_seq_len = fit_windows(per_bar)
+        s.seq_len = s.seq_len or seq_len
+        s.adv_seq_len = s.adv_seq_len or min(adv_seq_len, s.seq_len)
+        print(f"windows: seq_len {s.seq_len}, adv_seq_len {s.adv_seq_len} (the corpus's median "
+              f"bar is {per_bar:.0f} tokens; set train.seq_len to choose)", file=sys.stderr)
     run = train(args.data_dir, args.out, config, resume=args.resume)
     print(f"trained {run}; export it with: musegan export {run}")
     return 0
@@ -112,8 +123,14 @@ def _generate(args: argparse.Namespace) -> int:
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
         force=args.force, progress=sys.stderr.isatty(), steer=steer, form=args.form,
         part_bars=args.part_bars, open_end=args.open_end, melody=args.melody,
-        any_token=args.any_token)
+        any_token=args.any_token, tempo_changes=args.tempo_changes,
+        meter=f"{'/'.join(map(str, _meter(args.meter, '--meter')))}" if args.meter else None)
     print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
+    for path in paths:
+        rests = json.loads(path.with_suffix(".json").read_text()).get("rest_bars_at_end")
+        if rests:
+            print(f"note: the model ended {path.name} early; its last {rests} bars are rests",
+                  file=sys.stderr)
     if steer:
         _note_poor_steering(sampler, steer)
     return 0
@@ -403,9 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--melody", action=argparse.BooleanOptionalAction, default=None,
                           help="one melody line: the top note of each onset, each note "
                                "ending where the next begins (default: the model's own)")
-    generate.add_argument("--any-token", action="store_true",
-                          help="allow note lengths, meters, tempos and instruments the "
+    generate.add_argument("--any-token", "--any-program", action="store_true",
+                          dest="any_token",
+                          help="allow programs, parts, note lengths, meters and tempos the "
                                "model's training corpus never had")
+    generate.add_argument("--tempo-changes", action="store_true",
+                          help="let the tempo change within a piece (default: one tempo, "
+                               "unless the primer changes tempo)")
+    generate.add_argument("--meter", metavar="N/D",
+                          help="the pieces' time signature, one of the corpus's "
+                               "(see musegan models)")
     generate.add_argument("--temperature", type=float, default=1.0,
                           help="below 1 plays safe, above 1 takes risks (default 1.0)")
     generate.add_argument("--top-k", type=int, help="sample from the K likeliest tokens only")

@@ -14,6 +14,7 @@ Settings come from the defaults, then a YAML file, then ``section.key=value`` st
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,21 @@ from musegan.regularize import ATTRIBUTES as THEME_ATTRIBUTES
 # What can pick the best checkpoint (--monitor), and which way is better.
 MONITORS = {"val/nll": "min", "val/music/gap": "min", "val/diversity_4gram": "max"}
 PHASES = ("mle", "d_pretrain", "adversarial")
-SEQ_LEN = 256  # tokens per training window: ~12 bars of a folk tune at ~20 tokens a bar
+SEQ_LEN = 0  # tokens per training window; 0: WINDOW_BARS bars of the corpus (fit_windows)
+WINDOW_BARS = 8  # a window holds this many of the corpus's median bars ...
+WINDOW_TOKENS = (256, 2048)  # ... within these bounds (memory grows with the window)
 BATCH_SIZE = 32
 TRANSPOSE = (-5, 6)  # semitones, inclusive: every key once, the smallest move to reach it
+
+
+def fit_windows(tokens_per_bar: float) -> tuple[int, int]:
+    """(seq_len, adv_seq_len) for a corpus whose median bar takes ``tokens_per_bar``
+    tokens: ``WINDOW_BARS`` bars, rounded up to 64 and kept within ``WINDOW_TOKENS``, and
+    half that for the adversarial rollout. A folk melody (~29 tokens a bar) gets 256 and
+    128; four-voice chorales (~78) 640 and 320; piano (~140) 1152 and 576."""
+    low, high = WINDOW_TOKENS
+    seq_len = min(high, max(low, -(-int(math.ceil(WINDOW_BARS * tokens_per_bar)) // 64) * 64))
+    return seq_len, seq_len // 2
 
 
 @dataclass
@@ -59,7 +72,7 @@ class TrainSettings:
     attribute_weight: float = 1.0  # AR-VAE's gamma; the loss is ~1 untrained, NLL ~0.5-1
     real_label: float = 0.9  # one-sided label smoothing
     gumbel_beta_max: float = 100.0  # inverse temperature reached at the end (RelGAN: 100-1000)
-    adv_seq_len: int = 128  # tokens the generator writes per adversarial step
+    adv_seq_len: int = 0  # tokens the generator writes per adversarial step; 0: seq_len / 2
     d_win_accuracy: float = 0.95  # skip D's update while it is this accurate
     max_bad_steps: int = 10  # non-finite losses in a row before training stops
     samples_per_validation: int = 4  # MIDI files written at each validation

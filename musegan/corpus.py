@@ -182,6 +182,13 @@ class Corpus:
             counts += np.bincount(self.tokens(piece), minlength=len(counts))
         return counts
 
+    def tokens_per_bar(self, split: str = "train") -> float:
+        """The median length of a split's bars in tokens (header and notes): what sizes
+        training windows (``musegan.config.fit_windows``). 0 for an empty split."""
+        lengths = [np.diff(np.append(self.bars(piece)["offset"], len(self.tokens(piece)) - 1))
+                   for piece in self.split(split)]
+        return float(np.median(np.concatenate(lengths))) if lengths else 0.0
+
     @property
     def n_tokens(self) -> int:
         return sum(s["tokens"] for s in self.manifest["shards"])

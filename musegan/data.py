@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from musegan.config import BATCH_SIZE, SEQ_LEN, TRANSPOSE
+from musegan.config import BATCH_SIZE, SEQ_LEN, TRANSPOSE, fit_windows
 from musegan.corpus import Corpus
 from musegan.errors import MuseganError
 from musegan.tokenizer import DRUMS
@@ -28,7 +28,8 @@ class TokenWindowDataset(Dataset):
     Args:
         corpus: a ``Corpus`` or the path of a prepared corpus folder.
         split: "train" or "val".
-        seq_len: tokens per window.
+        seq_len: tokens per window; 0 (the default) fits them to the corpus's bars
+            (``musegan.config.fit_windows``).
         transpose: (low, high) semitone range, inclusive, for random transposition at load
             time; drums are never transposed and pitches stay within 0-127. (0, 0) turns it off.
         random_start: start each window at a random bar of its stretch of the piece, so
@@ -42,6 +43,8 @@ class TokenWindowDataset(Dataset):
     def __init__(self, corpus: Corpus | str | Path, split: str = "train", seq_len: int = SEQ_LEN,
                  transpose: tuple[int, int] = TRANSPOSE, random_start: bool = True):
         self.corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+        if seq_len == 0:  # the default: windows of the corpus's bars
+            seq_len = fit_windows(self.corpus.tokens_per_bar())[0]
         if seq_len < 8:
             raise MuseganError(f"seq_len must be at least 8 tokens, got {seq_len}")
         if transpose[0] > 0 or transpose[1] < 0:

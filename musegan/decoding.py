@@ -201,3 +201,26 @@ def one_line(ids: list[int], tokenizer: Tokenizer) -> list[int]:
             fits = int(np.searchsorted(durations, onsets[later] - onset, side="right")) - 1
             cut[index + 2] = tokens[max(0, fits)]
     return [cut.get(i, token) for i, token in enumerate(ids) if i not in dropped]
+
+
+def rest_bars_at_end(ids: list[int], tokenizer: Tokenizer) -> int:
+    """How many of a piece's last bars are silent (no note starts or sounds in them): the
+    bars a model wrote after it wanted to stop."""
+    kinds, values = tokenizer.kind, tokenizer.value
+    bar_start, bar_length, position, started = 0, 0, 0, False
+    bar_length = int(tokenizer.bar_steps[tokenizer.default_time_signature])
+    starts: list[int] = []
+    sounding = 0  # the step where the last note ends
+    for token in ids:
+        kind = KINDS[kinds[token]]
+        if kind == "bar":
+            bar_start += bar_length if started else 0
+            started, position = True, 0
+            starts.append(bar_start)
+        elif kind == "time_signature":
+            bar_length = int(tokenizer.bar_steps[values[token]])
+        elif kind == "position":
+            position = int(values[token])
+        elif kind == "duration":
+            sounding = max(sounding, bar_start + position + int(values[token]))
+    return sum(start >= sounding for start in starts)

@@ -143,9 +143,13 @@ class Grammar:
         self.meters = slice(meters.start, meters.stop)
         self.voice_value = torch.as_tensor(tok.voice, device=device)  # (V,) -1: not a voice
         self.is_voice = self.voice_value >= 0
-        self.table = self._table(kinds)  # (states * 2 * 2, V)
+        self.table = self._table(kinds)  # (states * 2, V)
+        # Notes before any Program or Track token play program 0's own voice; where the
+        # corpus never has that voice, a piece must name its voice first.
+        self.default_voice = True
         if allowed is not None:
             self.table &= self._usable(allowed.cpu(), kinds)
+            self.default_voice = bool(self.table[:, tok.token_range("program")[0]].any())
         self.table = self.table.to(device)
         next_state = torch.full((len(tok),), KEEPS_STATE, dtype=torch.long)
         for name, state in LEADS_TO.items():
@@ -163,7 +167,7 @@ class Grammar:
         # the highest voice that has notes (-1: none yet).
         self.pitch_floor = torch.full((n,), -1, dtype=torch.long, device=device)
         self.voice_floor = torch.full((n,), -1, dtype=torch.long, device=device)
-        self.voice = torch.zeros(n, dtype=torch.long, device=device)  # in force
+        self.voice = torch.full((n,), -1, dtype=torch.long, device=device)  # -1: none stated
         pitches = tok.token_range("pitch")
         self.pitches = slice(pitches.start, pitches.stop)
         self.pitch_value = self.value[self.pitches]
@@ -220,6 +224,8 @@ class Grammar:
         # At one position, voices rise, and pitches strictly rise within a voice.
         ok[:, self.pitches] &= self.pitch_value > self.pitch_floor[:, None]
         ok &= ~self.is_voice | (self.voice_value > self.voice_floor[:, None])
+        if not self.default_voice:
+            ok[:, self.pitches] &= (self.voice >= 0)[:, None]
         if not self.tempo_changes:
             ok[:, self.tempos] &= (self.tempo_open | self.tempo_pending)[:, None]
         if self.time_signature_id is not None and not self.hold_meter:
@@ -275,7 +281,7 @@ class Grammar:
         self.pitch_floor = torch.where(new_onset | is_voice, -1,
                                        torch.where(is_pitch, value, self.pitch_floor))
         self.voice_floor = torch.where(new_onset, -1, torch.where(
-            is_pitch, torch.maximum(self.voice_floor, self.voice), self.voice_floor))
+            is_pitch, torch.maximum(self.voice_floor, self.voice.clamp(min=0)), self.voice_floor))
         closes = new_bar & (self.bars > 0)
         self.tokens_in_bars = self.tokens_in_bars + torch.where(closes, self.tokens_in_bar, 0)
         self.bars = self.bars + new_bar

@@ -230,6 +230,13 @@ def model_card_markdown(card: dict, file_name: str) -> str:
         ("default form", card.get("form") or "none (16 bars)"),
         ("melody model (one line)", "yes" if card.get("melody") else "no"),
     ]
+    holds = card.get("corpus_holds")
+    if holds:
+        tempo = holds.get("tempo_bpm") or []
+        rows.append(("writes only what its corpus holds (`--any-program` for more)",
+                     f"voices: {', '.join(holds['voices'])}; meters: "
+                     f"{', '.join(holds['meters'])}"
+                     + (f"; tempo {tempo[0]:.0f}-{tempo[1]:.0f} bpm" if tempo else "")))
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     if card.get("config"):
         lines += ["", "## Training config", "", "```yaml", card["config"].strip(), "```"]

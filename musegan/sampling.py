@@ -24,12 +24,13 @@ import hashlib
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pretty_midi
 import torch
 
-from musegan.decoding import decode, one_line
+from musegan.decoding import decode, one_line, rest_bars_at_end
 from musegan.errors import MuseganError, output_exists
 from musegan.form import PART_BARS, check_form, decode_form
 from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
@@ -214,6 +215,29 @@ class Sampler:
         return allowed
 
     @property
+    def meters(self) -> list[str]:
+        """The meters the model writes ("4/4", "6/8", ...): those its training corpus holds,
+        or every one of the vocabulary when the card does not say."""
+        tok, allowed = self.tokenizer, self.corpus_tokens
+        ids = tok.token_range("time_signature")
+        return [f"{n}/{d}" for (n, d), i in zip(tok.time_signatures, ids, strict=True)
+                if allowed is None or bool(allowed[i])]
+
+    def meter_id(self, meter: str, any_token: bool = False) -> int:
+        """The TimeSig token of ``meter`` ("4/4"), which must be one of ``meters`` unless
+        ``any_token``."""
+        meters = self.meters
+        try:
+            token = self.tokenizer.token_id(f"TimeSig_{meter}")
+        except KeyError:
+            token = None
+        if token is None or (not any_token and meter not in meters):
+            shown = ", ".join(meters[:12]) + (", ..." if len(meters) > 12 else "")
+            raise MuseganError(f"meter {meter} is not one this model's corpus has; choose one "
+                               f"of {shown}")
+        return token
+
+    @property
     def melody(self) -> bool:
         """Whether the model writes one melody line (the model card's ``melody``): at each
         onset only the top note, each note ending where the next begins."""
@@ -246,7 +270,8 @@ class Sampler:
                      primer: MidiSource | None = None, tempo: float | None = None,
                      form: str | None = None, part_bars: int = PART_BARS,
                      open_end: bool = False, melody: bool | None = None,
-                     any_token: bool = False) -> list[list[int]]:
+                     any_token: bool = False, *, tempo_changes: bool = False,
+                     meter: str | None = None) -> list[list[int]]:
         """Token ids of n pieces (see ``generate``)."""
         form, bars = self.plan(bars, form, part_bars)
         melody = self.melody if melody is None else melody
@@ -262,14 +287,22 @@ class Sampler:
             tempo_id = tok.tempo_id(tempo)
         prefix = tok.encode(primer)[:-1] if primer is not None else [tok.BOS]  # no EOS
         allowed = None if any_token else self.corpus_tokens
+        meter_id = self.meter_id(meter, any_token) if meter else None
+        if meter_id is not None and primer is not None:
+            raise MuseganError("a continuation keeps its primer's meter; leave meter out",
+                               cli="a continuation keeps its primer's meter; drop --meter")
+        tempos = set(tok.token_range("tempo"))
+        tempo_changes = tempo_changes or sum(t in tempos for t in prefix) > 1
+        options: dict[str, Any] = {"allowed": allowed, "tempo_changes": tempo_changes,
+                                   "time_signature_id": meter_id}
         if not form and open_end:
             rows = decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, generator,
-                          tempo_id, continuation=primer is not None, allowed=allowed)
+                          tempo_id, continuation=primer is not None, **options)
         else:  # a piece without a form is one part of all its bars (and ends on the tonic)
             rows = decode_form(net, tok, theme, form or "A", part_bars if form else bars,
                                prefix, continuation=primer is not None, tempo_id=tempo_id,
                                ending=not open_end, temperature=temperature, top_k=top_k,
-                               top_p=top_p, generator=generator, allowed=allowed)
+                               top_p=top_p, generator=generator, **options)
         return [one_line(row, tok) for row in rows] if melody else rows
 
     def generate(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
@@ -277,7 +310,8 @@ class Sampler:
                  theme: torch.Tensor | None = None, primer: MidiSource | None = None,
                  include_primer: bool = True, tempo: float | None = None,
                  form: str | None = None, part_bars: int = PART_BARS, open_end: bool = False,
-                 melody: bool | None = None, any_token: bool = False
+                 melody: bool | None = None, any_token: bool = False, *,
+                 tempo_changes: bool = False, meter: str | None = None
                  ) -> list[pretty_midi.PrettyMIDI]:
         """Write n new pieces.
 
@@ -304,13 +338,24 @@ class Sampler:
                 (``Sampler.melody``).
             any_token: write any token of the vocabulary, not only those the model's
                 training corpus holds (``corpus_tokens``: no note length, meter, tempo or
-                instrument the corpus never had).
+                instrument or part the corpus never had).
+            tempo_changes: let the tempo change within a piece (default: one tempo, unless
+                the primer changes tempo).
+            meter: the time signature of the pieces, e.g. "6/8", one of ``meters``
+                (default: what the model chooses).
 
         Returns:
             ``pretty_midi.PrettyMIDI`` objects.
         """
         ids = self.generate_ids(n, bars, temperature, top_k, top_p, seed, theme, primer, tempo,
-                                form, part_bars, open_end, melody, any_token)
+                                form, part_bars, open_end, melody, any_token,
+                                tempo_changes=tempo_changes, meter=meter)
+        return self.to_midi(ids, primer, include_primer)
+
+    def to_midi(self, ids: list[list[int]], primer: MidiSource | None = None,
+                include_primer: bool = True) -> list[pretty_midi.PrettyMIDI]:
+        """MIDI of ``generate_ids``'s pieces; without ``include_primer``, the primer's notes
+        are left out (its bars stay, as rests)."""
         if primer is not None and not include_primer:
             # Blank the primer's notes (PAD is skipped by the decoder) but keep its bars,
             # positions, meter and tempo, so the new music keeps its place in time.
@@ -337,11 +382,13 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                    force: bool = False, progress: bool = False, batch: int = 8,
                    steer: dict[str, float] | None = None, form: str | None = None,
                    part_bars: int = PART_BARS, open_end: bool = False,
-                   melody: bool | None = None, any_token: bool = False) -> list[Path]:
+                   melody: bool | None = None, any_token: bool = False,
+                   tempo_changes: bool = False, meter: str | None = None) -> list[Path]:
     """Generate pieces into a folder: ``tune-sSEED-III.mid`` with a JSON sidecar holding
     everything needed to regenerate it, and optionally a piano-roll PNG and a WAV.
-    ``bars``, ``form``, ``part_bars``, ``open_end``, ``melody`` and ``any_token`` are
-    ``Sampler.generate``'s.
+    ``bars``, ``form``, ``part_bars``, ``open_end``, ``melody``, ``any_token``,
+    ``tempo_changes`` and ``meter`` are ``Sampler.generate``'s. A piece the model ended
+    early (its last bars are rests) says so in its sidecar, as ``rest_bars_at_end``.
 
     Never overwrites a file unless ``force``. Returns the MIDI paths.
     """
@@ -358,6 +405,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
         raise MuseganError(INSTALL_AUDIO)
     if primer is not None:
         sampler.tokenizer.encode(primer)  # a clear error now if it is not usable MIDI
+    if meter:
+        sampler.meter_id(meter, any_token)  # a clear error now for a meter it cannot write
     if steer:
         sampler.steer(torch.zeros(1, sampler.theme_dim, device=sampler.device), **steer)
     seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
@@ -380,9 +429,11 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
             theme = sampler.themes(count, theme, primer, _generator(chunk_seed, sampler.device))
             if steer:
                 theme = sampler.steer(theme, **steer)
-            midis = sampler.generate(count, bars, temperature, top_k, top_p, chunk_seed,
-                                     theme, primer, include_primer, tempo, form, part_bars,
-                                     open_end, melody, any_token)
+            rows = sampler.generate_ids(count, bars, temperature, top_k, top_p, chunk_seed,
+                                        theme, primer, tempo, form, part_bars, open_end,
+                                        melody, any_token, tempo_changes=tempo_changes,
+                                        meter=meter)
+            midis = sampler.to_midi(rows, primer, include_primer)
             for j, midi in enumerate(midis):
                 path = names[start + j]
                 midi.write(str(path))
@@ -393,13 +444,15 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                               .tolist() if sampler.theme_dim else []),
                     "settings": {"bars": bars, "form": form, "part_bars": part_bars,
                                  "open_end": open_end, "melody": melody,
-                                 "any_token": any_token,
+                                 "any_token": any_token, "tempo_changes": tempo_changes,
+                                 "meter": meter,
                                  "temperature": temperature, "top_k": top_k,
                                  "top_p": top_p, "tempo": tempo,
                                  "primer": str(primer) if primer else None,
                                  "include_primer": include_primer, "steer": steer or None},
                     "regenerate": "Sampler.generate(n=batch_size, seed=seed, theme=theme, ...)"
                                   "[batch_index]",
+                    "rest_bars_at_end": rest_bars_at_end(rows[j], sampler.tokenizer),
                 }, indent=1) + "\n")
                 if plot:
                     piano_roll_png(midi, path.with_suffix(".png"), title=path.name)

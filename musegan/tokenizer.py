@@ -871,9 +871,10 @@ class Tokenizer:
                     notes.setdefault(voice, []).append(
                         (bar_start + position, value, pitch, velocity))
                     pitch = None
-        return self._build_score(notes, time_signatures, tempos)
+        end = bar_start + bar_length if started else 0  # the last bar line
+        return self._build_score(notes, time_signatures, tempos, end)
 
-    def _build_score(self, notes, time_signatures, tempos) -> Score:
+    def _build_score(self, notes, time_signatures, tempos, end: int = 0) -> Score:
         tpq = math.lcm(self.steps_per_quarter, DECODE_TICKS_PER_QUARTER)
         tick = tpq // self.steps_per_quarter
         score = Score(tpq)
@@ -900,6 +901,14 @@ class Tokenizer:
                 score.tracks.append(track)
         if not notes:  # symusic writes meta events out of order in a file with no track
             score.tracks.append(Track(name=pretty_midi.program_to_instrument_name(0), program=0))
+        last_bar = end - (int(self.bar_steps[time_signatures[-1][1]]) if time_signatures
+                          else int(self.bar_steps[self.default_time_signature]))
+        sounding = max((onset + duration for voice in notes.values()
+                        for onset, duration, _, _ in voice), default=0)
+        if sounding <= last_bar:  # bars of rest at the end: restate the meter at the last
+            n, d = self.time_signatures[time_signatures[-1][1] if time_signatures  # bar line
+                                        else self.default_time_signature]
+            score.time_signatures.append(TimeSignature(end * tick, n, d))  # so they last
         return score
 
     # ------------------------------------------------------------------ bar table

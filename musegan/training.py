@@ -31,7 +31,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from musegan.callbacks import MusicMetrics, RandomState, RunInfo
-from musegan.config import MONITORS, RunConfig, TrainerSettings, TrainSettings
+from musegan.config import MONITORS, RunConfig, TrainerSettings, TrainSettings, fit_windows
+from musegan.corpus import Corpus
 from musegan.errors import MuseganError
 from musegan.metrics import distinct_ngrams
 from musegan.models import MuseGAN, build_model
@@ -352,7 +353,9 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
             Bach chorales (cached in ``~/.cache/musegan``).
         out: the run folder: config.yaml, checkpoints/, logs/ (TensorBoard), samples/,
             run.json.
-        config: settings (default ``RunConfig()``).
+        config: settings (default ``RunConfig()``). A ``seq_len`` or ``adv_seq_len`` of 0
+            is chosen from the corpus's bars (``musegan.config.fit_windows``) and saved
+            in the run's config.yaml.
         resume: continue from ``out/checkpoints/last.ckpt``: same epoch, step, phase,
             optimizer state and random state.
 
@@ -409,6 +412,10 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
         s.mle_epochs, s.d_pretrain_epochs, s.adv_epochs = 1, 1, 1
         t.limit_train_batches = t.limit_val_batches = int(t.fast_dev_run)
         t.max_epochs = None
+    if not s.seq_len or not s.adv_seq_len:
+        seq_len, adv_seq_len = fit_windows(Corpus(data_dir).tokens_per_bar())
+        s.seq_len = s.seq_len or seq_len
+        s.adv_seq_len = s.adv_seq_len or min(adv_seq_len, s.seq_len)
     data = MidiDataModule(str(data_dir), seq_len=s.seq_len, batch_size=s.batch_size,
                           num_workers=s.num_workers, transpose=tuple(s.transpose))
     tokenizer = data.tokenizer  # a clear error here if data_dir is not a corpus
