@@ -509,3 +509,50 @@ def distinct_ngrams(sequences, n: int = 4, pad_id: int = 0) -> float:
             grams.add(tuple(row[i:i + n]))
             total += 1
     return len(grams) / total if total else 0.0
+
+
+def voice_leading(midi: pretty_midi.PrettyMIDI) -> dict:
+    """How the voices (pitched tracks) of a part-writing piece move, as harmony teachers
+    count it.
+
+    Returns ``ranges`` ({track name: [lowest, highest pitch]}), ``beats`` (quarter notes
+    from the start to the last note's end), and ``parallel_fifths`` / ``parallel_octaves``:
+    for each pair of voices, moves from one onset of either to the next where both voices
+    move in the same direction and stand a perfect fifth (or an octave or unison), up to
+    octaves, apart before and after; ``parallels_per_100_beats`` is their sum per 100
+    quarter notes.
+    """
+    voices = [i for i in midi.instruments if not i.is_drum and i.notes]
+    quarters = [(np.array([midi.time_to_tick(n.start) for n in i.notes]) / midi.resolution,
+                 np.array([midi.time_to_tick(n.end) for n in i.notes]) / midi.resolution,
+                 np.array([n.pitch for n in i.notes])) for i in voices]
+    beats = max((float(end.max()) for _, end, _ in quarters), default=0.0)
+    fifths = octaves = 0
+    for (s1, e1, p1), (s2, e2, p2) in combinations(quarters, 2):
+        times = np.union1d(s1, s2)
+        a, b = _sounding(s1, e1, p1, times), _sounding(s2, e2, p2, times)
+        both = (a >= 0) & (b >= 0)
+        a, b = a[both], b[both]
+        if len(a) < 2:
+            continue
+        interval = np.abs(a - b) % 12
+        move_a, move_b = np.sign(np.diff(a)), np.sign(np.diff(b))
+        parallel = (move_a != 0) & (move_a == move_b)
+        fifths += int(np.sum(parallel & (interval[:-1] == 7) & (interval[1:] == 7)))
+        octaves += int(np.sum(parallel & (interval[:-1] == 0) & (interval[1:] == 0)))
+    return {
+        "ranges": {i.name or pretty_midi.program_to_instrument_name(i.program):
+                   [min(n.pitch for n in i.notes), max(n.pitch for n in i.notes)]
+                   for i in voices},
+        "beats": beats,
+        "parallel_fifths": fifths,
+        "parallel_octaves": octaves,
+        "parallels_per_100_beats": 100 * (fifths + octaves) / beats if beats else 0.0,
+    }
+
+
+def _sounding(start: np.ndarray, end: np.ndarray, pitch: np.ndarray,
+              times: np.ndarray) -> np.ndarray:
+    """The highest pitch sounding at each time (-1: none)."""
+    on = (start[None, :] <= times[:, None] + 1e-9) & (end[None, :] > times[:, None] + 1e-9)
+    return np.where(on.any(1), np.where(on, pitch[None, :], -1).max(1), -1)

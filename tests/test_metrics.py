@@ -180,3 +180,26 @@ def test_melody_line_is_the_top_note_and_the_same_from_score_or_pretty_midi():
     notes = random_tune(4) + [(1 / 3, 1 / 3, 90), (2 + 1 / 12, 0.125, 91)]
     s = score(notes, tempos=((0, 97.0), (2.5, 61.0)))
     assert np.array_equal(melody_tokens(s), melody_tokens(score_to_pretty_midi(s)))
+
+
+def test_voice_leading_counts_parallel_fifths_and_octaves():
+    from musegan.metrics import voice_leading
+
+    def voices(upper, lower):
+        midi = pretty_midi.PrettyMIDI()
+        for name, line in (("Soprano", upper), ("Bass", lower)):
+            track = pretty_midi.Instrument(0, name=name)
+            track.notes = [pretty_midi.Note(80, p, i * 0.5, (i + 1) * 0.5)
+                           for i, p in enumerate(line)]
+            midi.instruments.append(track)
+        return midi
+
+    # C-G to D-A: a parallel fifth; then D-A to E-E': an octave reached by contrary
+    # motion does not count; E-E to F-F: parallel octaves (a compound octave apart).
+    result = voice_leading(voices([67, 69, 76, 77], [60, 62, 52, 53]))
+    assert result["parallel_fifths"] == 1 and result["parallel_octaves"] == 1
+    assert result["ranges"] == {"Soprano": [67, 77], "Bass": [52, 62]}
+    assert result["beats"] == 4.0 and result["parallels_per_100_beats"] == 50.0
+    # Contrary and oblique motion: none.
+    clean = voice_leading(voices([67, 69, 71, 72], [60, 57, 55, 55]))
+    assert clean["parallel_fifths"] == clean["parallel_octaves"] == 0
