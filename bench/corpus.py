@@ -11,7 +11,7 @@ the corpus's own validation pieces (cut to ``--bars`` bars):
 
   * the corpus: pieces, parts learned, tokens per bar, the seq_len and adv_seq_len chosen;
   * notes per bar by bar index (first, middle, last): a last bar that floods shows here;
-  * tracks per piece, and voices (programs and parts) or meters the corpus never had;
+  * voices (programs and parts) per piece, and voices or meters the corpus never had;
   * bars of rest at the end (where the model wanted to stop early);
   * ``musegan evaluate``: mean overlap and copy rate against the train split;
   * for corpora with parts: each voice's range and parallel fifths and octaves per 100
@@ -42,11 +42,12 @@ from symusic import Note, Score, Tempo, TimeSignature, Track  # noqa: E402
 
 from musegan.config import RunConfig, fit_windows  # noqa: E402
 from musegan.corpus import Corpus, is_corpus  # noqa: E402
+from musegan.decoding import rest_bars_at_end  # noqa: E402
 from musegan.evaluate import evaluate  # noqa: E402
 from musegan.export import export_model  # noqa: E402
 from musegan.metrics import voice_leading  # noqa: E402
 from musegan.prepare import prepare_corpus  # noqa: E402
-from musegan.sampling import Sampler, generate_files  # noqa: E402
+from musegan.sampling import Sampler  # noqa: E402
 from musegan.training import train  # noqa: E402
 
 # The synthetic corpus: a pop-piano layout, every track on program 0 and told apart only
@@ -95,27 +96,19 @@ def first_bars(ids: list[int], bars: int, tok) -> list[int]:
     return ids[:starts[bars]] + [tok.EOS] if len(starts) > bars else ids
 
 
-def voices_of(midi: pretty_midi.PrettyMIDI) -> set[tuple[str, int, bool]]:
-    """(name, program, is_drum) of each track with notes. Decoding writes notes of one
-    pitch that overlap in a voice to an extra track "NAME 2", "NAME 3" (MIDI cannot hold
-    them in one): those count as their voice."""
-    names = {i.name for i in midi.instruments}
-    voices = set()
-    for i in midi.instruments:
-        base, _, layer = i.name.rpartition(" ")
-        name = base if layer.isdigit() and base in names else i.name
-        if i.notes:
-            voices.add((name, int(i.program), bool(i.is_drum)))
-    return voices
+def voices_in(rows: list[list[int]], tok) -> set[str]:
+    """The voices (programs and parts) a set of token sequences plays, by name."""
+    return {tok.part_name(int(tok.voice[t])) for row in rows for t in row if tok.voice[t] >= 0}
 
 
-def describe(midis: list[pretty_midi.PrettyMIDI], rows: list[list[int]] | None, tok,
+def describe(midis: list[pretty_midi.PrettyMIDI], rows: list[list[int]], tok,
              corpus_voices: set, corpus_meters: set, parts: bool) -> dict:
     """The figures of one set of pieces (``rows``: their token ids)."""
-    per_bar = [bar_notes(row, tok) for row in rows] if rows is not None else []
+    per_bar = [bar_notes(row, tok) for row in rows]
     length = min((len(b) for b in per_bar), default=0)
     figures: dict = {"pieces": len(midis),
-                     "tracks_per_piece": float(np.mean([len(voices_of(m)) for m in midis]))}
+                     "voices_per_piece": float(np.mean([len(voices_in([row], tok))
+                                                        for row in rows]))}
     if length:
         table = np.array([b[:length] for b in per_bar], dtype=float)
         figures["notes_per_bar"] = {"first": table[:, 0].mean(),
@@ -124,9 +117,7 @@ def describe(midis: list[pretty_midi.PrettyMIDI], rows: list[list[int]] | None, 
                                     "median": float(np.median(table))}
         figures["last_bar_over_3x_median"] = int(sum(
             b[-1] > 3 * max(np.median(b), 1) for b in per_bar))
-    figures["voices_outside_corpus"] = sorted(
-        {f"{name} (program {program})" for m in midis for name, program, _ in voices_of(m)}
-        - {f"{name} (program {program})" for name, program, _ in corpus_voices})
+    figures["voices_outside_corpus"] = sorted(voices_in(rows, tok) - corpus_voices)
     figures["meters_outside_corpus"] = sorted(
         {f"{ts.numerator}/{ts.denominator}" for m in midis for ts in m.time_signature_changes}
         - corpus_meters)
@@ -221,11 +212,15 @@ def main() -> int:
     # ------------------------------------------------------------------ the sets
     generated_dir = out / "generated"
     shutil.rmtree(generated_dir, ignore_errors=True)
-    paths = generate_files(sampler, generated_dir, n=args.pieces, bars=args.bars, form="",
-                           seed=args.seed, force=True, batch=min(32, args.pieces))
-    midis = [pretty_midi.PrettyMIDI(str(p)) for p in paths]
-    rests = [json.loads(p.with_suffix(".json").read_text())["rest_bars_at_end"] for p in paths]
-    rows = [tok.encode(p) for p in paths]
+    generated_dir.mkdir(parents=True)
+    rows = []
+    for start in range(0, args.pieces, 32):
+        rows += sampler.generate_ids(min(32, args.pieces - start), args.bars, form="",
+                                     seed=args.seed + start)
+    midis = sampler.to_midi(rows)
+    for i, midi in enumerate(midis):
+        midi.write(str(generated_dir / f"piece{i:03d}.mid"))
+    rests = [rest_bars_at_end(row, tok) for row in rows]
     real_dir = out / "real-val"
     shutil.rmtree(real_dir, ignore_errors=True)
     real_dir.mkdir(parents=True)
@@ -235,8 +230,8 @@ def main() -> int:
         real_rows.append(ids)
         tok.decode(ids).write(str(real_dir / f"val{i:05d}.mid"))
     real = [pretty_midi.PrettyMIDI(str(p)) for p in sorted(real_dir.glob("*.mid"))]
-    corpus_voices = set().union(*(voices_of(tok.decode(corpus.tokens(i)))
-                                  for i in corpus.split("train")))
+    corpus_voices = {tok.part_name(int(tok.voice[i])) for i in np.flatnonzero(seen)
+                     if tok.voice[i] >= 0}
     corpus_meters = {name.split("_")[1] for name, s in zip(tok.vocab, seen, strict=True)
                      if s and name.startswith("TimeSig_")}
     parts = bool(tok.parts)
@@ -289,7 +284,7 @@ def format_table(corpus: dict, figures: dict, bars: int) -> str:
                         ("notes in the last bar", ("notes_per_bar", "last")),
                         ("median notes per bar", ("notes_per_bar", "median")),
                         ("pieces whose last bar > 3x median", ("last_bar_over_3x_median",)),
-                        ("tracks per piece", ("tracks_per_piece",)),
+                        ("voices per piece", ("voices_per_piece",)),
                         ("voices outside the corpus", ("voices_outside_corpus",)),
                         ("meters outside the corpus", ("meters_outside_corpus",)),
                         ("rest bars at the end", ("rest_bars_at_end",)),

@@ -79,9 +79,18 @@ class GANModule(L.LightningModule):
         from musegan.modelfile import load_model
 
         other = load_model(path)
-        if not isinstance(other.net, MuseGAN) or other.tokenizer != self.tokenizer:
+        if not isinstance(other.net, MuseGAN):
+            raise MuseganError(f"{path}: cannot start from this model: it is not an LSTM-GAN")
+        if other.tokenizer != self.tokenizer:
+            hint = ""
+            if other.tokenizer.config.parts != self.tokenizer.config.parts:
+                hint = ("; its parts are " + (", ".join(n for n, _ in other.tokenizer.parts)
+                                              or "none") + ": prepare the corpus again with "
+                        + ("--merge-tracks" if not other.tokenizer.parts
+                           else "--tokenizer and the model's tokenizer, saved with "
+                                "load_model(M).tokenizer.save(FILE)"))
             raise MuseganError(f"{path}: cannot start from this model: it was made with "
-                               "another tokenizer than this corpus's (or is not an LSTM-GAN)")
+                               f"another tokenizer than this corpus's{hint}")
         if other.net.config.sizes() != self.net.config.sizes():
             raise MuseganError(f"{path}: cannot start from this model: its sizes differ "
                                f"({other.net.config.sizes()}); set model.* to match")
