@@ -349,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="off: train the MLE-only model (for comparison)")
     group = train.add_argument_group("common settings (shortcuts for --set)")
     group.add_argument("--batch-size", type=int)
-    group.add_argument("--seq-len", type=int)
+    group.add_argument("--seq-len", type=int,
+                       help="tokens per training window (default: 8 of the corpus's bars)")
     group.add_argument("--mle-epochs", type=int)
     group.add_argument("--adv-epochs", type=int)
     group.add_argument("--monitor", choices=["val/nll", "val/music/gap", "val/diversity_4gram"],

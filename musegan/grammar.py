@@ -18,7 +18,8 @@ adds what a table cannot say:
 * at one position, voices rise (the tokenizer's order: programs, each followed by its
   parts, drums last; a Track token is a voice as a Program token is), and within a
   voice pitches strictly rise, so no piece holds the same pitch twice at one onset
-  (a doubled note, which MIDI can only write as a second track);
+  (a doubled note, which MIDI can only write as a second track); nor does a voice strike
+  a pitch it is still sounding (MIDI cannot tell such notes apart either);
 * with ``allowed``, only those tokens (say, those the training corpus holds);
 * one tempo, stated in the first bar, unless ``tempo_changes``; with
   ``time_signature_id``, one meter;
@@ -143,6 +144,9 @@ class Grammar:
         self.meters = slice(meters.start, meters.stop)
         self.voice_value = torch.as_tensor(tok.voice, device=device)  # (V,) -1: not a voice
         self.is_voice = self.voice_value >= 0
+        # Each voice token's row in ``sounding``; notes before any voice token play
+        # program 0's own voice (row 0).
+        self.voice_row = torch.cumsum(self.is_voice.long(), 0) - 1  # (V,) valid for voices
         self.table = self._table(kinds)  # (states * 2, V)
         # Notes before any Program or Track token play program 0's own voice; where the
         # corpus never has that voice, a piece must name its voice first.
@@ -168,6 +172,11 @@ class Grammar:
         self.pitch_floor = torch.full((n,), -1, dtype=torch.long, device=device)
         self.voice_floor = torch.full((n,), -1, dtype=torch.long, device=device)
         self.voice = torch.full((n,), -1, dtype=torch.long, device=device)  # -1: none stated
+        self.row = torch.zeros(n, dtype=torch.long, device=device)  # its row in sounding
+        # Per piece, voice and pitch: the step where its last note ends.
+        self.sounding = torch.zeros(n, int(self.is_voice.sum()), 128, dtype=torch.long,
+                                    device=device)
+        self.bar_start = torch.zeros(n, dtype=torch.long, device=device)  # in steps
         pitches = tok.token_range("pitch")
         self.pitches = slice(pitches.start, pitches.stop)
         self.pitch_value = self.value[self.pitches]
@@ -226,6 +235,9 @@ class Grammar:
         ok &= ~self.is_voice | (self.voice_value > self.voice_floor[:, None])
         if not self.default_voice:
             ok[:, self.pitches] &= (self.voice >= 0)[:, None]
+        now = self.bar_start + self.position.clamp(min=0)
+        held = self.sounding[torch.arange(len(now), device=now.device), self.row]  # (n, 128)
+        ok[:, self.pitches] &= held <= now[:, None]
         if not self.tempo_changes:
             ok[:, self.tempos] &= (self.tempo_open | self.tempo_pending)[:, None]
         if self.time_signature_id is not None and not self.hold_meter:
@@ -267,12 +279,12 @@ class Grammar:
         if active is None:
             self._advance(token)
             return
-        before = {name: getattr(self, name) for name in _PER_PIECE}
-        self._advance(token)
+        before = {name: getattr(self, name) for name in _PER_PIECE if name != "sounding"}
+        self._advance(token, active)
         for name, old in before.items():
             setattr(self, name, torch.where(active, getattr(self, name), old))
 
-    def _advance(self, token: torch.Tensor) -> None:
+    def _advance(self, token: torch.Tensor, active: torch.Tensor | None = None) -> None:
         kind, value = self.kind[token], self.value[token]
         new_bar = kind == code("bar")
         new_onset = new_bar | (kind == code("position"))
@@ -284,6 +296,17 @@ class Grammar:
             is_pitch, torch.maximum(self.voice_floor, self.voice.clamp(min=0)), self.voice_floor))
         closes = new_bar & (self.bars > 0)
         self.tokens_in_bars = self.tokens_in_bars + torch.where(closes, self.tokens_in_bar, 0)
+        self.bar_start = self.bar_start + torch.where(closes, self.bar_length, 0)
+        self.row = torch.where(is_voice, self.voice_row[token], self.row)
+        is_duration = kind == code("duration")
+        if active is not None:  # sounding is updated in place: only where active
+            is_duration = is_duration & active
+        if is_duration.any():  # the note just written sounds until its end
+            end = self.bar_start + self.position.clamp(min=0) + value
+            flat = self.sounding.view(len(token), -1)
+            at = (self.row * 128 + self.pitch_floor.clamp(min=0))[:, None]
+            flat.scatter_(1, at, torch.where(is_duration[:, None], end[:, None],
+                                             flat.gather(1, at)))
         self.bars = self.bars + new_bar
         self.tokens_in_bar = torch.where(new_bar, 0, self.tokens_in_bar + 1)
         is_tempo = kind == code("tempo")
@@ -311,5 +334,5 @@ class Grammar:
 
 # The state Grammar keeps for each piece of the batch.
 _PER_PIECE = ("state", "bars", "bars_wanted", "position", "bar_length", "tokens_in_bar",
-              "tokens_in_bars", "pitch_floor", "voice_floor", "voice", "done", "tempo_pending",
-              "tempo_open", "meter_pending")
+              "tokens_in_bars", "pitch_floor", "voice_floor", "voice", "row", "sounding",
+              "bar_start", "done", "tempo_pending", "tempo_open", "meter_pending")

@@ -207,3 +207,28 @@ def test_tempo_bins_are_the_nearest_on_a_log_scale():
         assert TOK.tempo_bin(bpm) == nearest
     assert TOK.tokens([TOK.tempo_id(120)]) == ["Tempo_120.0"]
     assert TOK.tempo_bin(1.0) == 0 and TOK.tempo_bin(10_000.0) == len(TOK.tempo_values) - 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_voice_never_strikes_a_pitch_it_still_sounds(seed):
+    """So decoding never needs an extra track for overlapping notes of one pitch: every
+    voice of a random walk decodes to exactly one MIDI track."""
+    tok = Tokenizer(parts=[("Lead", 0), ("Pad", 0)])
+    grammar = Grammar(tok, 6, 4, "cpu", tempo_id=None)
+    generator = torch.Generator().manual_seed(seed)
+    rows: list[list[int]] = [[tok.BOS] for _ in range(6)]
+    while not grammar.done.all():
+        token = torch.multinomial(grammar.mask().float(), 1, generator=generator).squeeze(1)
+        token = grammar.resolve(token)
+        grammar.update(token)
+        for row, t in zip(rows, token.tolist(), strict=True):
+            if row[-1] != tok.EOS:
+                row.append(t)
+    pitches = set(tok.token_range("pitch"))
+    for row in rows:
+        voices = {int(tok.voice[t]) for t in row if tok.voice[t] >= 0}
+        first_voice = next((i for i, t in enumerate(row) if tok.voice[t] >= 0), len(row))
+        if any(t in pitches for t in row[:first_voice]):
+            voices.add(0)  # notes before any voice token play program 0's own voice
+        tracks = tok.decode_score(row).tracks
+        assert len([t for t in tracks if len(t.notes)]) == len(voices)
