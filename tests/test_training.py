@@ -261,3 +261,19 @@ def test_theme_attribute_settings_are_checked_when_training_starts():
         GANModule(model, {}, tokenizer)
     assert GANModule(model, {"theme_attributes": []}, tokenizer).attribute_loss(None, None) is None
     assert GANModule(model, {"attribute_weight": 0.0}, tokenizer).window_attributes is None
+
+
+def test_train_fits_its_windows_to_the_corpus_and_says_so(corpus, tmp_path):
+    flags = [f for f in TINY_FLAGS if "seq_len" not in f]
+    result = musegan_cli("train", str(corpus), "--out", str(tmp_path / "run"), *flags,
+                         "--adversarial", "off", "--fast-dev-run", "1", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from musegan.config import fit_windows
+    from musegan.corpus import Corpus
+
+    per_bar = Corpus(corpus).tokens_per_bar()
+    seq_len, adv_seq_len = fit_windows(per_bar)
+    assert seq_len == 64 * -(-8 * per_bar // 64) >= 256
+    assert f"windows: seq_len {seq_len}, adv_seq_len {adv_seq_len}" in result.stderr
+    saved = RunConfig.load(tmp_path / "run" / "config.yaml").train
+    assert (saved.seq_len, saved.adv_seq_len) == (seq_len, adv_seq_len)
