@@ -123,7 +123,7 @@ def _generate(args: argparse.Namespace) -> int:
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
         force=args.force, progress=sys.stderr.isatty(), steer=steer, form=args.form,
         part_bars=args.part_bars, open_end=args.open_end, melody=args.melody,
-        any_token=args.any_token, tempo_changes=args.tempo_changes,
+        any_token=args.any_token, tempo_changes=args.tempo_changes, best_of=args.best_of,
         meter=f"{'/'.join(map(str, _meter(args.meter, '--meter')))}" if args.meter else None)
     print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
     for path in paths:
@@ -208,6 +208,48 @@ def _steer_fit(args: argparse.Namespace) -> int:
           "assessor): " + ", ".join(f"{name} {r2['ridge']:.2f}, {r2['assessor']:.2f}"
                                     for name, r2 in report["assessor"].items()))
     print(f"wrote {path}")
+    return 0
+
+
+def _critic(args: argparse.Namespace) -> int:
+    from musegan.critic import fit_model
+
+    path, facts = fit_model(args.fit, args.data, args.out, bars=args.bars,
+                            samples=args.samples, epochs=args.epochs, seed=args.seed,
+                            force=args.force)
+    print(f"wrote {path}: a critic fitted on {facts['windows']['real']} real windows of "
+          f"{facts['bars']} bars against {facts['windows']['own']} of the model's own; "
+          f"held-out ROC AUC {facts['auc_own_samples']:.3f}")
+    return 0
+
+
+def _critique(args: argparse.Namespace) -> int:
+    from musegan.sampling import Sampler
+
+    sampler = Sampler.from_pretrained(args.model)
+    sampler.require_critic("musegan critique")
+    results = []
+    for file in args.files:
+        result = {"file": file, **sampler.critique(file)}
+        results.append(result)
+        if args.plot:
+            import pretty_midi
+
+            from musegan.render import piano_roll_png
+
+            png = Path(file).with_suffix(".critique.png")
+            if png.exists() and not args.force:
+                raise output_exists(png)
+            piano_roll_png(pretty_midi.PrettyMIDI(file), png, title=Path(file).name,
+                           bar_scores=result["bars"])
+            result["plot"] = str(png)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    for result in results:
+        weakest = sorted(range(len(result["bars"])), key=lambda i: result["bars"][i])[:3]
+        print(f"{result['file']}: {result['score']:.2f} real; {len(result['bars'])} bars, "
+              "weakest " + ", ".join(f"{i + 1} ({result['bars'][i]:.2f})" for i in weakest))
     return 0
 
 
@@ -425,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
                           dest="any_token",
                           help="allow programs, parts, note lengths, meters and tempos the "
                                "model's training corpus never had")
+    generate.add_argument("--best-of", type=int, default=1, metavar="K",
+                          help="write K candidates per piece and keep the one the model's "
+                               "critic finds most real (default 1)")
     generate.add_argument("--tempo-changes", action="store_true",
                           help="let the tempo change within a piece (default: one tempo, "
                                "unless the primer changes tempo)")
@@ -482,6 +527,39 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--out", help="for --fit: write here instead of into the model")
     steer.add_argument("--force", action="store_true", help="replace the model file in place")
     steer.set_defaults(handler=_steer)
+
+    critic = verbs.add_parser(
+        "critic", help="fit a model's critic, which scores how real music is",
+        description="Fit the critic of an exported model: a bidirectional LSTM that tells "
+                    "real windows of the corpus from the model's own pieces, calibrated so a "
+                    "score is the probability of real. It goes into the model file, for "
+                    "musegan critique and musegan generate --best-of.",
+        epilog="example:\n  musegan critic --fit runs/cre/model.safetensors --data data/cre "
+               "--force",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    critic.add_argument("--fit", required=True, metavar="MODEL", help="an exported model file")
+    critic.add_argument("--data", required=True, metavar="DATA_DIR",
+                        help="the corpus the model was trained on")
+    critic.add_argument("--bars", type=int, default=8, help="bars per window (default 8)")
+    critic.add_argument("--samples", type=int, default=512,
+                        help="the model's own pieces to fit against (default 512)")
+    critic.add_argument("--epochs", type=int, default=8)
+    critic.add_argument("--seed", type=int, default=0)
+    critic.add_argument("--out", help="write here instead of into the model")
+    critic.add_argument("--force", action="store_true", help="replace the model file in place")
+    critic.set_defaults(handler=_critic)
+
+    critique = verbs.add_parser(
+        "critique", help="score MIDI files with a model's critic, per bar and per piece",
+        description="How real a model's critic finds each file (0-1) and each of its bars.")
+    critique.add_argument("files", nargs="+", metavar="FILE.mid")
+    critique.add_argument("--model", metavar="NAME|PATH", help="default: the bundled default")
+    critique.add_argument("--json", action="store_true",
+                          help="print a list with one {file, score, bars} object per file")
+    critique.add_argument("--plot", action="store_true",
+                          help="write FILE.critique.png: the piano roll, bars shaded by score")
+    critique.add_argument("--force", action="store_true", help="replace existing plots")
+    critique.set_defaults(handler=_critique)
 
     baseline = verbs.add_parser(
         "baseline", help="fit a baseline model (an n-gram Markov model over the same tokens)",

@@ -5,11 +5,13 @@ What it holds, written down where it is read:
 * tensors: the networks sampling needs (``generator.*``, ``encoder.*``, ``mapping.*``),
   fp32 or fp16; the discriminator and theme critic are training-only and left out.
   Optional ``steering.NAME`` tensors (2, theme_dim): a direction's steps for alpha = -1
-  and +1 (``musegan.steer``).
+  and +1 (``musegan.steer``). Optional ``critic.*`` tensors: the critic
+  (``musegan.critic``).
 * metadata (strings): ``format`` = "musegan-model", ``version`` (``MODEL_VERSION``),
   ``model`` (``ModelConfig`` as JSON), ``tokenizer`` (``Tokenizer.to_dict()`` as JSON),
   ``card`` (the model card's facts as JSON) and, with steering, ``steering`` (each
-  direction's measured facts as JSON).
+  direction's measured facts as JSON); with a critic, ``critic`` (its config,
+  calibration and measured AUC as JSON).
 
 A Markdown model card is written beside it (``FILE.md``). Loading reads JSON and raw
 tensors only: nothing in the file can run code. ``load_model`` also reads a Lightning
@@ -38,6 +40,7 @@ MODEL_FORMAT = "musegan-model"
 MODEL_VERSION = "1"  # bump when a file of this version would load wrongly; see CHANGELOG.md
 STEERING_PREFIX = "steering."  # tensors of theme directions (musegan.steer)
 STEERING_HEADING = "## Steering directions"
+CRITIC_PREFIX = "critic."  # tensors of the critic (musegan.critic)
 DEFAULT_MODEL = "cre-melody"  # the bundled model `Sampler.from_pretrained()` loads
 
 
@@ -49,6 +52,8 @@ class LoadedModel:
     tokenizer: Tokenizer
     card: dict
     steering: dict = field(default_factory=dict)  # name -> {"steps": (2, theme_dim), facts...}
+    critic: Any = None  # a musegan.critic.Critic, or None
+    critic_facts: dict = field(default_factory=dict)
 
 
 def bundled_models() -> dict[str, Path]:
@@ -106,6 +111,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     steering = {name: _direction(facts, tensors.pop(STEERING_PREFIX + name).float().to(device))
                 for name, facts in json.loads(metadata.get("steering", "{}")).items()
                 if STEERING_PREFIX + name in tensors}
+    critic_tensors = {k[len(CRITIC_PREFIX):]: tensors.pop(k) for k in list(tensors)
+                      if k.startswith(CRITIC_PREFIX)}
+    critic, critic_facts = None, json.loads(metadata.get("critic", "{}"))
+    if critic_tensors and critic_facts:
+        from musegan.critic import Critic, CriticConfig
+
+        critic = Critic(CriticConfig(**critic_facts["config"]))
+        critic.load_state_dict({k: v.float() for k, v in critic_tensors.items()})
+        critic.to(device).eval()
     net = MuseGAN(config)
     missing, unexpected = net.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, strict=False)
@@ -114,7 +128,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         raise MuseganError(f"{path}: weights do not match the model "
                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     net.to(device).eval()
-    return LoadedModel(net, tokenizer, json.loads(metadata.get("card", "{}")), steering)
+    return LoadedModel(net, tokenizer, json.loads(metadata.get("card", "{}")), steering,
+                       critic, critic_facts)
 
 
 def checkpoint_networks(state: dict, path: Path) -> tuple[MuseGAN, Tokenizer, dict]:
@@ -180,6 +195,52 @@ def add_steering(path: str | Path, directions: dict, out: str | Path | None = No
     card = card.split(STEERING_HEADING)[0].rstrip() + "\n\n" + steering_markdown(directions)
     out.with_suffix(".md").write_text(card.lstrip())
     return out
+
+
+def add_critic(path: str | Path, critic, facts: dict, out: str | Path | None = None,
+               force: bool = False) -> Path:
+    """Write a copy of a model file with a critic in it (``critic.*`` tensors and its
+    facts in the header), replacing any it had; weights, steering and card unchanged but
+    for a critic section in the Markdown card. Writes ``out`` (default: the model itself,
+    which needs ``force``)."""
+    path = Path(path)
+    out = Path(out) if out is not None else path
+    clashes = [p for p in (out, out.with_suffix(".md")) if p.exists()]
+    if clashes and not force:
+        raise output_exists(clashes[0])
+    with safe_open(str(path), framework="pt") as file:
+        metadata = dict(file.metadata() or {})
+    if metadata.get("format") != MODEL_FORMAT:
+        raise MuseganError(f"{path} is not an exported musegan model (musegan.export_model, or "
+                           "musegan export, makes one)",
+                           cli=f"{path} is not an exported musegan model "
+                               "(musegan export makes one)")
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith(CRITIC_PREFIX)}
+    for name, tensor in critic.state_dict().items():
+        tensors[CRITIC_PREFIX + name] = tensor.detach().float().cpu().contiguous()
+    metadata["critic"] = json.dumps(facts)
+    temporary = out.with_name(f".{out.name}.partial")
+    save_file(tensors, str(temporary), metadata=metadata)
+    temporary.replace(out)
+    card = path.with_suffix(".md").read_text() if path.with_suffix(".md").is_file() else ""
+    before, _, after = card.partition(CRITIC_HEADING)
+    rest = after.split("\n## ", 1)[1] if "\n## " in after else ""
+    card = before.rstrip() + "\n\n" + critic_markdown(facts) + ("\n## " + rest if rest else "")
+    out.with_suffix(".md").write_text(card.lstrip())
+    return out
+
+
+CRITIC_HEADING = "## Critic"
+
+
+def critic_markdown(facts: dict) -> str:
+    """The model card's section on its critic."""
+    return (f"{CRITIC_HEADING}\n\nA bidirectional LSTM ({facts['config']['hidden_dim']} units "
+            f"each way) fitted on {facts['windows']['real']} real windows of {facts['bars']} bars "
+            f"against {facts['windows']['own']} of this model's own pieces (`musegan critic "
+            f"--fit`). ROC AUC on held-out windows (real validation windows against fresh "
+            f"samples): {facts['auc_own_samples']:.3f}. Scores are calibrated (Platt scaling "
+            f"on those windows): a piece's score is the probability that it is real.\n")
 
 
 def update_card(path: str | Path, facts: dict, out: str | Path | None = None,

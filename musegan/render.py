@@ -20,8 +20,10 @@ INSTALL_AUDIO = ("rendering audio needs FluidSynth and a General MIDI soundfont:
                  "sudo apt-get install fluidsynth fluid-soundfont-gm")
 
 
-def piano_roll_png(midi: pretty_midi.PrettyMIDI, path: str | Path, title: str = "") -> Path:
-    """Draw the notes of every instrument as a piano roll (time across, pitch up)."""
+def piano_roll_png(midi: pretty_midi.PrettyMIDI, path: str | Path, title: str = "",
+                   bar_scores: list[float] | None = None) -> Path:
+    """Draw the notes of every instrument as a piano roll (time across, pitch up); with
+    ``bar_scores`` (0-1, one per bar), each bar is shaded from red (0) to green (1)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,9 +39,16 @@ def piano_roll_png(midi: pretty_midi.PrettyMIDI, path: str | Path, title: str = 
                                          0.8, color=colours(i % 10),
                                          alpha=0.4 + note.velocity / 254))
             pitches.append(note.pitch)
-    for time in midi.get_downbeats():
-        axes.axvline(time, color="0.85", linewidth=0.6, zorder=0)
     end = max(midi.get_end_time(), 1.0)
+    downbeats = list(midi.get_downbeats())
+    for time in downbeats:
+        axes.axvline(time, color="0.85", linewidth=0.6, zorder=0)
+    if bar_scores:
+        shades = plt.get_cmap("RdYlGn")
+        edges = downbeats[:len(bar_scores)] + [end]
+        for (left, right), score in zip(zip(edges, edges[1:], strict=False), bar_scores,
+                                        strict=False):
+            axes.axvspan(left, right, color=shades(score), alpha=0.25, zorder=-1, linewidth=0)
     low, high = (min(pitches) - 2, max(pitches) + 2) if pitches else (55, 80)
     axes.set(xlim=(0, end), ylim=(low, high), xlabel="seconds", ylabel="MIDI pitch",
              title=title)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import numpy as np
 import pretty_midi
 import torch
 
+from musegan.critic import Judgement, canonical, judge
 from musegan.decoding import decode, one_line, rest_bars_at_end
 from musegan.errors import MuseganError, output_exists
 from musegan.form import PART_BARS, check_form, decode_form
@@ -271,8 +273,29 @@ class Sampler:
                      form: str | None = None, part_bars: int = PART_BARS,
                      open_end: bool = False, melody: bool | None = None,
                      any_token: bool = False, *, tempo_changes: bool = False,
-                     meter: str | None = None) -> list[list[int]]:
+                     meter: str | None = None, best_of: int = 1) -> list[list[int]]:
         """Token ids of n pieces (see ``generate``)."""
+        return [choice.ids for choice in self.generate_choices(
+            n, bars, temperature, top_k, top_p, seed, theme, primer, tempo, form, part_bars,
+            open_end, melody, any_token, tempo_changes=tempo_changes, meter=meter,
+            best_of=best_of)]
+
+    @torch.no_grad()
+    def generate_choices(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
+                         top_k: int | None = None, top_p: float | None = None,
+                         seed: int | None = None, theme: torch.Tensor | None = None,
+                         primer: MidiSource | None = None, tempo: float | None = None,
+                         form: str | None = None, part_bars: int = PART_BARS,
+                         open_end: bool = False, melody: bool | None = None,
+                         any_token: bool = False, *, tempo_changes: bool = False,
+                         meter: str | None = None, best_of: int = 1) -> list[Choice]:
+        """n pieces, each the best of ``best_of`` candidates by the critic (see
+        ``generate``), with which candidate won and the scores."""
+        if best_of < 1:
+            raise MuseganError(f"best_of must be at least 1, got {best_of}",
+                               cli=f"--best-of must be at least 1, got {best_of}")
+        if best_of > 1:
+            self.require_critic("best-of-K")
         form, bars = self.plan(bars, form, part_bars)
         melody = self.melody if melody is None else melody
         if temperature <= 0:
@@ -280,6 +303,8 @@ class Sampler:
         tok, net = self.tokenizer, self.net
         generator = _generator(seed, self.device)
         theme = self.themes(n, theme, primer, generator)
+        if best_of > 1:  # K candidates per piece, from its theme, in one batch
+            theme = theme.repeat_interleave(best_of, dim=0)
         tempo_id = None
         if tempo is not None:
             if tempo <= 0:
@@ -303,7 +328,41 @@ class Sampler:
                                prefix, continuation=primer is not None, tempo_id=tempo_id,
                                ending=not open_end, temperature=temperature, top_k=top_k,
                                top_p=top_p, generator=generator, **options)
-        return [one_line(row, tok) for row in rows] if melody else rows
+        rows = [one_line(row, tok) for row in rows] if melody else rows
+        if best_of == 1:
+            return [Choice(row, 0, None, []) for row in rows]
+        scores = [j.score for j in self.judge(rows)]
+        choices = []
+        for piece in range(n):
+            group = scores[piece * best_of:(piece + 1) * best_of]
+            index = int(np.argmax(group))
+            choices.append(Choice(rows[piece * best_of + index], index, group[index], group))
+        return choices
+
+    # ------------------------------------------------------------------ the critic
+
+    @property
+    def has_critic(self) -> bool:
+        return self.model.critic is not None
+
+    def require_critic(self, what: str = "critique") -> None:
+        """A clear error when the model has no critic."""
+        if self.model.critic is None:
+            name = self.path or self.name
+            raise MuseganError(f"{name} has no critic, which {what} needs; fit one with "
+                               f"musegan critic --fit {name} --data DATA_DIR")
+
+    def judge(self, rows: list[list[int]]) -> list[Judgement]:
+        """The critic's scores of token sequences, in the form it was fitted on."""
+        self.require_critic()
+        tok = self.tokenizer
+        return judge(self.model.critic, tuple(self.model.critic_facts["calibration"]),
+                     [canonical(row, tok) for row in rows], tok.BAR)
+
+    def critique(self, midi: MidiSource) -> dict:
+        """How real the critic finds a piece: ``{"score": 0-1, "bars": [one per bar]}``,
+        the bars counted as the tokenizer bars the file."""
+        return self.judge([self.tokenizer.encode(midi)])[0].to_dict()
 
     def generate(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
@@ -311,7 +370,7 @@ class Sampler:
                  include_primer: bool = True, tempo: float | None = None,
                  form: str | None = None, part_bars: int = PART_BARS, open_end: bool = False,
                  melody: bool | None = None, any_token: bool = False, *,
-                 tempo_changes: bool = False, meter: str | None = None
+                 tempo_changes: bool = False, meter: str | None = None, best_of: int = 1
                  ) -> list[pretty_midi.PrettyMIDI]:
         """Write n new pieces.
 
@@ -343,13 +402,16 @@ class Sampler:
                 the primer changes tempo).
             meter: the time signature of the pieces, e.g. "6/8", one of ``meters``
                 (default: what the model chooses).
+            best_of: write this many candidates per piece, in one batch, and keep the one
+                the model's critic finds most real (``generate_choices`` says which);
+                1 is plain sampling.
 
         Returns:
             ``pretty_midi.PrettyMIDI`` objects.
         """
         ids = self.generate_ids(n, bars, temperature, top_k, top_p, seed, theme, primer, tempo,
                                 form, part_bars, open_end, melody, any_token,
-                                tempo_changes=tempo_changes, meter=meter)
+                                tempo_changes=tempo_changes, meter=meter, best_of=best_of)
         return self.to_midi(ids, primer, include_primer)
 
     def to_midi(self, ids: list[list[int]], primer: MidiSource | None = None,
@@ -368,6 +430,17 @@ class Sampler:
         return [self.tokenizer.decode(row) for row in ids]
 
 
+@dataclass
+class Choice:
+    """A piece and how it was chosen: ``index`` of the winning candidate, its critic
+    ``score`` and every candidate's ``scores`` (None and [] without best-of-K)."""
+
+    ids: list[int]
+    index: int
+    score: float | None
+    scores: list[float]
+
+
 def _generator(seed: int | None, device) -> torch.Generator | None:
     if seed is None:
         return None
@@ -383,12 +456,15 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                    steer: dict[str, float] | None = None, form: str | None = None,
                    part_bars: int = PART_BARS, open_end: bool = False,
                    melody: bool | None = None, any_token: bool = False,
-                   tempo_changes: bool = False, meter: str | None = None) -> list[Path]:
+                   tempo_changes: bool = False, meter: str | None = None,
+                   best_of: int = 1) -> list[Path]:
     """Generate pieces into a folder: ``tune-sSEED-III.mid`` with a JSON sidecar holding
     everything needed to regenerate it, and optionally a piano-roll PNG and a WAV.
     ``bars``, ``form``, ``part_bars``, ``open_end``, ``melody``, ``any_token``,
-    ``tempo_changes`` and ``meter`` are ``Sampler.generate``'s. A piece the model ended
-    early (its last bars are rests) says so in its sidecar, as ``rest_bars_at_end``.
+    ``tempo_changes``, ``meter`` and ``best_of`` are ``Sampler.generate``'s; with
+    ``best_of``, the sidecar names the winning candidate and the critic's scores. A piece
+    the model ended early (its last bars are rests) says so in its sidecar, as
+    ``rest_bars_at_end``.
 
     Never overwrites a file unless ``force``. Returns the MIDI paths.
     """
@@ -407,6 +483,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
         sampler.tokenizer.encode(primer)  # a clear error now if it is not usable MIDI
     if meter:
         sampler.meter_id(meter, any_token)  # a clear error now for a meter it cannot write
+    if best_of > 1:
+        sampler.require_critic("--best-of")
     if steer:
         sampler.steer(torch.zeros(1, sampler.theme_dim, device=sampler.device), **steer)
     seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
@@ -429,10 +507,12 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
             theme = sampler.themes(count, theme, primer, _generator(chunk_seed, sampler.device))
             if steer:
                 theme = sampler.steer(theme, **steer)
-            rows = sampler.generate_ids(count, bars, temperature, top_k, top_p, chunk_seed,
-                                        theme, primer, tempo, form, part_bars, open_end,
-                                        melody, any_token, tempo_changes=tempo_changes,
-                                        meter=meter)
+            choices = sampler.generate_choices(count, bars, temperature, top_k, top_p,
+                                               chunk_seed, theme, primer, tempo, form,
+                                               part_bars, open_end, melody, any_token,
+                                               tempo_changes=tempo_changes, meter=meter,
+                                               best_of=best_of)
+            rows = [choice.ids for choice in choices]
             midis = sampler.to_midi(rows, primer, include_primer)
             for j, midi in enumerate(midis):
                 path = names[start + j]
@@ -449,7 +529,11 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                                  "temperature": temperature, "top_k": top_k,
                                  "top_p": top_p, "tempo": tempo,
                                  "primer": str(primer) if primer else None,
-                                 "include_primer": include_primer, "steer": steer or None},
+                                 "include_primer": include_primer, "steer": steer or None,
+                                 "best_of": best_of},
+                    "best_of": ({"k": best_of, "winner": choices[j].index,
+                                 "score": choices[j].score, "scores": choices[j].scores}
+                                if best_of > 1 else None),
                     "regenerate": "Sampler.generate(n=batch_size, seed=seed, theme=theme, ...)"
                                   "[batch_index]",
                     "rest_bars_at_end": rest_bars_at_end(rows[j], sampler.tokenizer),
