@@ -1,0 +1,111 @@
+"""The critic: fitted into a model file, it scores pieces and bars, and picks best-of-K."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from midi_factory import make_score, musegan_cli, random_melody, write
+
+from musegan import Sampler
+from musegan.critic import auc, fit_model, platt
+from musegan.errors import MuseganError
+from musegan.sampling import generate_files
+
+
+@pytest.fixture(scope="module")
+def critic_model(setup, tmp_path_factory):
+    """The tiny model of conftest's ``setup``, with a critic fitted on its corpus."""
+    root, model = setup
+    out = tmp_path_factory.mktemp("critic") / "with-critic.safetensors"
+    path, facts = fit_model(model, root / "corpus", out, bars=4, samples=48, epochs=4)
+    return path, facts, root
+
+
+def random_notes(seed: int, bars: int = 4):
+    """Noise: random pitches over the whole keyboard at random onsets and lengths."""
+    rng = np.random.default_rng(seed)
+    notes = [(int(t), int(d), int(p), 80) for t, d, p in zip(
+        np.sort(rng.integers(0, bars * 1920, 40)), rng.integers(30, 900, 40),
+        rng.integers(21, 108, 40), strict=True)]
+    return make_score([(0, False, notes)])
+
+
+def test_the_critic_lives_in_the_model_file(critic_model):
+    path, facts, _ = critic_model
+    sampler = Sampler.from_pretrained(path)
+    assert sampler.has_critic and sampler.model.critic_facts["bars"] == 4
+    assert 0 <= facts["auc_own_samples"] <= 1
+    assert "## Critic" in path.with_suffix(".md").read_text()
+
+
+def test_critique_gives_a_score_per_bar_in_0_1(critic_model, tmp_path):
+    path, _, _ = critic_model
+    sampler = Sampler.from_pretrained(path)
+    tune = write(random_melody(3, 48, step=480), tmp_path / "six-bars.mid")  # 48 quarters
+    result = sampler.critique(tune)
+    assert len(result["bars"]) == 12  # 48 quarter notes of 4/4
+    assert 0 <= result["score"] <= 1 and all(0 <= s <= 1 for s in result["bars"])
+    cli = musegan_cli("critique", str(tune), "--model", str(path), "--json")
+    assert cli.returncode == 0, cli.stderr
+    [row] = json.loads(cli.stdout)
+    assert row["file"] == str(tune) and len(row["bars"]) == 12
+    assert row["score"] == pytest.approx(result["score"])
+
+
+def test_the_critic_ranks_real_tunes_above_random_notes(critic_model, tmp_path):
+    path, _, root = critic_model
+    sampler = Sampler.from_pretrained(path)
+    real = [sampler.critique(p)["score"] for p in sorted((root / "midi").glob("*.mid"))[:12]]
+    noise = [sampler.critique(write(random_notes(s), tmp_path / f"n{s}.mid"))["score"]
+             for s in range(12)]
+    assert auc(np.array(real), np.array(noise)) > 0.8
+
+
+def test_best_of_one_is_plain_generate_and_best_of_k_keeps_the_top_score(critic_model):
+    path, _, _ = critic_model
+    sampler = Sampler.from_pretrained(path)
+    plain = sampler.generate_ids(n=3, bars=2, seed=5, form="")
+    assert sampler.generate_ids(n=3, bars=2, seed=5, form="", best_of=1) == plain
+    choices = sampler.generate_choices(n=3, bars=2, seed=5, form="", best_of=4)
+    for choice in choices:
+        assert len(choice.scores) == 4 and choice.score == max(choice.scores)
+        assert choice.scores.index(choice.score) == choice.index
+
+
+def test_best_of_k_regenerates_from_its_sidecar(critic_model, tmp_path):
+    path, _, _ = critic_model
+    sampler = Sampler.from_pretrained(path)
+    [first, second] = generate_files(sampler, tmp_path / "out", n=2, bars=2, seed=9,
+                                     best_of=3, form="")
+    sidecar = json.loads(second.with_suffix(".json").read_text())
+    assert sidecar["best_of"]["k"] == 3 and 0 <= sidecar["best_of"]["winner"] < 3
+    import torch
+
+    again = sampler.generate(n=sidecar["batch_size"], seed=sidecar["seed"], bars=2, form="",
+                             theme=torch.tensor(sidecar["theme"]), best_of=3)
+    again[sidecar["batch_index"]].write(str(tmp_path / "again.mid"))
+    assert (tmp_path / "again.mid").read_bytes() == second.read_bytes()
+
+
+def test_a_model_without_a_critic_says_how_to_fit_one(setup, tmp_path):
+    _, model = setup
+    sampler = Sampler.from_pretrained(model)
+    with pytest.raises(MuseganError, match="has no critic.*musegan critic --fit"):
+        sampler.critique(write(random_melody(1, 8), tmp_path / "a.mid"))
+    with pytest.raises(MuseganError, match="has no critic"):
+        sampler.generate(n=1, bars=2, best_of=2)
+    cli = musegan_cli("generate", "--model", str(model), "--best-of", "2", "--out",
+                      str(tmp_path / "x"))
+    assert cli.returncode == 2 and "has no critic" in cli.stderr
+    assert not (tmp_path / "x").exists()
+    cli = musegan_cli("critique", str(tmp_path / "a.mid"), "--model", str(model))
+    assert cli.returncode == 2 and "musegan critic --fit" in cli.stderr
+
+
+def test_auc_and_platt_scaling():
+    assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert auc(np.array([1.0]), np.array([1.0])) == 0.5
+    a, b = platt(np.array([2.0, 3.0, 1.0, 2.5]), np.array([-1.0, 0.0, -2.0, 1.5]))
+    assert a > 0  # higher logits mean more likely real
