@@ -69,14 +69,16 @@ def write_real(corpus: Corpus, split: str, folder: Path, limit: int, bars: int,
 
 
 def generate(model, folder: Path, pieces: int, bars: int, temperature: float, seed: int,
-             form: str = "", melody: bool | None = None) -> tuple[Path, float]:
+             form: str = "", melody: bool | None = None,
+             best_of: int = 1) -> tuple[Path, float]:
     """Write a set; returns its folder and the seconds per piece it took."""
     sampler = Sampler.from_pretrained(model)
     for old in folder.glob("*.mid"):  # a fresh set: no pieces left from another seed
         old.unlink()
     started = time.perf_counter()
     generate_files(sampler, folder, n=pieces, bars=None if form else bars, seed=seed,
-                   temperature=temperature, force=True, batch=64, form=form, melody=melody)
+                   temperature=temperature, force=True, batch=max(1, 64 // best_of),
+                   form=form, melody=melody, best_of=best_of)
     return folder, (time.perf_counter() - started) / pieces
 
 
@@ -97,6 +99,11 @@ def main() -> int:
     parser.add_argument("--melody", action=argparse.BooleanOptionalAction, default=None,
                         help="one melody line in the default rows (default: the model's own)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed for every model")
+    parser.add_argument("--best-of", default="",
+                        help="comma-separated K: add a default + FORM row per K, each piece "
+                             "the best of K by the model's critic (e.g. 4,8)")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated rows to leave out: markov, default, lstm-gan")
     parser.add_argument("--out", default="bench/quality-out")
     args = parser.parse_args()
 
@@ -108,13 +115,21 @@ def main() -> int:
     markov = out / f"markov{args.order}.safetensors"
     MarkovModel.fit(corpus, order=args.order).save(markov, force=True)
     settings = (args.pieces, args.bars, args.temperature, args.seed)
-    sets["markov"], speed["markov"] = generate(markov, out / "markov", *settings)
-    sets["default"], speed["default"] = generate(args.model, out / "default", *settings,
-                                                 melody=args.melody)
+    skip = set(args.skip.split(",")) if args.skip else set()
+    if "markov" not in skip:
+        sets["markov"], speed["markov"] = generate(markov, out / "markov", *settings)
+    if "default" not in skip:
+        sets["default"], speed["default"] = generate(args.model, out / "default", *settings,
+                                                     melody=args.melody)
     with_form = f"default + {args.form}"
     sets[with_form], speed[with_form] = generate(args.model, out / "default-form", *settings,
                                                  form=args.form, melody=args.melody)
-    if args.gan:
+    for k in [int(k) for k in args.best_of.split(",") if k]:
+        name = f"{with_form}, best of {k}"
+        sets[name], speed[name] = generate(args.model, out / f"default-form-best{k}",
+                                           *settings, form=args.form, melody=args.melody,
+                                           best_of=k)
+    if args.gan and "lstm-gan" not in skip:
         gan = Path(args.gan) / "checkpoints" / "last.ckpt" if Path(args.gan).is_dir() \
             else args.gan
         sets["lstm-gan"], speed["lstm-gan"] = generate(gan, out / "lstm-gan", *settings)
@@ -133,7 +148,8 @@ def main() -> int:
     for name, r in results.items():
         print(f"musegan evaluate, {name}: {r['counts']['generated']} vs {r['counts']['reference']} "
               f"pieces, {r['counts']['train'] or 0} training pieces: {r['seconds']:.1f} s")
-    table = format_table(results) + "\n\n" + feature_table(results, ["default", with_form])
+    rows = [row for row in ("default", with_form) if row in results]
+    table = format_table(results) + "\n\n" + feature_table(results, rows)
     print(table)
     (out / "quality.md").write_text(table + "\n")
     (out / "quality.json").write_text(json.dumps(results, indent=1, default=str) + "\n")

@@ -3,7 +3,8 @@
 A model's critic is a bidirectional LSTM over token ids with a logit at every token. It
 is fitted for one model (``fit_critic``, ``musegan critic --fit``): windows of
 ``bars`` bars from the corpus's train split are real, the model's own pieces of that
-length are not, and every token of a window carries its window's label. Bidirectional,
+length are not (nor, in smaller shares, real windows with wrong notes and random notes),
+and every token of a window carries its window's label. Bidirectional,
 each token's logit sees the whole window, and the logits of a weak bar fall where the
 model went wrong.
 
@@ -37,7 +38,11 @@ from musegan.errors import MuseganError
 from musegan.tokenizer import Tokenizer
 
 CRITIC_BARS = 8  # bars per window the critic is fitted on
-CRITIC_SAMPLES = 512  # the model's own pieces it is fitted against (as many real windows)
+CRITIC_SAMPLES = 512  # fakes it is fitted against (and as many real windows): mostly the
+WRONG_NOTES = 0.15  # model's own pieces; this share real windows with wrong notes, and
+NOISE = 0.10  # this share random notes, so that it learns what music is, not only what
+# this model gets wrong (fitted on its own pieces alone, it found random notes more real
+# than real tunes: AUC 0.39)
 HELD_OUT = 128  # windows of each kind kept for calibration and the AUC
 
 
@@ -202,6 +207,39 @@ def real_windows(corpus, split: str, bars: int, n: int, seed: int,
     return out
 
 
+def wrong_notes(ids: list[int], tokenizer: Tokenizer, rng: random.Random,
+                share: float = 0.35) -> list[int]:
+    """A real window with ``share`` of its pitches moved by 1 to 6 semitones."""
+    pitches = tokenizer.token_range("pitch")
+    out = []
+    for token in ids:
+        if token in pitches and rng.random() < share:
+            moved = token + rng.choice([-1, 1]) * rng.randint(1, 6)
+            token = min(max(moved, pitches.start), pitches.stop - 1)
+        out.append(token)
+    return out
+
+
+def random_notes(tokenizer: Tokenizer, bars: int, rng: random.Random) -> list[int]:
+    """A piece of random notes: ``bars`` bars of 4/4, pitches over the keyboard, random
+    onsets and lengths."""
+    from symusic import Note, Score, Tempo, TimeSignature, Track
+
+    score = Score(480)
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    score.tempos.append(Tempo(0, qpm=float(rng.choice([90, 120, 160]))))
+    count = rng.randint(3 * bars, 12 * bars)
+    onsets = sorted(rng.randrange(bars * 1920) for _ in range(count))
+    track = Track(program=0)
+    track.notes = Note.from_numpy(
+        np.array(onsets, dtype=np.int32),
+        np.array([rng.randint(60, 960) for _ in range(count)], dtype=np.int32),
+        np.array([rng.randint(36, 96) for _ in range(count)], dtype=np.int8),
+        np.full(count, 80, dtype=np.int8))
+    score.tracks.append(track)
+    return tokenizer.encode(score)
+
+
 def fit_critic(sampler, corpus, bars: int = CRITIC_BARS, samples: int = CRITIC_SAMPLES,
                epochs: int = 8, seed: int = 0, progress: bool = False) -> tuple[Critic, dict]:
     """Fit a critic for ``sampler``'s model on ``corpus`` (a ``Corpus`` of the same
@@ -220,7 +258,13 @@ def fit_critic(sampler, corpus, bars: int = CRITIC_BARS, samples: int = CRITIC_S
         return [canonical(row, tok) for row in rows]
 
     real = real_windows(corpus, "train", bars, samples, seed, sampler.melody)
-    fake = own(samples, seed)
+    rng = random.Random(seed)
+    n_wrong, n_noise = int(WRONG_NOTES * samples), int(NOISE * samples)
+    others = real_windows(corpus, "train", bars, n_wrong, seed + 2, sampler.melody)
+    n_own = samples - n_wrong - n_noise
+    fake = own(n_own, seed)
+    fake += [canonical(wrong_notes(row, tok, rng), tok) for row in others]
+    fake += [random_notes(tok, bars, rng) for _ in range(n_noise)]
     real_held = real_windows(corpus, "val" if corpus.split("val") else "train", bars,
                              HELD_OUT, seed + 1, sampler.melody)
     fake_held = own(HELD_OUT, seed + 10_000)
@@ -228,7 +272,6 @@ def fit_critic(sampler, corpus, bars: int = CRITIC_BARS, samples: int = CRITIC_S
     critic = Critic(CriticConfig(len(tok))).to(sampler.device)
     optimizer = torch.optim.Adam(critic.parameters(), lr=2e-3)
     data = [(row, 1.0) for row in real] + [(row, 0.0) for row in fake]
-    rng = random.Random(seed)
     for _ in range(epochs):
         critic.train()
         rng.shuffle(data)
@@ -253,9 +296,10 @@ def fit_critic(sampler, corpus, bars: int = CRITIC_BARS, samples: int = CRITIC_S
         "config": critic.config.to_dict(), "bars": bars, "calibration": list(calibration),
         "auc_own_samples": auc(held_real, held_fake),
         "train_auc_own_samples": auc(mean_logits(critic, real[:HELD_OUT]),
-                                     mean_logits(critic, fake[:HELD_OUT])),
-        "windows": {"real": len(real), "own": len(fake), "held_out_real": len(real_held),
-                    "held_out_own": len(fake_held)},
+                                     mean_logits(critic, fake[:min(HELD_OUT, n_own)])),
+        "windows": {"real": len(real), "own": n_own,
+                    "wrong_notes": n_wrong, "random_notes": n_noise,
+                    "held_out_real": len(real_held), "held_out_own": len(fake_held)},
         "epochs": epochs, "seed": seed,
     }
     return critic, facts

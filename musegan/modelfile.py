@@ -237,7 +237,9 @@ def critic_markdown(facts: dict) -> str:
     """The model card's section on its critic."""
     return (f"{CRITIC_HEADING}\n\nA bidirectional LSTM ({facts['config']['hidden_dim']} units "
             f"each way) fitted on {facts['windows']['real']} real windows of {facts['bars']} bars "
-            f"against {facts['windows']['own']} of this model's own pieces (`musegan critic "
+            f"against {facts['windows']['own']} of this model's own pieces, "
+            f"{facts['windows'].get('wrong_notes', 0)} real windows with wrong notes and "
+            f"{facts['windows'].get('random_notes', 0)} of random notes (`musegan critic "
             f"--fit`). ROC AUC on held-out windows (real validation windows against fresh "
             f"samples): {facts['auc_own_samples']:.3f}. Scores are calibrated (Platt scaling "
             f"on those windows): a piece's score is the probability that it is real.\n")
