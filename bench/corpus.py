@@ -126,6 +126,8 @@ def describe(midis: list[pretty_midi.PrettyMIDI], rows: list[list[int]], tok,
         beats = sum(r["beats"] for r in leading)
         figures["parallels_per_100_beats"] = 100 * sum(
             r["parallel_fifths"] + r["parallel_octaves"] for r in leading) / max(beats, 1e-9)
+        figures["parallel_fifths_per_100_beats"] = 100 * sum(
+            r["parallel_fifths"] for r in leading) / max(beats, 1e-9)
         ranges: dict[str, list] = {}
         for r in leading:
             for name, (low, high) in r["ranges"].items():
@@ -150,6 +152,7 @@ def main() -> int:
     parser.add_argument("--size", choices=("small", "default"), default="small",
                         help="model size when training (small: 128 hidden units)")
     parser.add_argument("--pieces", type=int, default=24)
+    parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/corpus-out")
@@ -216,7 +219,7 @@ def main() -> int:
     rows = []
     for start in range(0, args.pieces, 32):
         rows += sampler.generate_ids(min(32, args.pieces - start), args.bars, form="",
-                                     seed=args.seed + start)
+                                     seed=args.seed + start, temperature=args.temperature)
     midis = sampler.to_midi(rows)
     for i, midi in enumerate(midis):
         midi.write(str(generated_dir / f"piece{i:03d}.mid"))
@@ -256,6 +259,7 @@ def main() -> int:
     (out / "corpus.md").write_text(table + "\n")
     (out / "corpus.json").write_text(json.dumps({"corpus": corpus_info, "model": model,
                                                  "transpose": args.transpose,
+                                                 "temperature": args.temperature,
                                                  **figures}, indent=1, default=float) + "\n")
     print(f"\nwrote {out / 'corpus.md'}; training {trained - started:.0f} s, "
           f"judging {time.perf_counter() - trained:.0f} s")
@@ -292,7 +296,8 @@ def format_table(corpus: dict, figures: dict, bars: int) -> str:
                         ("scale consistency (in-key share)", ("scale_consistency",)),
                         ("pitch-class entropy", ("pitch_class_entropy",)),
                         ("8-gram copy rate (vs train)", ("copy_rate",)),
-                        ("parallel 5ths + 8ves per 100 beats", ("parallels_per_100_beats",))):
+                        ("parallel 5ths + 8ves per 100 beats", ("parallels_per_100_beats",)),
+                        ("of which 5ths", ("parallel_fifths_per_100_beats",))):
         lines.append(f"| {label} | {cell(g, *keys)} | {cell(r, *keys)} |")
     if "voice_ranges" in g:
         for name in sorted(set(g["voice_ranges"]) | set(r["voice_ranges"])):

@@ -190,7 +190,7 @@ def add_steering(path: str | Path, directions: dict, out: str | Path | None = No
     metadata["steering"] = json.dumps({name: d.info() for name, d in directions.items()})
     temporary = out.with_name(f".{out.name}.partial")
     save_file(tensors, str(temporary), metadata=metadata)
-    temporary.replace(out)
+    _put_in_place(temporary, out, path)
     card = path.with_suffix(".md").read_text() if path.with_suffix(".md").is_file() else ""
     card = card.split(STEERING_HEADING)[0].rstrip() + "\n\n" + steering_markdown(directions)
     out.with_suffix(".md").write_text(card.lstrip())
@@ -221,7 +221,7 @@ def add_critic(path: str | Path, critic, facts: dict, out: str | Path | None = N
     metadata["critic"] = json.dumps(facts)
     temporary = out.with_name(f".{out.name}.partial")
     save_file(tensors, str(temporary), metadata=metadata)
-    temporary.replace(out)
+    _put_in_place(temporary, out, path)
     card = path.with_suffix(".md").read_text() if path.with_suffix(".md").is_file() else ""
     before, _, after = card.partition(CRITIC_HEADING)
     rest = after.split("\n## ", 1)[1] if "\n## " in after else ""
@@ -263,12 +263,19 @@ def update_card(path: str | Path, facts: dict, out: str | Path | None = None,
     metadata["card"] = json.dumps(card)
     temporary = out.with_name(f".{out.name}.partial")
     save_file(load_file(str(path)), str(temporary), metadata=metadata)
-    temporary.replace(out)
+    _put_in_place(temporary, out, path)
     markdown = path.with_suffix(".md")
     rest = markdown.read_text().split("\n## ", 1)[1] if markdown.is_file() else ""
     table = model_card_markdown({**card, "config": ""}, out.name)
     out.with_suffix(".md").write_text(table + ("\n## " + rest if rest else ""))
     return out
+
+
+def _put_in_place(temporary: Path, out: Path, original: Path) -> None:
+    """Rename the finished file over ``out``, with the original file's permissions
+    (safetensors writes new files readable by their owner only)."""
+    temporary.chmod(original.stat().st_mode & 0o777 | 0o644)
+    temporary.replace(out)
 
 
 # ---------------------------------------------------------------------- model cards

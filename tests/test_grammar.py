@@ -129,19 +129,19 @@ def test_a_runaway_bar_is_made_to_end():
         for token in (pitch, velocity, duration):
             grammar.update(torch.tensor([token]))
     allowed = grammar.mask()[0].nonzero().squeeze(1).tolist()
-    assert allowed == [TOK.EOS, TOK.BAR]
-    # Bar 1 of 2: whichever the model picks, it is a bar line.
-    for token in allowed:
-        assert grammar.resolve(torch.tensor([token])).tolist() == [TOK.BAR]
+    assert allowed == [TOK.BAR]  # bar 1 of 2: no EOS before the last bar
 
 
-def test_closing_the_last_bar_ends_the_piece_and_an_early_end_is_a_bar_line():
-    grammar = Grammar(TOK, 2, 2, "cpu", tempo_id=None)
-    grammar.update(torch.tensor([TOK.BAR, TOK.BAR]))
-    grammar.update(torch.tensor([TOK.BAR, TOK.token_id("Position_0")]))
-    # Piece 0 is in its last bar: a Bar means the end. Piece 1 is in bar 1 of 2.
-    drawn = torch.tensor([TOK.BAR, TOK.EOS])
-    assert grammar.resolve(drawn).tolist() == [TOK.EOS, TOK.BAR]
+def test_the_last_bar_closes_with_eos_once_its_notes_reach_the_bar_line():
+    grammar = Grammar(TOK, 1, 1, "cpu", tempo_id=None)
+    for token in [TOK.BAR, TOK.token_id("Position_0"), *note(60)]:  # a 16th of 4/4
+        grammar.update(torch.tensor([token]))
+    assert not grammar.mask()[0, TOK.BAR] and grammar.mask()[0, TOK.EOS]
+    for token in [TOK.token_id("Position_24"), TOK.token_id("Pitch_62"),
+                  TOK.token_id("Velocity_79"), TOK.token_id("Duration_24")]:  # to the end
+        grammar.update(torch.tensor([token]))
+    assert grammar.mask()[0, TOK.BAR]
+    assert grammar.resolve(torch.tensor([TOK.BAR])).tolist() == [TOK.EOS]
 
 
 def note(pitch: int) -> list[int]:
@@ -163,7 +163,7 @@ def test_a_bar_may_hold_a_few_times_the_pieces_mean_bar_and_no_more():
             grammar.update(torch.tensor([token]))
         position += 1
     allowed = set(grammar.mask()[0].nonzero().squeeze(1).tolist())
-    assert allowed == {TOK.EOS, TOK.BAR}
+    assert allowed == {TOK.BAR}  # bar 4 of 8
 
 
 def test_a_piece_keeps_one_tempo_unless_tempo_changes_are_asked_for():
