@@ -14,8 +14,9 @@ the corpus's own validation pieces (cut to ``--bars`` bars):
   * voices (programs and parts) per piece, and voices or meters the corpus never had;
   * bars of rest at the end (where the model wanted to stop early);
   * ``musegan evaluate``: mean overlap and copy rate against the train split;
-  * for corpora with parts: each voice's range and parallel fifths and octaves per 100
-    beats (``musegan.metrics.voice_leading``).
+  * for corpora with parts: each voice's range (the median of the pieces' lowest and
+    highest pitches) and parallel fifths and octaves per 100 beats
+    (``musegan.metrics.voice_leading``).
 
 Writes OUT/corpus.md and OUT/corpus.json (default bench/corpus-out/, not committed).
 """
@@ -132,8 +133,9 @@ def describe(midis: list[pretty_midi.PrettyMIDI], rows: list[list[int]], tok,
         for r in leading:
             for name, (low, high) in r["ranges"].items():
                 ranges.setdefault(name, []).append((low, high))
-        figures["voice_ranges"] = {name: [int(np.min([lo for lo, _ in v])),
-                                          int(np.max([hi for _, hi in v]))]
+        # per voice: the median of the pieces' lowest and highest pitches (outliers aside)
+        figures["voice_ranges"] = {name: [int(np.median([lo for lo, _ in v])),
+                                          int(np.median([hi for _, hi in v]))]
                                    for name, v in sorted(ranges.items())}
     return figures
 
@@ -301,7 +303,8 @@ def format_table(corpus: dict, figures: dict, bars: int) -> str:
         lines.append(f"| {label} | {cell(g, *keys)} | {cell(r, *keys)} |")
     if "voice_ranges" in g:
         for name in sorted(set(g["voice_ranges"]) | set(r["voice_ranges"])):
-            lines.append(f"| range of {name} | {g['voice_ranges'].get(name, 'n/a')} | "
+            lines.append(f"| range of {name} (median low, high) | "
+                         f"{g['voice_ranges'].get(name, 'n/a')} | "
                          f"{r['voice_ranges'].get(name, 'n/a')} |")
     return "\n".join(lines)
 
