@@ -112,3 +112,16 @@ def test_generate_says_when_a_direction_steers_poorly(sampler, tmp_path):
     listed = subprocess.run([sys.executable, "-m", "musegan.cli", "steer", "--list"],
                             capture_output=True, text=True).stdout
     assert listed.count("!") == sum(len(shortcomings(f)) for f in sampler.steering.values()) == 1
+
+
+def test_the_bach_chorales_model_writes_four_named_voices():
+    bach = Sampler.from_pretrained("bach-chorales")
+    assert [name for name, _ in bach.tokenizer.parts] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert bach.model.card["corpus_holds"]["voices"][-4:] == ["Soprano", "Alto", "Tenor",
+                                                             "Bass"]
+    voices = set()
+    for midi in bach.generate(n=2, bars=4, seed=0):
+        voices |= {track.name for track in midi.instruments if track.notes}
+        meters = {f"{ts.numerator}/{ts.denominator}" for ts in midi.time_signature_changes}
+        assert meters <= set(bach.meters)
+    assert {"Soprano", "Bass"} <= voices <= set(bach.model.card["corpus_holds"]["voices"])
