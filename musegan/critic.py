@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from musegan.decoding import one_line
-from musegan.errors import MuseganError
+from musegan.errors import MuseganError, output_exists
 from musegan.tokenizer import Tokenizer
 
 CRITIC_BARS = 8  # bars per window the critic is fitted on
@@ -196,11 +196,12 @@ def real_windows(corpus, split: str, bars: int, n: int, seed: int,
         row = table[first]
         start = int(row["offset"]) + 1 + int(row["header"])
         end = int(table[first + bars]["offset"]) if first + bars < len(table) else len(ids) - 1
-        header = [tok.BOS, tok.BAR] + [int(row[k]) for k in ("time_signature", "tempo", "program")
-                                       if int(row[k])]
-        window = header + ids[start:end] + [tok.EOS]
         if first == 0:
             window = ids[:end] + [tok.EOS]
+        else:  # the state in force there, as training windows restate it
+            header = [tok.BOS, tok.BAR] + [int(row[k]) for k in
+                                           ("time_signature", "tempo", "program") if int(row[k])]
+            window = header + ids[start:end] + [tok.EOS]
         if melody:
             window = one_line(window, tok)
         out.append(canonical(window, tok))
@@ -317,8 +318,6 @@ def fit_model(model: str | Path, data: str | Path, out: str | Path | None = None
     path = Path(model)
     target = Path(out) if out is not None else path
     if target.exists() and not force:  # checked before the fit
-        from musegan.errors import output_exists
-
         raise output_exists(target)
     if not is_corpus(Path(data)):
         raise MuseganError(f"{data} is not a prepared corpus; give the one the model was "

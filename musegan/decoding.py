@@ -207,7 +207,7 @@ def rest_bars_at_end(ids: list[int], tokenizer: Tokenizer) -> int:
     """How many of a piece's last bars are silent (no note starts or sounds in them): the
     bars a model wrote after it wanted to stop."""
     kinds, values = tokenizer.kind, tokenizer.value
-    bar_start, bar_length, position, started = 0, 0, 0, False
+    bar_start, position, started = 0, 0, False
     bar_length = int(tokenizer.bar_steps[tokenizer.default_time_signature])
     starts: list[int] = []
     sounding = 0  # the step where the last note ends

@@ -171,8 +171,20 @@ def add_steering(path: str | Path, directions: dict, out: str | Path | None = No
     ``directions`` maps names to ``musegan.steer.Direction``. Writes ``out`` (default:
     the model itself, which needs ``force``) and its model card with a steering section.
     """
-    path = Path(path)
-    out = Path(out) if out is not None else path
+    path, out = Path(path), Path(out) if out is not None else Path(path)
+    card = _replace_part(path, out, force, STEERING_PREFIX,
+                         {name: d.steps for name, d in directions.items()},
+                         "steering", {name: d.info() for name, d in directions.items()})
+    card = card.split(STEERING_HEADING)[0].rstrip() + "\n\n" + steering_markdown(directions)
+    out.with_suffix(".md").write_text(card.lstrip())
+    return out
+
+
+def _replace_part(path: Path, out: Path, force: bool, prefix: str,
+                  tensors: dict[str, torch.Tensor], key: str, facts: dict) -> str:
+    """Write ``path`` to ``out`` with its ``prefix`` tensors replaced by ``tensors`` and
+    its header's ``key`` by ``facts`` (JSON); returns the model's Markdown card, for the
+    caller to rewrite. Refuses to replace ``out`` or its card without ``force``."""
     clashes = [p for p in (out, out.with_suffix(".md")) if p.exists()]
     if clashes and not force:
         raise output_exists(clashes[0])
@@ -183,18 +195,15 @@ def add_steering(path: str | Path, directions: dict, out: str | Path | None = No
                            "musegan export, makes one)",
                            cli=f"{path} is not an exported musegan model "
                                "(musegan export makes one)")
-    tensors = {k: v for k, v in load_file(str(path)).items()
-               if not k.startswith(STEERING_PREFIX)}
-    for name, direction in directions.items():
-        tensors[STEERING_PREFIX + name] = direction.steps.detach().float().cpu().contiguous()
-    metadata["steering"] = json.dumps({name: d.info() for name, d in directions.items()})
+    kept = {k: v for k, v in load_file(str(path)).items() if not k.startswith(prefix)}
+    for name, tensor in tensors.items():
+        kept[prefix + name] = tensor.detach().float().cpu().contiguous()
+    metadata[key] = json.dumps(facts)
     temporary = out.with_name(f".{out.name}.partial")
-    save_file(tensors, str(temporary), metadata=metadata)
+    save_file(kept, str(temporary), metadata=metadata)
     _put_in_place(temporary, out, path)
-    card = path.with_suffix(".md").read_text() if path.with_suffix(".md").is_file() else ""
-    card = card.split(STEERING_HEADING)[0].rstrip() + "\n\n" + steering_markdown(directions)
-    out.with_suffix(".md").write_text(card.lstrip())
-    return out
+    markdown = path.with_suffix(".md")
+    return markdown.read_text() if markdown.is_file() else ""
 
 
 def add_critic(path: str | Path, critic, facts: dict, out: str | Path | None = None,
@@ -203,26 +212,8 @@ def add_critic(path: str | Path, critic, facts: dict, out: str | Path | None = N
     facts in the header), replacing any it had; weights, steering and card unchanged but
     for a critic section in the Markdown card. Writes ``out`` (default: the model itself,
     which needs ``force``)."""
-    path = Path(path)
-    out = Path(out) if out is not None else path
-    clashes = [p for p in (out, out.with_suffix(".md")) if p.exists()]
-    if clashes and not force:
-        raise output_exists(clashes[0])
-    with safe_open(str(path), framework="pt") as file:
-        metadata = dict(file.metadata() or {})
-    if metadata.get("format") != MODEL_FORMAT:
-        raise MuseganError(f"{path} is not an exported musegan model (musegan.export_model, or "
-                           "musegan export, makes one)",
-                           cli=f"{path} is not an exported musegan model "
-                               "(musegan export makes one)")
-    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith(CRITIC_PREFIX)}
-    for name, tensor in critic.state_dict().items():
-        tensors[CRITIC_PREFIX + name] = tensor.detach().float().cpu().contiguous()
-    metadata["critic"] = json.dumps(facts)
-    temporary = out.with_name(f".{out.name}.partial")
-    save_file(tensors, str(temporary), metadata=metadata)
-    _put_in_place(temporary, out, path)
-    card = path.with_suffix(".md").read_text() if path.with_suffix(".md").is_file() else ""
+    path, out = Path(path), Path(out) if out is not None else Path(path)
+    card = _replace_part(path, out, force, CRITIC_PREFIX, critic.state_dict(), "critic", facts)
     before, _, after = card.partition(CRITIC_HEADING)
     rest = after.split("\n## ", 1)[1] if "\n## " in after else ""
     card = before.rstrip() + "\n\n" + critic_markdown(facts) + ("\n## " + rest if rest else "")

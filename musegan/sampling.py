@@ -352,17 +352,20 @@ class Sampler:
             raise MuseganError(f"{name} has no critic, which {what} needs; fit one with "
                                f"musegan critic --fit {name} --data DATA_DIR")
 
-    def judge(self, rows: list[list[int]]) -> list[Judgement]:
-        """The critic's scores of token sequences, in the form it was fitted on."""
+    def judge(self, rows: list[list[int]], as_written: bool = False) -> list[Judgement]:
+        """The critic's scores of token sequences. They are first put in the form it was
+        fitted on (as the tokenizer writes a file), unless ``as_written`` says they are."""
         self.require_critic()
         tok = self.tokenizer
-        return judge(self.model.critic, tuple(self.model.critic_facts["calibration"]),
-                     [canonical(row, tok) for row in rows], tok.BAR)
+        if not as_written:
+            rows = [canonical(row, tok) for row in rows]
+        return judge(self.model.critic, tuple(self.model.critic_facts["calibration"]), rows,
+                     tok.BAR)
 
     def critique(self, midi: MidiSource) -> dict:
         """How real the critic finds a piece: ``{"score": 0-1, "bars": [one per bar]}``,
         the bars counted as the tokenizer bars the file."""
-        return self.judge([self.tokenizer.encode(midi)])[0].to_dict()
+        return self.judge([self.tokenizer.encode(midi)], as_written=True)[0].to_dict()
 
     def generate(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,

@@ -15,6 +15,7 @@ from symusic import Note, Track
 from musegan import Sampler, Tokenizer
 from musegan.config import fit_windows
 from musegan.corpus import Corpus
+from musegan.errors import MuseganError
 from musegan.export import corpus_holds
 from musegan.modelfile import save_model
 from musegan.models import ModelConfig, MuseGAN
@@ -119,9 +120,9 @@ def test_a_tokenizer_without_parts_is_saved_as_musegan_0_1_wrote_it(tmp_path):
 
 
 def test_bad_parts_are_refused():
-    with pytest.raises(Exception, match="part"):
+    with pytest.raises(MuseganError, match="part"):
         Tokenizer(parts=[("Soprano", 0), ("soprano", 0)])
-    with pytest.raises(Exception, match="part"):
+    with pytest.raises(MuseganError, match="part"):
         Tokenizer(parts=[("", 0)])
 
 
@@ -196,7 +197,7 @@ def test_a_model_never_writes_a_program_or_part_its_corpus_lacks(pop, tmp_path):
         names |= {(t.name, t.program, t.is_drum) for t in midi.instruments}
     assert names and names <= {("MELODY", 0, False), ("BRIDGE", 0, False), ("PIANO", 0, False)}
     assert sampler.meters == ["4/4"]
-    with pytest.raises(Exception, match="not one this model's corpus has; choose one of 4/4"):
+    with pytest.raises(MuseganError, match="not one this model's corpus has; choose one of 4/4"):
         sampler.generate(n=1, bars=2, meter="6/8")
     anything = set()
     for midi in sampler.generate(n=8, bars=4, seed=1, form="", any_token=True):
@@ -246,12 +247,12 @@ def test_generate_says_when_a_piece_ends_in_rests(tmp_path):
     net = MuseGAN(ModelConfig(vocab_size=len(tok), embed_dim=16, hidden_dim=32, num_layers=1,
                               theme_dim=8, noise_dim=8, mapping_width=16, encoder_dim=16,
                               disc_embed_dim=8, disc_hidden_dim=8))
-    model = save_model(net, tok, tmp_path / "m.safetensors")
-    sampler = Sampler.from_pretrained(model)
     # The model wants nothing but bar lines and the end: it writes no notes at all.
     with torch.no_grad():
-        sampler.net.generator.head.bias[tok.BAR] += 40.0
-        sampler.net.generator.head.bias[tok.EOS] += 40.0
+        net.generator.head.bias[tok.BAR] += 40.0
+        net.generator.head.bias[tok.EOS] += 40.0
+    model = save_model(net, tok, tmp_path / "m.safetensors")
+    sampler = Sampler.from_pretrained(model)
     paths = generate_files(sampler, tmp_path / "out", n=2, bars=6, seed=0, form="",
                            open_end=True)
     for path in paths:
@@ -259,6 +260,9 @@ def test_generate_says_when_a_piece_ends_in_rests(tmp_path):
         midi = pretty_midi.PrettyMIDI(str(path))
         assert len(midi.get_downbeats()) >= 6  # the bars are there, as rests
         assert sidecar["rest_bars_at_end"] == 6
+    cli = musegan_cli("generate", "--model", str(model), "-n", "1", "--bars", "3",
+                      "--open-end", "--out", str(tmp_path / "cli"))
+    assert cli.returncode == 0 and "its last 3 bars are rests" in cli.stderr
     bad = musegan_cli("generate", "--model", str(model), "--meter", "7/3", "--out",
                       str(tmp_path / "none"))
     assert bad.returncode == 2 and "choose one of" in bad.stderr
