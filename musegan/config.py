@@ -28,6 +28,7 @@ from musegan.regularize import ATTRIBUTES as THEME_ATTRIBUTES
 # What can pick the best checkpoint (--monitor), and which way is better.
 MONITORS = {"val/nll": "min", "val/music/gap": "min", "val/diversity_4gram": "max"}
 PHASES = ("mle", "d_pretrain", "adversarial")
+ADVERSARIAL_MODES = ("gumbel", "professor")  # train.adversarial_mode
 SEQ_LEN = 0  # tokens per training window; 0: WINDOW_BARS bars of the corpus (fit_windows)
 WINDOW_BARS = 8  # a window holds this many of the corpus's median bars ...
 WINDOW_TOKENS = (256, 2048)  # ... within these bounds (memory grows with the window)
@@ -62,6 +63,10 @@ class TrainSettings:
     d_pretrain_epochs: int = 1
     adv_epochs: int = 10
     adversarial: bool = True  # False: the MLE-only model, for honest comparison
+    # What the discriminator judges in the adversarial phase: "gumbel", the tokens the
+    # generator writes, relaxed by Gumbel-softmax (RelGAN); "professor", the generator's
+    # LSTM outputs while it writes against while it reads real music (Professor Forcing).
+    adversarial_mode: str = "gumbel"
     lr: float = 1e-3  # generator + encoder, MLE phase
     adv_lr: float = 1e-4  # generator + encoder, adversarial phase (Transformer-GAN uses ~1e-4)
     d_lr: float = 1e-4

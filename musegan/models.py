@@ -196,10 +196,17 @@ class Generator(nn.Module):
         """Teacher-forced logits: tokens (B, S), theme (B, T) -> (B, S, V) and the final state."""
         if state is None:
             state = self.initial_state(theme)
+        out, state = self.hidden(tokens, theme, state)
+        return self.head(self.drop(out)), state
+
+    def hidden(self, tokens: torch.Tensor, theme: torch.Tensor,
+               state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """Teacher-forced top-layer outputs (B, S, H), before the head, and the final state."""
+        if state is None:
+            state = self.initial_state(theme)
         x = self.embed(tokens)  # (B, S, E)
         x = torch.cat([x, theme.unsqueeze(1).expand(-1, x.size(1), -1).to(x.dtype)], dim=-1)
-        out, state = self.lstm(self.drop(x), state)  # (B, S, H)
-        return self.head(self.drop(out)), state
+        return self.lstm(self.drop(x), state)  # (B, S, H)
 
     def step(self, token: torch.Tensor, theme: torch.Tensor,
              state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
@@ -213,6 +220,24 @@ class Generator(nn.Module):
     def incremental(self, theme: torch.Tensor) -> IncrementalGenerator:
         """A fast step-by-step runner for sampling (eval mode, no gradients)."""
         return IncrementalGenerator(self, theme)
+
+    def free_run(self, theme: torch.Tensor, length: int,
+                 start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``length`` tokens after ``start`` (B,), each sampled from the model.
+
+        Returns the ids (B, length) and the top-layer outputs that chose them
+        (B, length, H). The samples are discrete, but the outputs keep their gradients
+        through the recurrence (Professor Forcing judges them).
+        """
+        state = self.initial_state(theme)
+        token, tokens, outputs = start, [], []
+        for _ in range(length):
+            out, state = self.hidden(token.unsqueeze(1), theme, state)
+            logits = self.head(self.drop(out[:, 0]))
+            token = torch.multinomial(F.softmax(logits.detach().float(), -1), 1).squeeze(1)
+            tokens.append(token)
+            outputs.append(out[:, 0])
+        return torch.stack(tokens, 1), torch.stack(outputs, 1)
 
     def gumbel_rollout(self, theme: torch.Tensor, length: int, tau: float,
                        start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -342,6 +367,28 @@ class Discriminator(nn.Module):
         out, _ = self.lstm(x)  # (B, S, 2 * disc_hidden)
         features = masked_mean(out, mask)
         return self.step_head(out).squeeze(-1), self.sequence_head(features).squeeze(-1), features
+
+
+class BehaviourDiscriminator(nn.Module):
+    """Professor Forcing's discriminator (Lamb et al. 2016): a bidirectional LSTM that tells
+    the generator's top-layer outputs when it reads real music (teacher forcing) from its
+    outputs when it writes its own (free running). It judges behaviour, not tokens, so
+    the generator needs no relaxed tokens to learn from it. Used only in training.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.project = nn.Linear(config.hidden_dim, config.disc_embed_dim)
+        self.lstm = nn.LSTM(config.disc_embed_dim, config.disc_hidden_dim, batch_first=True,
+                            bidirectional=True)
+        self.step_head = spectral_norm(nn.Linear(2 * config.disc_hidden_dim, 1))
+        self.sequence_head = spectral_norm(nn.Linear(2 * config.disc_hidden_dim, 1))
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor):
+        """hidden (B, S, H), mask (B, S): step logits (B, S), sequence logits (B,)."""
+        out, _ = self.lstm(torch.tanh(self.project(hidden)))
+        return (self.step_head(out).squeeze(-1),
+                self.sequence_head(masked_mean(out, mask)).squeeze(-1))
 
 
 class MuseGAN(nn.Module):

@@ -31,11 +31,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from musegan.callbacks import MusicMetrics, RandomState, RunInfo
-from musegan.config import MONITORS, RunConfig, TrainerSettings, TrainSettings, fit_windows
+from musegan.config import (ADVERSARIAL_MODES, MONITORS, RunConfig, TrainerSettings,
+                             TrainSettings, fit_windows)
 from musegan.corpus import Corpus
 from musegan.errors import MuseganError
 from musegan.metrics import distinct_ngrams
-from musegan.models import MuseGAN, build_model
+from musegan.models import BehaviourDiscriminator, MuseGAN, build_model
 from musegan.regularize import WindowAttributes, attribute_order_loss, trained_attributes
 from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, load_checkpoint
 from musegan.tokenizer import Tokenizer
@@ -63,6 +64,13 @@ class GANModule(L.LightningModule):
         self.adv_steps_total = 1
         self.bad_steps: dict[int, int] = {}  # per optimizer: non-finite losses in a row
         self.d_accuracy = 0.5  # the discriminator's accuracy on the last batch
+        if self.settings.adversarial_mode not in ADVERSARIAL_MODES:
+            raise MuseganError(f"train.adversarial_mode is {self.settings.adversarial_mode!r}; "
+                               f"use one of {', '.join(ADVERSARIAL_MODES)}")
+        # Professor Forcing's discriminator lives here, not in the model: it judges
+        # training behaviour and is never exported.
+        self.behaviour = (BehaviourDiscriminator(self.net.config)
+                          if self.settings.adversarial_mode == "professor" else None)
         names = tuple(trained_attributes(dataclasses.asdict(self.settings)))
         if len(names) > self.net.theme_dim:
             raise MuseganError(f"train.theme_attributes lists {len(names)} attributes but themes "
@@ -122,8 +130,8 @@ class GANModule(L.LightningModule):
         s, net = self.settings, self.net
         generator = torch.optim.Adam([*net.generator.parameters(), *net.encoder.parameters()],
                                      lr=s.lr)
-        discriminator = torch.optim.Adam(net.discriminator.parameters(), lr=s.d_lr,
-                                         betas=(0.5, 0.999))
+        judge = self.behaviour if self.behaviour is not None else net.discriminator
+        discriminator = torch.optim.Adam(judge.parameters(), lr=s.d_lr, betas=(0.5, 0.999))
         mapping = torch.optim.Adam(net.mapping.parameters(), lr=s.theme_lr, betas=(0.5, 0.999))
         critic = torch.optim.Adam(net.critic.parameters(), lr=s.theme_lr, betas=(0.5, 0.999))
         return [generator, discriminator, mapping, critic]
@@ -257,6 +265,8 @@ class GANModule(L.LightningModule):
             nll, theme = self.mle_loss(tokens, s.theme_noise)
             self._step(generator_opt, self._regularised(nll, tokens, theme, logs))
             logs["train/nll"] = nll.detach()
+        elif self.behaviour is not None:
+            theme = self._professor_step(tokens, batch_idx, phase == "adversarial", logs)
         else:
             with torch.no_grad():
                 theme = self.net.encoder(tokens)
@@ -302,6 +312,55 @@ class GANModule(L.LightningModule):
         if "train/nll" in logs:
             self.log("nll", logs["train/nll"], prog_bar=True, on_step=True, on_epoch=False,
                      logger=False, batch_size=tokens.size(0))
+
+    def _professor_step(self, tokens: torch.Tensor, batch_idx: int, adversarial: bool,
+                        logs: dict) -> torch.Tensor:
+        """Professor Forcing: from each real window's theme and first token, the generator
+        reads the window (teacher forcing) and writes its own (free running); the
+        behaviour discriminator learns to tell their LSTM outputs apart, and in the
+        adversarial phase the generator learns, beside its MLE loss, to write the way it
+        reads. Returns the windows' themes (for the theme GAN)."""
+        s, tok, behaviour = self.settings, self.tokenizer, self.behaviour
+        assert behaviour is not None
+        generator_opt, discriminator_opt, _, _ = self.optimizers()  # type: ignore[attr-defined]
+        generator = self.net.generator
+        length = min(s.adv_seq_len, tokens.size(1) - 1)
+        with torch.set_grad_enabled(adversarial):
+            nll, theme = self.mle_loss(tokens, s.theme_noise)
+            start = theme.detach()
+            taught, _ = generator.hidden(tokens[:, :length], start)
+            ids, free = generator.free_run(start, length, tokens[:, 0])
+        taught_mask = tokens[:, 1:length + 1] != tok.PAD
+        eos = (ids == tok.EOS).long()
+        free_mask = (torch.cumsum(eos, 1) - eos) == 0
+        real_steps, real_seq = behaviour(taught.detach(), taught_mask)
+        fake_steps, fake_seq = behaviour(free.detach(), free_mask)
+        d_loss = (self._bce_steps(real_steps, s.real_label, taught_mask)
+                  + F.binary_cross_entropy_with_logits(
+                      real_seq.float(), torch.full_like(real_seq.float(), s.real_label))
+                  + self._bce_steps(fake_steps, 0.0, free_mask)
+                  + F.binary_cross_entropy_with_logits(fake_seq.float(),
+                                                       torch.zeros_like(fake_seq.float())))
+        acc_real, acc_fake = (real_seq > 0).float().mean(), (fake_seq < 0).float().mean()
+        self.d_accuracy = float((acc_real + acc_fake) / 2)
+        skip_d = self._agree(adversarial and self.d_accuracy > s.d_win_accuracy)
+        if not skip_d:
+            self._step(discriminator_opt, d_loss)
+        logs.update({"train/d_loss": d_loss.detach(), "train/d_acc_real": acc_real,
+                     "train/d_acc_fake": acc_fake, "train/d_skipped": float(skip_d)})
+        if adversarial:
+            steps, sequence = behaviour(free, free_mask)
+            fooling = (self._bce_steps(steps, 1.0, free_mask)
+                       + F.binary_cross_entropy_with_logits(
+                           sequence.float(), torch.ones_like(sequence.float())))
+            g_loss = self._regularised(fooling + s.mle_weight * nll, tokens, theme, logs)
+            self._step(generator_opt, g_loss)
+            self.adv_steps_done += 1
+            logs.update({"train/g_adv": fooling.detach(), "train/nll": nll.detach(),
+                         "train/g_loss": g_loss.detach()})
+        if batch_idx % self.trainer.log_every_n_steps == 0:  # type: ignore[attr-defined]
+            logs["train/diversity_4gram"] = distinct_ngrams(ids, 4, tok.PAD)
+        return theme
 
     def validation_step(self, tokens: torch.Tensor, batch_idx: int) -> None:
         nll, theme = self.mle_loss(tokens, noise=0.0)

@@ -95,6 +95,36 @@ def test_model_settings_are_the_model_config_less_what_the_tokenizer_gives():
     assert RunConfig.from_dict(config.to_dict()) == config
 
 
+def test_professor_forcing_trains_the_generator_on_its_own_behaviour(corpus, tmp_path):
+    config = tiny_config(adversarial_mode="professor", samples_per_validation=0)
+    config.set("trainer.fast_dev_run", 2)
+    run = train(corpus, tmp_path / "run", config)
+    info = json.loads((run / "run.json").read_text())
+    assert info["phase"] == "adversarial" and info["adversarial_steps"] == 2
+    assert {"train/d_acc_real", "train/d_acc_fake", "train/g_adv"} <= set(info["metrics"])
+    weights = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
+    assert any(k.startswith("behaviour.") for k in weights)  # kept for resuming
+    exported = export_model(run, tmp_path / "model.safetensors")
+    from safetensors import safe_open
+    with safe_open(str(exported), "pt") as f:
+        assert not any(k.startswith("behaviour.") for k in f.keys())  # never shipped
+
+
+def test_an_unknown_adversarial_mode_is_refused(corpus, tmp_path):
+    with pytest.raises(MuseganError, match="adversarial_mode.*gumbel, professor"):
+        train(corpus, tmp_path / "run", tiny_config(adversarial_mode="wgan"))
+
+
+def test_free_run_samples_tokens_and_keeps_gradients_through_the_outputs():
+    tok = Tokenizer()
+    net = GANModule(ModelConfig(**TINY_MODEL).sizes(), {}, tok.to_dict()).net
+    theme = net.mapping.sample(3)
+    ids, outputs = net.generator.free_run(theme, 5, torch.full((3,), tok.BOS))
+    assert ids.shape == (3, 5) and outputs.shape == (3, 5, TINY_MODEL["hidden_dim"])
+    outputs.sum().backward()
+    assert net.generator.lstm.weight_hh_l0.grad.abs().sum() > 0
+
+
 def test_adversarial_off_gives_the_mle_only_model(corpus, tmp_path):
     config = tiny_config(adversarial=False, mle_epochs=2)
     config.set("trainer.limit_train_batches", 2)
