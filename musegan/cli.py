@@ -253,6 +253,131 @@ def _critique(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(seed: int | None) -> int:
+    import random
+
+    return random.SystemRandom().randrange(2**31) if seed is None else seed
+
+
+def _edit_theme(sampler, args: argparse.Namespace, source: str):
+    """The theme an edit writes from: --theme FILE, --theme-from MIDI, else ``source``'s
+    own; then --steer moves."""
+    if getattr(args, "theme", None):
+        theme = sampler.load_theme(args.theme)[:1]
+    elif getattr(args, "theme_from", None):
+        theme = sampler.encode_theme(args.theme_from)
+    else:
+        theme = sampler.encode_theme(source)
+    steer = _parse_steer(getattr(args, "steer", None) or [])
+    return (sampler.steer(theme, **steer) if steer else theme), steer
+
+
+def _infill(args: argparse.Namespace) -> int:
+    from musegan.edit import check_outputs, parse_bars, write_edits
+    from musegan.sampling import Sampler
+
+    sampler = Sampler.from_pretrained(args.model)
+    first, last = parse_bars(args.bars)
+    seed = _seed(args.seed)
+    stem = f"{Path(args.file).stem}-bars{first}-{last}-s{seed}"
+    check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
+                  args.force)
+    theme, steer = _edit_theme(sampler, args, args.file)
+    edits = sampler.infill_edits(args.file, (first, last), n=args.n, seed=seed, theme=theme,
+                                 temperature=args.temperature, candidates=args.candidates,
+                                 method=args.method)
+    count = sum(t == sampler.tokenizer.BAR for t in edits[0].ids)
+    kept = [f"1-{first - 1}"] * (first > 1) + [f"{last + 1}-{count}"] * (last < count)
+    paths = write_edits(
+        sampler, [e.ids for e in edits], args.out, [f"{stem}-{i:03d}" for i in range(len(edits))],
+        [{"tool": "infill", "source": args.file, "bars": [first, last],
+          "kept_bars": ", ".join(kept) or "none", "seed": seed, "index": i,
+          "method": args.method, "candidates": args.candidates, "candidate": e.candidate,
+          "after_log_likelihood": e.after_log_likelihood, "temperature": args.temperature,
+          "steer": steer or None, "theme": theme.reshape(-1).tolist(),
+          "regenerate": "Sampler.infill(source, bars, n, seed=seed, theme=theme, "
+                        "temperature=temperature, candidates=candidates, method=method)[index]"}
+         for i, e in enumerate(edits)],
+        plot=args.plot, shade=[list(range(first, last + 1))] * len(edits), force=args.force)
+    print(f"wrote {_pieces(len(paths))} to {args.out}, bars {first}-{last} written again "
+          f"(seed {seed})")
+    return 0
+
+
+def _pieces(n: int) -> str:
+    return f"{n} piece" + ("" if n == 1 else "s")
+
+
+def _polish(args: argparse.Namespace) -> int:
+    from musegan.edit import check_outputs, polish, write_edits
+    from musegan.sampling import Sampler
+
+    sampler = Sampler.from_pretrained(args.model)
+    sampler.require_critic("musegan polish")
+    seed = _seed(args.seed)
+    stem = f"{Path(args.file).stem}-polished-s{seed}"
+    check_outputs(args.out, [stem], args.plot, args.force)
+    ids = sampler.tokenizer.encode(args.file)
+    new, changes = polish(sampler, ids, args.bars_max, seed, args.candidates, piece=args.file)
+    kept = [c.bar for c in changes if c.kept]
+    [path] = write_edits(
+        sampler, [new], args.out, [stem],
+        [{"tool": "polish", "source": args.file, "seed": seed, "bars_max": args.bars_max,
+          "candidates": args.candidates, "changed_bars": kept,
+          "tried": [c.__dict__ for c in changes],
+          "regenerate": "Sampler.polish(source, bars_max, seed=seed, candidates=candidates)"}],
+        plot=args.plot, shade=[kept], force=args.force)
+    for c in changes:
+        print(f"bar {c.bar}: {c.before:.2f} -> {c.after:.2f} "
+              + ("changed" if c.kept else "kept (the new bar scored no higher)"))
+    print(f"wrote {path}: {len(kept)} of {len(changes)} weak bars changed (seed {seed})")
+    return 0
+
+
+def _restyle(args: argparse.Namespace) -> int:
+    from musegan.edit import check_outputs, write_edits
+    from musegan.sampling import Sampler
+
+    sampler = Sampler.from_pretrained(args.model)
+    seed = _seed(args.seed)
+    if not args.style and not args.steer:
+        raise MuseganError("give the style: --style B.mid (or a theme file), or --steer moves")
+    style = args.style or args.file
+    suffix = Path(style).suffix.lower()
+    if suffix in (".npy", ".json"):
+        theme = sampler.load_theme(style)[:1]
+    else:
+        theme = sampler.encode_theme(style)
+    steer = _parse_steer(args.steer or [])
+    if steer:
+        theme = sampler.steer(theme, **steer)
+    meter = "/".join(map(str, _meter(args.meter, "--meter"))) if args.meter else None
+    if meter is None and args.keep == "pitches" and suffix not in (".npy", ".json"):
+        from musegan.sampling import _first_meter
+
+        found = _first_meter(sampler.tokenizer.encode(style), sampler.tokenizer)
+        meter = sampler.tokenizer.tokens([found])[0].split("_", 1)[1] if found else None
+    if meter and args.keep == "rhythm":
+        raise MuseganError("--keep rhythm keeps the piece's meter; drop --meter")
+    stem = f"{Path(args.file).stem}-as-{Path(style).stem}-{args.keep}-s{seed}"
+    check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
+                  args.force)
+    rows = sampler.restyle_ids(args.file, theme, args.keep, args.n, seed, args.temperature,
+                               meter)
+    paths = write_edits(
+        sampler, rows, args.out, [f"{stem}-{i:03d}" for i in range(len(rows))],
+        [{"tool": "restyle", "source": args.file, "style": args.style, "keep": args.keep,
+          "meter": meter, "seed": seed, "index": i, "temperature": args.temperature,
+          "steer": steer or None, "theme": theme.reshape(-1).tolist(),
+          "regenerate": "Sampler.restyle(source, theme, keep, n, seed=seed, "
+                        "temperature=temperature, meter=meter)[index]"}
+         for i in range(len(rows))],
+        plot=args.plot, force=args.force)
+    print(f"wrote {_pieces(len(paths))} to {args.out}: {args.file} with "
+          f"{args.style or 'its own steered'} theme, its {args.keep} kept (seed {seed})")
+    return 0
+
+
 def _baseline(args: argparse.Namespace) -> int:
     from musegan.corpus import Corpus, is_corpus
     from musegan.markov import MarkovModel
@@ -592,6 +717,74 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-pieces", type=int, help="use at most this many pieces per set")
     evaluate.add_argument("--force", action="store_true", help="replace an existing report")
     evaluate.set_defaults(handler=_evaluate)
+
+    def edit_parser(name: str, help: str, description: str, epilog: str):
+        verb = verbs.add_parser(name, help=help, description=description, epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        verb.add_argument("file", metavar="FILE.mid", help="the piece to edit")
+        verb.add_argument("--model", metavar="NAME|PATH",
+                          help="a bundled model, .safetensors or .ckpt (default: the default)")
+        verb.add_argument("--seed", type=int, help="the same seed gives the same result "
+                                                    "(default: random, recorded in the .json)")
+        verb.add_argument("--out", default="edits", metavar="DIR",
+                          help="folder for the MIDI and its .json (default edits/)")
+        verb.add_argument("--plot", action="store_true",
+                          help="also draw a piano roll with the rewritten bars shaded")
+        verb.add_argument("--force", action="store_true", help="replace existing files")
+        return verb
+
+    infill = edit_parser(
+        "infill", "write chosen bars of a piece again, leading into what follows",
+        "Write bars FIRST-LAST (counted from 1) of a piece again, n ways; every other bar "
+        "stays as it is. Candidates for the gap are weighed by how likely they make the "
+        "bars after it.",
+        "example:\n  musegan infill tune.mid --bars 5-8 -n 4 --seed 1 --plot")
+    infill.add_argument("--bars", required=True, metavar="FIRST-LAST",
+                        help="the bars to write again, e.g. 5-8 (or one bar: 5)")
+    infill.add_argument("-n", type=int, default=4, help="how many versions (default 4)")
+    infill.add_argument("--candidates", type=int, default=16,
+                        help="gap candidates weighed per version (default 16)")
+    infill.add_argument("--method", choices=("rescore", "continue"), default="rescore",
+                        help="continue: ignore what follows the gap (for comparison)")
+    infill.add_argument("--temperature", type=float, default=1.0)
+    infill.add_argument("--theme", metavar="FILE", help="a theme file (.npy/.json) to write "
+                                                         "the gap from (default: the piece's)")
+    infill.add_argument("--theme-from", metavar="MIDI", help="write the gap from this "
+                                                              "piece's theme")
+    infill.add_argument("--steer", action="append", metavar="NAME=ALPHA",
+                        help="move the theme, e.g. density=+1 (repeatable)")
+    infill.set_defaults(handler=_infill)
+
+    polish_verb = edit_parser(
+        "polish", "write a piece's weakest bars again where the critic finds them better",
+        "The model's critic scores every bar; the weakest (a quarter of the piece at "
+        "most) are written again, and a new bar is kept only where the critic scores it "
+        "higher. Prints each bar's score before and after.",
+        "example:\n  musegan polish tune.mid --bars-max 4 --seed 1 --plot")
+    polish_verb.add_argument("--bars-max", type=int, metavar="N",
+                             help="bars to try at most (default: a quarter of the piece)")
+    polish_verb.add_argument("--candidates", type=int, default=16,
+                             help="candidates weighed per bar (default 16)")
+    polish_verb.set_defaults(handler=_polish)
+
+    restyle_verb = edit_parser(
+        "restyle", "write a piece again with another's theme, keeping its rhythm or pitches",
+        "Write FILE again from another piece's theme. --keep rhythm: every onset and "
+        "duration stays and the model chooses the pitches; --keep pitches: the sequence "
+        "of pitches stays and the model writes the rhythm, in the style's meter.",
+        "examples:\n  musegan restyle a.mid --style b.mid --keep rhythm -n 4\n"
+        "  musegan restyle a.mid --style b.mid --keep pitches --meter 6/8\n"
+        "  musegan restyle a.mid --steer density=+1.5 --keep pitches")
+    restyle_verb.add_argument("--style", metavar="B.mid|THEME",
+                              help="the piece (or theme file, .npy/.json) whose theme to use")
+    restyle_verb.add_argument("--keep", choices=("rhythm", "pitches"), required=True)
+    restyle_verb.add_argument("-n", type=int, default=4, help="how many versions (default 4)")
+    restyle_verb.add_argument("--meter", metavar="N/D",
+                              help="with --keep pitches: the meter (default: the style's)")
+    restyle_verb.add_argument("--steer", action="append", metavar="NAME=ALPHA",
+                              help="move the theme, e.g. density=+1 (repeatable)")
+    restyle_verb.add_argument("--temperature", type=float, default=1.0)
+    restyle_verb.set_defaults(handler=_restyle)
 
     models = verbs.add_parser("models", help="list the bundled models with their model cards")
     models.set_defaults(handler=_models)

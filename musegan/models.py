@@ -378,15 +378,18 @@ class BehaviourDiscriminator(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.project = nn.Linear(config.hidden_dim, config.disc_embed_dim)
+        # The outputs differ by little (they are tanh-bounded): normalised first, so the
+        # discriminator sees their shape, not their scale.
+        self.project = nn.Sequential(nn.LayerNorm(config.hidden_dim),
+                                     nn.Linear(config.hidden_dim, config.disc_embed_dim))
         self.lstm = nn.LSTM(config.disc_embed_dim, config.disc_hidden_dim, batch_first=True,
                             bidirectional=True)
-        self.step_head = spectral_norm(nn.Linear(2 * config.disc_hidden_dim, 1))
-        self.sequence_head = spectral_norm(nn.Linear(2 * config.disc_hidden_dim, 1))
+        self.step_head = nn.Linear(2 * config.disc_hidden_dim, 1)
+        self.sequence_head = nn.Linear(2 * config.disc_hidden_dim, 1)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor):
         """hidden (B, S, H), mask (B, S): step logits (B, S), sequence logits (B,)."""
-        out, _ = self.lstm(torch.tanh(self.project(hidden)))
+        out, _ = self.lstm(self.project(hidden))
         return (self.step_head(out).squeeze(-1),
                 self.sequence_head(masked_mean(out, mask)).squeeze(-1))
 

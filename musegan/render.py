@@ -21,9 +21,11 @@ INSTALL_AUDIO = ("rendering audio needs FluidSynth and a General MIDI soundfont:
 
 
 def piano_roll_png(midi: pretty_midi.PrettyMIDI, path: str | Path, title: str = "",
-                   bar_scores: list[float] | None = None) -> Path:
+                   bar_scores: list[float] | None = None,
+                   shade: list[int] | None = None) -> Path:
     """Draw the notes of every instrument as a piano roll (time across, pitch up); with
-    ``bar_scores`` (0-1, one per bar), each bar is shaded from red (0) to green (1)."""
+    ``bar_scores`` (0-1, one per bar), each bar is shaded from red (0) to green (1); the
+    bars in ``shade`` (numbered from 1) are shaded blue (the bars an edit rewrote)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,6 +51,12 @@ def piano_roll_png(midi: pretty_midi.PrettyMIDI, path: str | Path, title: str = 
         for (left, right), score in zip(zip(edges, edges[1:], strict=False), bar_scores,
                                         strict=False):
             axes.axvspan(left, right, color=shades(score), alpha=0.25, zorder=-1, linewidth=0)
+    if shade:
+        edges = downbeats + [end]
+        for bar in shade:
+            if 1 <= bar < len(edges):
+                axes.axvspan(edges[bar - 1], edges[bar], color="tab:blue", alpha=0.15,
+                             zorder=-1, linewidth=0)
     low, high = (min(pitches) - 2, max(pitches) + 2) if pitches else (55, 80)
     axes.set(xlim=(0, end), ylim=(low, high), xlabel="seconds", ylabel="MIDI pitch",
              title=title)

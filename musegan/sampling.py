@@ -33,11 +33,13 @@ import torch
 
 from musegan.critic import Judgement, canonical, judge
 from musegan.decoding import decode, one_line, rest_bars_at_end
+from musegan.edit import CANDIDATES, Change, Edit, infill, polish, restyle
 from musegan.errors import MuseganError, output_exists
 from musegan.form import PART_BARS, check_form, decode_form
 from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
 from musegan.midi import MidiSource
 from musegan.modelfile import DEFAULT_MODEL, LoadedModel, bundled_models, load_model
+from musegan.tokenizer import KINDS
 
 DEFAULT_BARS = 16  # bars of a piece with no form, unless asked for
 
@@ -367,6 +369,62 @@ class Sampler:
         the bars counted as the tokenizer bars the file."""
         return self.judge([self.tokenizer.encode(midi)], as_written=True)[0].to_dict()
 
+    # ------------------------------------------------------------------ editing
+
+    def infill_edits(self, midi: MidiSource, bars: tuple[int, int], n: int = 1,
+                     seed: int | None = None, theme: torch.Tensor | None = None,
+                     temperature: float = 1.0, candidates: int = CANDIDATES,
+                     method: str = "rescore") -> list[Edit]:
+        """``infill``'s pieces as token ids, with which candidate each came from."""
+        return infill(self, self.tokenizer.encode(midi), bars, n, theme, seed, temperature,
+                      candidates, method, piece=_piece_name(midi))
+
+    def infill(self, midi: MidiSource, bars: tuple[int, int], n: int = 1,
+               seed: int | None = None, theme: torch.Tensor | None = None,
+               temperature: float = 1.0, candidates: int = CANDIDATES,
+               method: str = "rescore") -> list[pretty_midi.PrettyMIDI]:
+        """Write bars ``first..last`` (counted from 1, both included) of a piece again, n
+        ways, so that they lead into what follows; every other bar stays as the tokenizer
+        keeps it. ``candidates`` gap candidates per piece are weighed by how likely they
+        make the bars after the gap (``method="continue"``: none, the plain continuation).
+        The theme defaults to the whole piece's own (``musegan.edit.infill``)."""
+        edits = self.infill_edits(midi, bars, n, seed, theme, temperature, candidates, method)
+        return self.to_midi([e.ids for e in edits])
+
+    def polish(self, midi: MidiSource, bars_max: int | None = None, seed: int | None = None,
+               candidates: int = CANDIDATES) -> tuple[pretty_midi.PrettyMIDI, list[Change]]:
+        """The piece with its weakest bars (by the critic; a quarter of them at most,
+        unless ``bars_max``) written again, each new bar kept only where the critic scores
+        it higher; returns the piece and what was tried (``musegan.edit.Change``)."""
+        ids, changes = polish(self, self.tokenizer.encode(midi), bars_max, seed, candidates,
+                              piece=_piece_name(midi))
+        return self.tokenizer.decode(ids), changes
+
+    def restyle_ids(self, midi: MidiSource, style: MidiSource | torch.Tensor,
+                    keep: str = "rhythm", n: int = 1, seed: int | None = None,
+                    temperature: float = 1.0, meter: str | None = None) -> list[list[int]]:
+        """``restyle``'s pieces as token ids."""
+        theme = style if isinstance(style, torch.Tensor) else self.encode_theme(style)
+        if meter and keep == "rhythm":
+            raise MuseganError("keep='rhythm' keeps the piece's meter; leave meter out",
+                               cli="--keep rhythm keeps the piece's meter; drop --meter")
+        meter_id = self.meter_id(meter) if meter else None
+        if meter_id is None and keep == "pitches" and not isinstance(style, torch.Tensor):
+            meter_id = _first_meter(self.tokenizer.encode(style), self.tokenizer)
+        return restyle(self, self.tokenizer.encode(midi), theme, keep, n, seed, temperature,
+                       meter_id)
+
+    def restyle(self, midi: MidiSource, style: MidiSource | torch.Tensor,
+                keep: str = "rhythm", n: int = 1, seed: int | None = None,
+                temperature: float = 1.0, meter: str | None = None
+                ) -> list[pretty_midi.PrettyMIDI]:
+        """Write a piece again with another's theme (``style``: a piece, or a theme
+        (1, theme_dim)). ``keep="rhythm"``: every onset, duration, velocity and voice is
+        the piece's own and the model chooses the pitches; ``keep="pitches"``: its
+        sequence of pitches stays and the model writes the rhythm, in the style's meter
+        (or ``meter``)."""
+        return self.to_midi(self.restyle_ids(midi, style, keep, n, seed, temperature, meter))
+
     def generate(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                  theme: torch.Tensor | None = None, primer: MidiSource | None = None,
@@ -442,6 +500,16 @@ class Choice:
     index: int
     score: float | None
     scores: list[float]
+
+
+def _piece_name(midi: MidiSource) -> str:
+    return str(midi) if isinstance(midi, (str, Path)) else "the piece"
+
+
+def _first_meter(ids: list[int], tokenizer) -> int | None:
+    """The first TimeSig token of a piece's ids (None if it states none)."""
+    meter = KINDS.index("time_signature")
+    return next((t for t in ids if tokenizer.kind[t] == meter), None)
 
 
 def _generator(seed: int | None, device) -> torch.Generator | None:

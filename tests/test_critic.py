@@ -89,6 +89,37 @@ def test_best_of_k_regenerates_from_its_sidecar(critic_model, tmp_path):
     assert (tmp_path / "again.mid").read_bytes() == second.read_bytes()
 
 
+def test_polish_replaces_only_weak_bars_and_only_with_better_ones(critic_model, tmp_path):
+    path, _, _ = critic_model
+    sampler = Sampler.from_pretrained(path)
+    tune = write(random_melody(3, 32, step=480), tmp_path / "eight-bars.mid")
+    scores = sampler.critique(tune)["bars"]
+    polished, changes = sampler.polish(tune, bars_max=2, seed=1, candidates=4)
+    weakest = sorted(range(len(scores)), key=lambda i: scores[i])[:2]
+    assert sorted(c.bar - 1 for c in changes) == sorted(weakest)  # only the weakest tried
+    tok = sampler.tokenizer
+    bars_before = notes_by_bar(tok, tok.quantize(tune))
+    bars_after = notes_by_bar(tok, tok.quantize(polished))
+    changed = {b for b in set(bars_before) | set(bars_after)
+               if bars_before.get(b) != bars_after.get(b)}
+    assert changed <= {c.bar for c in changes if c.kept}  # nothing else moved
+    for change in changes:
+        assert (change.after > change.before) == change.kept  # never a lower-scoring bar
+    done = musegan_cli("polish", str(tune), "--bars-max", "2", "--seed", "1", "--candidates",
+                       "4", "--model", str(path), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert f"{sum(c.kept for c in changes)} of 2 weak bars changed" in done.stdout
+    assert (tmp_path / "out" / "eight-bars-polished-s1.mid").is_file()
+
+
+def notes_by_bar(tok, notes) -> dict[int, list]:
+    steps = int(tok.bar_steps[tok.default_time_signature])
+    bars: dict[int, list] = {}
+    for note in notes:
+        bars.setdefault(int(note["onset"]) // steps + 1, []).append(tuple(note.tolist()))
+    return bars
+
+
 def test_a_model_without_a_critic_says_how_to_fit_one(setup, tmp_path):
     _, model = setup
     sampler = Sampler.from_pretrained(model)
