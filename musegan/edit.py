@@ -298,7 +298,8 @@ def _keep_rhythm(sampler, ids, themes, pitch_tokens, generator, temperature):
     """Every token the piece's own but its pitches, which the model chooses."""
     tok, device, n = sampler.tokenizer, sampler.device, themes.size(0)
     count = len(bar_offsets(ids, tok))
-    grammar = Grammar(tok, n, count, device, None, allowed=sampler.corpus_tokens, tempo_changes=True)
+    grammar = Grammar(tok, n, count, device, None, allowed=sampler.corpus_tokens,
+                      tempo_changes=True)
     runner = sampler.net.incremental(themes)
     logits = runner.feed(torch.tensor([[tok.BOS]], device=device).expand(n, -1))
     uniforms = RowUniforms(n, generator, device)
@@ -363,11 +364,8 @@ def _keep_pitches(sampler, ids, themes, pitch_tokens, generator, temperature, me
         if all(finished):
             break
         logits = runner.step(token)
-    out = []
-    for row in rows:
-        row = row if row[-1] == tok.EOS else row + [tok.EOS]
-        out.append(_separate_repeats(row, tok))
-    return out
+    return [_separate_repeats(ids if ids[-1] == tok.EOS else ids + [tok.EOS], tok)
+            for ids in rows]
 
 
 def _separate_repeats(ids: list[int], tokenizer: Tokenizer) -> list[int]:

@@ -31,8 +31,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from musegan.callbacks import MusicMetrics, RandomState, RunInfo
-from musegan.config import (ADVERSARIAL_MODES, MONITORS, RunConfig, TrainerSettings,
-                             TrainSettings, fit_windows)
+from musegan.config import (
+    ADVERSARIAL_MODES,
+    MONITORS,
+    RunConfig,
+    TrainerSettings,
+    TrainSettings,
+    fit_windows,
+)
 from musegan.corpus import Corpus
 from musegan.errors import MuseganError
 from musegan.metrics import distinct_ngrams
