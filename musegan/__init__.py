@@ -8,6 +8,8 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+import musegan.threads  # noqa: F401  (asks OpenMP to wait passively, before torch loads)
+
 try:
     __version__ = version("musegan")
 except PackageNotFoundError:  # running from a source tree that is not installed

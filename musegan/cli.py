@@ -788,6 +788,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = verbs.add_parser("models", help="list the bundled models with their model cards")
     models.set_defaults(handler=_models)
+    for verb in verbs.choices.values():
+        verb.add_argument("--threads", type=int, metavar="N",
+                          help="CPU threads for torch (default: 1 to sample, all to "
+                               "train; OMP_NUM_THREADS is respected)")
     return parser
 
 
@@ -798,6 +802,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
+        if getattr(args, "threads", None) is not None:
+            from musegan.threads import set_threads
+
+            set_threads(args.threads)
         return args.handler(args)
     except MuseganError as err:
         print(f"musegan {args.verb}: error: {err.for_cli()}", file=sys.stderr)

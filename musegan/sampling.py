@@ -39,9 +39,11 @@ from musegan.form import PART_BARS, check_form, decode_form
 from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
 from musegan.midi import MidiSource
 from musegan.modelfile import DEFAULT_MODEL, LoadedModel, bundled_models, load_model
+from musegan.threads import note_default, sampling
 from musegan.tokenizer import KINDS
 
 DEFAULT_BARS = 16  # bars of a piece with no form, unless asked for
+note_default()
 
 
 class Sampler:
@@ -106,6 +108,7 @@ class Sampler:
         return self.net.mapping.sample(n, generator=generator, device=self.device)
 
     @torch.no_grad()
+    @sampling
     def encode_theme(self, midi: MidiSource) -> torch.Tensor:
         """The theme (1, theme_dim) of an existing piece, for variations on it."""
         ids = torch.tensor([self.tokenizer.encode(midi)], device=self.device)
@@ -283,6 +286,7 @@ class Sampler:
             best_of=best_of)]
 
     @torch.no_grad()
+    @sampling
     def generate_choices(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,
                          top_k: int | None = None, top_p: float | None = None,
                          seed: int | None = None, theme: torch.Tensor | None = None,
@@ -354,6 +358,7 @@ class Sampler:
             raise MuseganError(f"{name} has no critic, which {what} needs; fit one with "
                                f"musegan critic --fit {name} --data DATA_DIR")
 
+    @sampling
     def judge(self, rows: list[list[int]], as_written: bool = False) -> list[Judgement]:
         """The critic's scores of token sequences. They are first put in the form it was
         fitted on (as the tokenizer writes a file), unless ``as_written`` says they are."""
@@ -371,6 +376,7 @@ class Sampler:
 
     # ------------------------------------------------------------------ editing
 
+    @sampling
     def infill_edits(self, midi: MidiSource, bars: tuple[int, int], n: int = 1,
                      seed: int | None = None, theme: torch.Tensor | None = None,
                      temperature: float = 1.0, candidates: int = CANDIDATES,
@@ -391,6 +397,7 @@ class Sampler:
         edits = self.infill_edits(midi, bars, n, seed, theme, temperature, candidates, method)
         return self.to_midi([e.ids for e in edits])
 
+    @sampling
     def polish(self, midi: MidiSource, bars_max: int | None = None, seed: int | None = None,
                candidates: int = CANDIDATES) -> tuple[pretty_midi.PrettyMIDI, list[Change]]:
         """The piece with its weakest bars (by the critic; a quarter of them at most,
@@ -400,6 +407,7 @@ class Sampler:
                               piece=_piece_name(midi))
         return self.tokenizer.decode(ids), changes
 
+    @sampling
     def restyle_ids(self, midi: MidiSource, style: MidiSource | torch.Tensor,
                     keep: str = "rhythm", n: int = 1, seed: int | None = None,
                     temperature: float = 1.0, meter: str | None = None) -> list[list[int]]:
