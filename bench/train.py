@@ -113,7 +113,8 @@ def main() -> int:
                for _ in range(args.batches + 1)]
     tokens = args.batches * args.batch * (args.seq_len - 1)
 
-    mle = TrainSettings(seq_len=args.seq_len, batch_size=args.batch, samples_per_validation=0)
+    mle = TrainSettings(seq_len=args.seq_len, adv_seq_len=args.seq_len // 2,
+                        batch_size=args.batch, samples_per_validation=0)
     adversarial = dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1)
     figures = {
         "bare loop, same networks": bare_seconds(batches, len(tokenizer), True, args.device),

@@ -221,6 +221,32 @@ class Generator(nn.Module):
         """A fast step-by-step runner for sampling (eval mode, no gradients)."""
         return IncrementalGenerator(self, theme)
 
+    def _cells(self) -> list:
+        """The LSTM's per-layer weights, for ``torch.lstm_cell``: a rollout step then costs
+        a few fused ops per layer, not a whole ``nn.LSTM`` call (~100 ops per token)."""
+        lstm = self.lstm
+        return [(getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}"),
+                 getattr(lstm, f"bias_ih_l{k}"), getattr(lstm, f"bias_hh_l{k}"))
+                for k in range(self.config.num_layers)]
+
+    def _cell_step(self, token: torch.Tensor, theme: torch.Tensor, layers: list,
+                   state: tuple[list, list]) -> torch.Tensor:
+        """One step from ``token`` (B,): updates ``state`` (per-layer h and c lists) in
+        place and returns the top layer's output (B, H). The same computation as
+        ``hidden`` over one token, dropout included in training mode."""
+        hs, cs = state
+        x = self.drop(torch.cat([self.embed(token), theme.to(self.embed.weight.dtype)], -1))
+        for k, weights in enumerate(layers):
+            if k:
+                x = F.dropout(x, self.lstm.dropout, self.training)
+            hs[k], cs[k] = torch.lstm_cell(x, (hs[k], cs[k]), *weights)
+            x = hs[k]
+        return x
+
+    def _start(self, theme: torch.Tensor):
+        h, c = self.initial_state(theme)
+        return list(h.unbind(0)), list(c.unbind(0))
+
     def free_run(self, theme: torch.Tensor, length: int,
                  start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write ``length`` tokens after ``start`` (B,), each sampled from the model.
@@ -229,14 +255,14 @@ class Generator(nn.Module):
         (B, length, H). The samples are discrete, but the outputs keep their gradients
         through the recurrence (Professor Forcing judges them).
         """
-        state = self.initial_state(theme)
+        layers, state = self._cells(), self._start(theme)
         token, tokens, outputs = start, [], []
         for _ in range(length):
-            out, state = self.hidden(token.unsqueeze(1), theme, state)
-            logits = self.head(self.drop(out[:, 0]))
+            out = self._cell_step(token, theme, layers, state)
+            logits = self.head(self.drop(out))
             token = torch.multinomial(F.softmax(logits.detach().float(), -1), 1).squeeze(1)
             tokens.append(token)
-            outputs.append(out[:, 0])
+            outputs.append(out)
         return torch.stack(tokens, 1), torch.stack(outputs, 1)
 
     def gumbel_rollout(self, theme: torch.Tensor, length: int, tau: float,
@@ -244,13 +270,17 @@ class Generator(nn.Module):
         """Write ``length`` tokens after ``start`` (B,) with Gumbel-softmax relaxation.
 
         Returns hard ids (B, length) and their soft one-hots (B, length, V); gradients
-        flow through the soft one-hots (RelGAN). Each next input is the hard sample.
+        flow through the soft one-hots (RelGAN). Each next input is the hard sample. The
+        Gumbel noise for every step is drawn at once.
         """
-        state = self.initial_state(theme)
+        layers, state = self._cells(), self._start(theme)
+        noise = -torch.empty(length, start.size(0), self.config.vocab_size,
+                             device=theme.device).exponential_().log()  # Gumbel(0, 1)
         token, hard, soft = start, [], []
-        for _ in range(length):
-            logits, state = self.step(token, theme, state)
-            sample = F.gumbel_softmax(logits.float(), tau=tau, hard=False)  # (B, V)
+        for step in range(length):
+            out = self._cell_step(token, theme, layers, state)
+            logits = self.head(self.drop(out)).float()
+            sample = torch.softmax((logits + noise[step]) / tau, -1)  # (B, V)
             token = sample.argmax(-1)
             hard.append(token)
             soft.append(sample)

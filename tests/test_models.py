@@ -108,3 +108,19 @@ def test_spectral_norm_on_the_discriminator_and_critic_linear_layers(net):
     assert parametrize.is_parametrized(net.discriminator.sequence_head, "weight")
     assert all(parametrize.is_parametrized(m, "weight") for m in net.critic.net
                if isinstance(m, torch.nn.Linear))
+
+
+def test_rollouts_step_the_same_lstm_as_teacher_forcing(net):
+    """free_run's and gumbel_rollout's per-token cells compute what ``hidden`` computes
+    over the whole sequence (eval mode: no dropout)."""
+    net.eval()
+    theme = net.mapping.sample(3)
+    start = torch.full((3,), 1, dtype=torch.long)
+    ids, outputs = net.generator.free_run(theme, 6, start)
+    inputs = torch.cat([start[:, None], ids[:, :-1]], 1)
+    taught, _ = net.generator.hidden(inputs, theme)
+    assert torch.allclose(outputs, taught, atol=1e-5)
+    hard, soft = net.generator.gumbel_rollout(theme, 6, tau=1e-3, start=start)
+    logits, _ = net.generator(torch.cat([start[:, None], hard[:, :-1]], 1), theme)
+    assert soft.shape == (3, 6, logits.size(-1)) and torch.allclose(soft.sum(-1), torch.ones(3, 6))
+    net.train()
