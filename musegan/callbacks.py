@@ -83,6 +83,10 @@ class MusicMetrics(L.Callback):
         s = module.settings
         if trainer.sanity_checking or not s.samples_per_validation:
             return
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+        if (epoch + 1) % max(1, s.sample_every) and not last:
+            return
         tokenizer = module.tokenizer
         was_training = module.training
         module.eval()

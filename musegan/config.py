@@ -87,6 +87,9 @@ class TrainSettings:
     max_bad_steps: int = 10  # non-finite losses in a row before training stops
     samples_per_validation: int = 4  # MIDI files written at each validation
     sample_bars: int = 16  # bars per validation sample
+    # Sample at every Nth validation only (and always at the last epoch): sampling can
+    # cost more than a small corpus's epoch. Monitoring val/music/* needs 1.
+    sample_every: int = 1
     monitor: str = "val/nll"  # what picks the best checkpoint: one of MONITORS
     # Start from another model's weights (a model file or a .ckpt of the same sizes and
     # tokenizer), to fine-tune it on this corpus; "" starts from scratch.

@@ -71,6 +71,13 @@ class GANModule(L.LightningModule):
         self.adv_steps_total = 1
         self.bad_steps: dict[int, int] = {}  # per optimizer: non-finite losses in a row
         self.d_accuracy = 0.5  # the discriminator's accuracy on the last batch
+        if self.settings.sample_every < 1:
+            raise MuseganError(f"train.sample_every must be at least 1, got "
+                               f"{self.settings.sample_every}")
+        if self.settings.sample_every > 1 and self.settings.monitor != "val/nll":
+            raise MuseganError(f"train.monitor {self.settings.monitor} is measured on "
+                               "validation samples, which train.sample_every > 1 skips; "
+                               "set train.sample_every=1 or monitor val/nll")
         if self.settings.adversarial_mode not in ADVERSARIAL_MODES:
             raise MuseganError(f"train.adversarial_mode is {self.settings.adversarial_mode!r}; "
                                f"use one of {', '.join(ADVERSARIAL_MODES)}")

@@ -110,6 +110,16 @@ def test_professor_forcing_trains_the_generator_on_its_own_behaviour(corpus, tmp
         assert not any(k.startswith("behaviour.") for k in f.keys())  # never shipped
 
 
+def test_validation_samples_only_every_nth_epoch_and_at_the_last(corpus, tmp_path):
+    config = tiny_config(adversarial=False, mle_epochs=3, sample_every=2,
+                         samples_per_validation=1)
+    run = train(corpus, tmp_path / "run", config)
+    epochs = sorted({p.name.split("_")[0] for p in (run / "samples").glob("*.mid")})
+    assert epochs == ["epoch001", "epoch002"]  # the 2nd validation, and the last
+    with pytest.raises(MuseganError, match="sample_every=1 or monitor val/nll"):
+        train(corpus, tmp_path / "other", tiny_config(sample_every=2, monitor="val/music/gap"))
+
+
 def test_an_unknown_adversarial_mode_is_refused(corpus, tmp_path):
     with pytest.raises(MuseganError, match="adversarial_mode.*gumbel, professor"):
         train(corpus, tmp_path / "run", tiny_config(adversarial_mode="wgan"))
