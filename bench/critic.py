@@ -50,6 +50,10 @@ def main() -> int:
     parser.add_argument("--pieces", type=int, default=128, help="pieces of each kind")
     parser.add_argument("--bars", type=int, default=8)
     parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--discriminator", metavar="CKPT",
+                        help="also score the sets with the sequence-GAN discriminator of a "
+                             "training checkpoint (one that went through the adversarial "
+                             "phase from the same model), side by side")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -71,14 +75,45 @@ def main() -> int:
     fitted = sampler.model.critic_facts["auc_own_samples"]
     print(f"critic of {sampler.name}: AUC {fitted:.3f} on the fit's held-out windows; "
           f"{args.pieces} pieces of {args.bars} bars per set")
-    print("| real validation windows against | ROC AUC | mean score, fake | mean score, real |")
-    print("|---|---:|---:|---:|")
+    judge_d = discriminator(args.discriminator, tok) if args.discriminator else None
+    d_real = judge_d(real) if judge_d else None
+    print("| real validation windows against | ROC AUC | mean score, fake | mean score, real |"
+          + (" GAN discriminator's ROC AUC |" if judge_d else ""))
+    print("|---|---:|---:|---:|" + ("---:|" if judge_d else ""))
     for name, rows in sets.items():
-        scores = np.array([j.score for j in sampler.judge([canonical(r, tok) for r in rows])])
+        rows = [canonical(r, tok) for r in rows]
+        scores = np.array([j.score for j in sampler.judge(rows)])
+        extra = f" {auc(d_real, judge_d(rows)):.3f} |" if judge_d else ""
         print(f"| {name} | {auc(real_scores, scores):.3f} | {scores.mean():.3f} | "
-              f"{real_scores.mean():.3f} |")
+              f"{real_scores.mean():.3f} |{extra}")
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def discriminator(checkpoint: str, tok):
+    """A function scoring token sequences with a training checkpoint's sequence-GAN
+    discriminator: its sequence logit, as it judged windows in training (no BOS)."""
+    import torch
+
+    from musegan.runs import load_checkpoint
+    from musegan.training import GANModule
+
+    saved = load_checkpoint(checkpoint)
+    hyper = saved["hyper_parameters"]
+    module = GANModule(hyper["model"], hyper["train"], hyper["tokenizer"])
+    module.load_state_dict(saved["state_dict"], strict=False)
+    net = module.net.discriminator.eval()
+
+    @torch.no_grad()
+    def score(rows: list[list[int]]) -> np.ndarray:
+        out = []
+        for row in rows:
+            ids = torch.tensor([[t for t in row if t != tok.BOS]])
+            _, sequence, _ = net(ids != tok.PAD, tokens=ids)
+            out.append(float(sequence[0]))
+        return np.array(out)
+
+    return score
 
 
 def _markov(corpus: Corpus, data: str):

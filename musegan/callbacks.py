@@ -141,6 +141,16 @@ class RandomState(L.Callback):
         np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
 
 
+def epoch_line(trainer: L.Trainer, module: GANModule, seconds: float) -> str:
+    """One plain line per epoch, for logs (where a progress bar writes \\r noise)."""
+    metrics = trainer.callback_metrics
+    shown = [f"{name} {float(metrics[name]):.3f}" for name in
+             ("train/nll", "val/nll", "train/d_acc_fake", "val/music/gap") if name in metrics]
+    total = trainer.max_epochs if trainer.max_epochs is not None else "?"
+    return (f"epoch {trainer.current_epoch + 1}/{total} ({module.phase}): "
+            + ", ".join(shown) + f"; {seconds:.0f} s")
+
+
 class RunInfo(L.Callback):
     """Keeps RUN/run.json current at the end of every epoch, so that a run that is killed
     still says what it trained on, for how long, on what, and how well; every rank also
@@ -157,6 +167,8 @@ class RunInfo(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: GANModule) -> None:  # type: ignore[override]
         self.write(trainer, module, epochs=trainer.current_epoch + 1)  # this one just ended
+        if trainer.is_global_zero and not trainer.progress_bar_callback:
+            print(epoch_line(trainer, module, time.time() - self.started), flush=True)
 
     def write(self, trainer: L.Trainer, module: GANModule, epochs: int | None = None) -> None:
         """Write run.json (rank 0) and this rank's record now."""

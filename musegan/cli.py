@@ -89,7 +89,7 @@ def _train(args: argparse.Namespace) -> int:
         s.adv_seq_len = s.adv_seq_len or min(adv_seq_len, s.seq_len)
         print(f"windows: seq_len {s.seq_len}, adv_seq_len {s.adv_seq_len} (the corpus's median "
               f"bar is {per_bar:.0f} tokens; set train.seq_len to choose)", file=sys.stderr)
-    run = train(args.data_dir, args.out, config, resume=args.resume)
+    run = train(args.data_dir, args.out, config, resume=args.resume, verbose=args.verbose)
     print(f"trained {run}; export it with: musegan export {run}")
     return 0
 
@@ -114,18 +114,24 @@ def _generate(args: argparse.Namespace) -> int:
     elif args.theme_from:
         themes = sampler.encode_theme(args.theme_from)
     elif args.interpolate:
+        if args.n is not None and args.steps is not None and args.n != args.steps:
+            raise MuseganError(f"--interpolate writes one piece per step: -n {args.n} and "
+                               f"--steps {args.steps} disagree; give one of them")
         a, b = (sampler.encode_theme(path) for path in args.interpolate)
-        themes = Sampler.interpolate(a, b, args.steps)
+        themes = Sampler.interpolate(a, b, args.steps or args.n or 5)
+    elif args.steps is not None:
+        raise MuseganError("--steps is for --interpolate A.mid B.mid")
     steer = _parse_steer(args.steer or [])
     paths = generate_files(
-        sampler, args.out, n=args.n, bars=args.bars, temperature=args.temperature,
+        sampler, args.out, n=args.n if args.n is not None else 4, bars=args.bars,
+        temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, themes=themes, primer=args.primer,
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
         force=args.force, progress=sys.stderr.isatty(), steer=steer, form=args.form,
         part_bars=args.part_bars, open_end=args.open_end, melody=args.melody,
         any_token=args.any_token, tempo_changes=args.tempo_changes, best_of=args.best_of,
         meter=f"{'/'.join(map(str, _meter(args.meter, '--meter')))}" if args.meter else None)
-    print(f"wrote {len(paths)} pieces to {args.out} (each with a .json to regenerate it)")
+    print(f"wrote {_pieces(len(paths))} to {args.out} (each with a .json to regenerate it)")
     for path in paths:
         rests = json.loads(path.with_suffix(".json").read_text()).get("rest_bars_at_end")
         if rests:
@@ -273,11 +279,13 @@ def _edit_theme(sampler, args: argparse.Namespace, source: str):
 
 
 def _infill(args: argparse.Namespace) -> int:
-    from musegan.edit import check_outputs, parse_bars, write_edits
+    from musegan.edit import check_bars, check_outputs, parse_bars, write_edits
     from musegan.sampling import Sampler
 
     sampler = Sampler.from_pretrained(args.model)
     first, last = parse_bars(args.bars)
+    check_bars((first, last), sum(t == sampler.tokenizer.BAR
+                                  for t in sampler.tokenizer.encode(args.file)), args.file)
     seed = _seed(args.seed)
     stem = f"{Path(args.file).stem}-bars{first}-{last}-s{seed}"
     check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
@@ -352,13 +360,13 @@ def _restyle(args: argparse.Namespace) -> int:
     if steer:
         theme = sampler.steer(theme, **steer)
     meter = "/".join(map(str, _meter(args.meter, "--meter"))) if args.meter else None
+    if meter and args.keep == "rhythm":
+        raise MuseganError("--keep rhythm keeps the piece's meter; drop --meter")
     if meter is None and args.keep == "pitches" and suffix not in (".npy", ".json"):
         from musegan.sampling import _first_meter
 
         found = _first_meter(sampler.tokenizer.encode(style), sampler.tokenizer)
         meter = sampler.tokenizer.tokens([found])[0].split("_", 1)[1] if found else None
-    if meter and args.keep == "rhythm":
-        raise MuseganError("--keep rhythm keeps the piece's meter; drop --meter")
     stem = f"{Path(args.file).stem}-as-{Path(style).stem}-{args.keep}-s{seed}"
     check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
                   args.force)
@@ -413,20 +421,38 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    from musegan.modelfile import load_model
     from musegan.sampling import DEFAULT_MODEL, bundled_models
 
     models = bundled_models()
+    if args.name:
+        if args.name not in models:
+            raise MuseganError(f"no bundled model is called {args.name}; the bundled models "
+                               f"are {', '.join(sorted(models)) or 'none'}")
+        card = models[args.name].with_suffix(".md")
+        print(card.read_text().rstrip() if card.is_file() else f"{args.name} has no card")
+        return 0
     if not models:
         print("no model is bundled with this musegan")
         return 0
     for name, path in sorted(models.items()):
-        default = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"{name}{default}: {path}")
-        card = path.with_suffix(".md")
-        if card.is_file():
-            print("  " + card.read_text().replace("\n", "\n  ").rstrip())
-        print()
+        print(model_line(name, path, load_model(path).card, default=name == DEFAULT_MODEL))
+    print("musegan models NAME prints a model's card")
     return 0
+
+
+def model_line(name: str, path: Path, card: dict, default: bool = False) -> str:
+    """One line about a bundled model: name, size, data, what it writes, its figures."""
+    data = card.get("data") or {}
+    pieces = (data.get("pieces") or {}).get("train")
+    sources = ", ".join(data.get("sources") or []) or data.get("path") or "?"
+    trained = f"{sources}, {pieces} tunes" if pieces else sources
+    nll = (card.get("validation") or {}).get("val/nll")
+    facts = [f"{path.stat().st_size / 1e6:.1f} MB", trained,
+             card.get("form") and f"form {card['form']}", card.get("melody") and "melody",
+             "adversarial phase" if card.get("adversarial") else "MLE only",
+             nll is not None and f"val NLL {nll:.3f}"]
+    return f"{name}{' (default)' if default else ''}: " + "; ".join(f for f in facts if f)
 
 
 def _fraction_or_count(text: str) -> float | int:
@@ -510,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="any config field, e.g. --set model.hidden_dim=256 (repeatable)")
     train.add_argument("--print-config", action="store_true",
                        help="print the full config with every default and exit")
+    train.add_argument("--verbose", action="store_true",
+                       help="show Lightning's tips, hardware lines and third-party warnings")
     train.add_argument("--resume", action="store_true",
                        help="continue RUN_DIR from its last checkpoint")
     train.add_argument("--adversarial", choices=["on", "off"],
@@ -573,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--model", metavar="NAME|PATH",
                           help="a bundled model (see `musegan models`), an exported "
                                ".safetensors or a .ckpt (default: the bundled default)")
-    generate.add_argument("-n", type=int, default=4, help="how many pieces (default 4)")
+    generate.add_argument("-n", type=int, help="how many pieces (default 4; with --interpolate, "
+                                               "the steps)")
     generate.add_argument("--bars", type=int, default=None,
                           help="bars per piece (default: what --form makes; the model's own "
                                "form if it has one, else 16)")
@@ -616,7 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the theme of this piece: variations on it")
     themes.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"),
                         help="walk from A's theme to B's, one piece per step")
-    generate.add_argument("--steps", type=int, default=5, help="steps for --interpolate")
+    generate.add_argument("--steps", type=int,
+                          help="pieces from A to B for --interpolate (default 5)")
     generate.add_argument("--tempo", type=float, metavar="BPM", help="tempo of the new music")
     generate.add_argument("--out", default="songs", metavar="DIR", help="output folder (songs)")
     generate.add_argument("--plot", action="store_true", help="also write a piano-roll PNG")
@@ -786,7 +816,9 @@ def build_parser() -> argparse.ArgumentParser:
     restyle_verb.add_argument("--temperature", type=float, default=1.0)
     restyle_verb.set_defaults(handler=_restyle)
 
-    models = verbs.add_parser("models", help="list the bundled models with their model cards")
+    models = verbs.add_parser("models", help="list the bundled models, one line each, or "
+                                             "print one's model card")
+    models.add_argument("name", nargs="?", metavar="NAME", help="print this model's card")
     models.set_defaults(handler=_models)
     for verb in verbs.choices.values():
         verb.add_argument("--threads", type=int, metavar="N",
@@ -813,6 +845,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"musegan {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`musegan steer --list | head -3`)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error
+        return 0
+    except OSError as err:  # a file the system would not read or write: one line, no trace
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"musegan {args.verb}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

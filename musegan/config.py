@@ -132,7 +132,7 @@ class TrainerSettings:
     limit_val_batches: float | int | None = None
     fast_dev_run: int = 0  # N > 0: one epoch of each phase, N batches each, to check a setup
     log_every_n_steps: int = 25
-    enable_progress_bar: bool = True
+    enable_progress_bar: bool | None = None  # default: on a terminal only (else one line an epoch)
 
 
 @dataclass

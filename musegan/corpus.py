@@ -105,6 +105,14 @@ def read_manifest(directory: Path) -> dict:
     path = directory / MANIFEST
     if not path.is_file():
         problem = f"{directory} is not a prepared corpus (no {MANIFEST})"
+        holds_midi = directory.is_dir() and any(
+            p.suffix.lower() in (".mid", ".midi") for p in directory.rglob("*"))
+        if holds_midi:  # MIDI files themselves: prepare them into a new folder
+            target = f"data/{directory.resolve().name or 'corpus'}"
+            raise MuseganError(f"{problem}; it holds MIDI files: prepare them first with "
+                               f"musegan.prepare_corpus(['{directory}'], '{target}')",
+                               cli=f"{problem}; it holds MIDI files: prepare them first "
+                                   f"with: musegan prepare {directory} --out {target}")
         raise MuseganError(f"{problem}; make one with musegan.prepare_corpus(SOURCES, "
                            f"'{directory}')",
                            cli=f"{problem}; make one with: musegan prepare SRC --out {directory}")

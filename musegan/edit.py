@@ -394,7 +394,7 @@ def check_outputs(out, stems: list[str], plot: bool = False, force: bool = False
     ``force``) or ``out`` is not a folder, before any work is done."""
     from pathlib import Path
 
-    from musegan.errors import output_exists
+    from musegan.errors import output_exists, writable_folder
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -405,6 +405,7 @@ def check_outputs(out, stems: list[str], plot: bool = False, force: bool = False
                if q.exists() and (q.suffix != ".png" or plot)]
     if clashes and not force:
         raise output_exists(clashes[0])
+    writable_folder(out)
     return paths
 
 

@@ -47,3 +47,23 @@ class MidiError(MuseganError, ValueError):
         self.source = source
         self.reason = reason
         super().__init__(f"{source}: {reason}")
+
+
+def writable_folder(path: str | Path) -> Path:
+    """Make the folder ``path`` (and its parents) and check a file can be written in it,
+    before any work is done: a clear error now rather than a traceback after the work."""
+    import os
+    import tempfile
+
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".musegan-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise MuseganError(f"cannot write to {folder} ({reason}); choose a folder you can "
+                           "write to", cli=f"cannot write to {folder} ({reason}); choose "
+                                           "another --out") from None
+    return folder

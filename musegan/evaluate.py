@@ -33,7 +33,7 @@ import pretty_midi
 from tqdm import tqdm
 
 from musegan.copying import CopyIndex, melody_tokens
-from musegan.errors import MuseganError
+from musegan.errors import MuseganError, writable_folder
 from musegan.metrics import FEATURES, piece_features, quick_metrics
 from musegan.midi import is_midi_path, load_score, score_to_pretty_midi
 
@@ -332,6 +332,8 @@ def evaluate(generated: PieceSet, reference: PieceSet, train: PieceSet | None = 
         if len(pieces) < 2:
             raise _too_few(source, label, len(pieces), len(items))
         sets[label] = pieces
+    if out is not None:
+        writable_folder(out)  # before the work, not a traceback after it
 
     features = {label: [piece_features(midi) for _, midi, _ in
                         tqdm(pieces, desc=f"features of {label}", disable=not progress,

@@ -121,6 +121,7 @@ def _card_facts(run_dir: Path, checkpoint: Path, state: dict, hparams: dict, fp1
     if data and (Path(data) / "report.json").is_file():
         report = json.loads((Path(data) / "report.json").read_text())
         sources = report.get("sources") or []
+        sources = [Path(source).name for source in sources]  # no machine paths in a card
         shown = sources[:3] + ([f"... {len(sources) - 3} more"] if len(sources) > 3 else [])
         data_report = {"sources": shown, "pieces": report.get("pieces"),
                        "notes": report.get("notes"), "hours": report.get("hours")}
@@ -138,7 +139,7 @@ def _card_facts(run_dir: Path, checkpoint: Path, state: dict, hparams: dict, fp1
         "adversarial_steps": (state.get("musegan") or {}).get("adv_steps_done"),
         "adversarial": settings.adversarial,
         "phase": phase,
-        "data": data_report or {"path": data},
+        "data": data_report or {"path": Path(data).name if data else None},
         "wall_seconds": info.get("wall_seconds"),
         "hardware": info.get("hardware"),
         "validation": {k: v for k, v in (info.get("metrics") or {}).items()

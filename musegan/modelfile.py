@@ -82,10 +82,23 @@ def save_model(net: MuseGAN, tokenizer: Tokenizer, out: str | Path, card: dict |
     return out
 
 
+def model_file(path: str | Path) -> Path:
+    """The file a model path names: itself, or for a run folder (as ``musegan export``
+    takes) its exported ``model.safetensors``, else its ``checkpoints/last.ckpt``."""
+    path = Path(path)
+    if path.is_dir():
+        exported, last = path / "model.safetensors", path / "checkpoints" / "last.ckpt"
+        if not (exported.is_file() or last.is_file()):
+            raise MuseganError(f"{path} is a folder with no model.safetensors or "
+                               "checkpoints/last.ckpt; give a model file or a run folder")
+        return exported if exported.is_file() else last
+    return path
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a model file (no pickle), a Markov baseline's file, or a Lightning checkpoint
     (``.ckpt``, loaded with ``weights_only=True``). Raises MuseganError for anything else."""
-    path = Path(path)
+    path = model_file(path)
     if not path.is_file():
         raise MuseganError(f"{path}: no such model file")
     if path.suffix == ".ckpt":

@@ -612,12 +612,25 @@ def format_summary(report: PrepareReport) -> str:
                      "signature (--meter)")
     if report.warnings:
         lines.append(f"  warnings      {len(report.warnings)} files altered to fit the vocabulary")
-        kinds = Counter(re.sub(r"[\d.]+", "N", w) for entry in report.warnings
-                        for w in entry["warnings"])
-        for kind, count in kinds.most_common(3):
-            lines.append(f"    {count:5d}  {kind}")
+        files: Counter = Counter()  # per kind of warning: files, and the total it counts
+        totals: Counter = Counter()
+        for entry in report.warnings:
+            for warning in entry["warnings"]:
+                count, kind = _count_and_kind(warning)
+                files[kind] += 1
+                totals[kind] += count
+        for kind, count in files.most_common(3):
+            lines.append(f"    {count:5d}  files: {totals[kind]:,} {kind}" if totals[kind]
+                         else f"    {count:5d}  files: {kind}")
     lines.append(f"Details: {Path(report.output) / fmt.REPORT}")
     return "\n".join(lines)
+
+
+def _count_and_kind(warning: str) -> tuple[int, str]:
+    """'5 tempos outside 30-300 bpm clamped' -> (5, 'tempos outside 30-300 bpm clamped');
+    a warning that does not start with a count -> (0, itself)."""
+    match = re.match(r"(\d+) (.*)", warning)
+    return (int(match.group(1)), match.group(2)) if match else (0, warning)
 
 
 def _reason_kind(reason: str) -> str:

@@ -34,11 +34,11 @@ import torch
 from musegan.critic import Judgement, canonical, judge
 from musegan.decoding import decode, one_line, rest_bars_at_end
 from musegan.edit import CANDIDATES, Change, Edit, infill, polish, restyle
-from musegan.errors import MuseganError, output_exists
+from musegan.errors import MuseganError, output_exists, writable_folder
 from musegan.form import PART_BARS, check_form, decode_form
 from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
 from musegan.midi import MidiSource
-from musegan.modelfile import DEFAULT_MODEL, LoadedModel, bundled_models, load_model
+from musegan.modelfile import DEFAULT_MODEL, LoadedModel, bundled_models, load_model, model_file
 from musegan.threads import note_default, sampling
 from musegan.tokenizer import KINDS
 
@@ -77,7 +77,7 @@ class Sampler:
         if name in bundled:
             path = bundled[name]
         elif Path(name).suffix in (".safetensors", ".ckpt") or Path(name).exists():
-            path = Path(name)
+            path = model_file(name)  # a run folder: its model
         else:
             known = ", ".join(sorted(bundled)) or "none yet"
             raise MuseganError(f"unknown model '{name}': give a .safetensors or .ckpt file, or "
@@ -180,10 +180,19 @@ class Sampler:
         """Read themes written by ``save_theme`` (.npy or .json); checks their size."""
         path = Path(path)
         try:
-            array = (np.array(json.loads(path.read_text()), dtype=np.float32)
-                     if path.suffix == ".json" else np.load(path, allow_pickle=False))
-        except (OSError, ValueError) as err:
-            raise MuseganError(f"{path}: cannot read a theme ({err})") from None
+            if path.suffix == ".json":
+                data = json.loads(path.read_text())
+                if isinstance(data, dict):  # a sidecar of generate or an edit: its theme
+                    if "theme" not in data:
+                        raise MuseganError(f"{path}: a JSON object with no \"theme\"; give a "
+                                           "theme file or a sidecar musegan wrote")
+                    data = data["theme"]
+                array = np.array(data, dtype=np.float32)
+            else:
+                array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, TypeError) as err:
+            raise MuseganError(f"{path}: cannot read a theme ({str(err)[:160]}); give a .npy "
+                               "or .json theme file, or a sidecar musegan wrote") from None
         array = np.atleast_2d(array).astype(np.float32)
         if array.shape[-1] != self.theme_dim:
             raise MuseganError(f"{path}: themes have {array.shape[-1]} numbers, this model's "
@@ -304,8 +313,7 @@ class Sampler:
             self.require_critic("best-of-K")
         form, bars = self.plan(bars, form, part_bars)
         melody = self.melody if melody is None else melody
-        if temperature <= 0:
-            raise MuseganError(f"temperature must be above 0, got {temperature}")
+        check_sampling(n, temperature, top_k, top_p)
         tok, net = self.tokenizer, self.net
         generator = _generator(seed, self.device)
         theme = self.themes(n, theme, primer, generator)
@@ -510,6 +518,22 @@ class Choice:
     scores: list[float]
 
 
+def check_sampling(n: int, temperature: float, top_k: int | None,
+                   top_p: float | None) -> None:
+    """One clear error for a setting that sampling cannot use."""
+    if n < 1:
+        raise MuseganError(f"n must be at least 1, got {n}", cli=f"-n must be at least 1, got {n}")
+    if temperature <= 0:
+        raise MuseganError(f"temperature must be above 0, got {temperature}",
+                           cli=f"--temperature must be above 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise MuseganError(f"top_k must be at least 1 (or None for all), got {top_k}",
+                           cli=f"--top-k must be at least 1 (leave it out for all), got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise MuseganError(f"top_p must be in (0, 1] (or None for all), got {top_p}",
+                           cli=f"--top-p must be above 0 and at most 1, got {top_p}")
+
+
 def _piece_name(midi: MidiSource) -> str:
     return str(midi) if isinstance(midi, (str, Path)) else "the piece"
 
@@ -556,6 +580,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
         raise MuseganError(f"{out} is a file; the output must be a folder",
                            cli=f"{out} is a file; give --out a folder")
     form, bars = sampler.plan(bars, form, part_bars)
+    check_sampling(n if themes is None or themes.size(0) <= 1 else themes.size(0),
+                   temperature, top_k, top_p)
     if audio and not audio_available():
         raise MuseganError(INSTALL_AUDIO)
     if primer is not None:
@@ -573,7 +599,7 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
     clashes = [p for p in names for q in (p, p.with_suffix(".json")) if q.exists()]
     if clashes and not force:
         raise output_exists(clashes[0])
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
     model_sha = (hashlib.sha256(Path(sampler.path).read_bytes()).hexdigest()
                  if sampler.path else None)
     written = []

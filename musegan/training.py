@@ -17,9 +17,12 @@ The theme GAN (mapping network vs theme critic, hinge loss) trains in every phas
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -451,7 +454,7 @@ def bach_corpus_dir() -> Path:
 
 
 def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None = None,
-          resume: bool = False) -> Path:
+          resume: bool = False, verbose: bool = False) -> Path:
     """Train a model on a prepared corpus; returns the run folder.
 
     Args:
@@ -464,12 +467,13 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
             in the run's config.yaml.
         resume: continue from ``out/checkpoints/last.ckpt``: same epoch, step, phase,
             optimizer state and random state.
+        verbose: show Lightning's tips and hardware lines and third-party warnings
+            (``quiet``); by default only musegan's own messages and Lightning's warnings.
 
     Raises:
         MuseganError: the data is not a prepared corpus, or ``out`` holds a run and
             ``resume`` is false.
     """
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from musegan.data import MidiDataModule
     from musegan.prepare import prepare_corpus
@@ -547,24 +551,62 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     # DDP refuses: let it find the unused parameters (each optimizer zeroes its own grads).
     strategy = "ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy
     info = RunInfo(out, data_dir, resume)
-    trainer = L.Trainer(
+    with quiet(verbose):
+        trainer = _trainer(t, s, out, strategy, best_checkpoint, last_checkpoint, info)
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None,
+                    weights_only=True)
+    info.write(trainer, module)
+    return out
+
+
+def _trainer(t: TrainerSettings, s: TrainSettings, out: Path, strategy: str, best_checkpoint,
+             last_checkpoint, info) -> L.Trainer:
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return L.Trainer(
         default_root_dir=str(out), accelerator=t.accelerator, devices=t.devices,
         strategy=strategy, num_nodes=t.num_nodes,
         precision=t.precision,  # type: ignore[arg-type]
         max_epochs=t.max_epochs if t.max_epochs is not None else s.epochs,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.enable_progress_bar,
+        enable_progress_bar=(t.enable_progress_bar if t.enable_progress_bar is not None
+                             else sys.stderr.isatty()),
         logger=TensorBoardLogger(str(out), name="logs", version=""),
         # best first, so that last.ckpt records the best path as it stands after this epoch
         callbacks=[best_checkpoint, last_checkpoint, info, MusicMetrics(), RandomState()],
         plugins=[AtomicCheckpointIO()],
         enable_model_summary=False,
     )
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None,
-                weights_only=True)
-    info.write(trainer, module)
-    return out
+
+
+NOISE = (  # third-party messages a musegan user cannot act on (shown with verbose=True)
+    r".*isinstance\(treespec, LeafSpec\)",  # Lightning's own use of a deprecated torch API
+    r"The number of training batches .* is smaller than the logging interval",
+    r".*does not have many workers",  # musegan chooses num_workers itself
+    r".*Checkpoint directory .* exists and is not empty",  # a resumed run's own folder
+)
+
+
+@contextlib.contextmanager
+def quiet(verbose: bool = False):
+    """Lightning's tips and hardware lines, and the third-party warnings in ``NOISE``,
+    filtered unless ``verbose``; musegan's own warnings always show."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for pattern in NOISE:
+            warnings.filterwarnings("ignore", message=pattern)
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def cpu_supports_bf16_lstm() -> bool:

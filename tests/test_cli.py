@@ -265,3 +265,125 @@ def test_cli_help_and_version():
         result = subprocess.run([sys.executable, "-m", "musegan.cli", *verb, "--help"],
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage: musegan" in result.stdout
+
+
+# ---------------------------------------------------------------- bad input, row by row
+
+@pytest.fixture(scope="module")
+def files(sampler, tmp_path_factory):
+    """What the rows need: the tiny model, a run folder holding it, a tune, a sidecar,
+    a file that is not a checkpoint, a plain pickle, a plain file, a MIDI folder."""
+    import pickle
+    import shutil
+
+    root = tmp_path_factory.mktemp("rows")
+    run = root / "run"
+    run.mkdir()
+    shutil.copy(sampler.path, run / "model.safetensors")
+    piece(random_tune(1, bars=4)).write(str(root / "a.mid"))
+    piece(random_tune(2, bars=4)).write(str(root / "b.mid"))
+    done = run_cli("generate", "--model", str(sampler.path), "-n", "1", "--bars", "2",
+                   "--seed", "3", "--out", str(root / "songs"))
+    assert done.returncode == 0, done.stderr
+    (root / "random.ckpt").write_bytes(bytes(range(256)) * 20)
+    with open(root / "pickled.ckpt", "wb") as file:
+        pickle.dump({"weights": [1, 2, 3]}, file, protocol=4)
+    (root / "afile").write_text("not a folder")
+    (root / "midi").mkdir()
+    piece(random_tune(3, bars=4)).write(str(root / "midi" / "t.mid"))
+    return root
+
+
+GENERATE_ROWS = [  # (flags, what the one-line error must say)
+    (["--top-p", "2"], "--top-p must be above 0 and at most 1, got 2.0"),
+    (["--top-p", "0"], "--top-p must be above 0 and at most 1, got 0.0"),
+    (["--top-k", "0"], "--top-k must be at least 1"),
+    (["-n", "0"], "-n must be at least 1, got 0"),
+    (["-n", "-2"], "-n must be at least 1, got -2"),
+    (["--temperature", "0"], "--temperature must be above 0"),
+    (["--interpolate", "{root}/a.mid", "{root}/b.mid", "-n", "3", "--steps", "5"],
+     "-n 3 and --steps 5 disagree"),
+    (["--steps", "3"], "--steps is for --interpolate"),
+    (["--model", "{root}/random.ckpt"], "random.ckpt is not a PyTorch checkpoint"),
+    (["--model", "{root}/pickled.ckpt"], "pickled.ckpt is a plain pickle"),
+    (["--model", "{root}/midi"], "is a folder with no model.safetensors"),
+    (["--out", "{root}/afile/sub"], "cannot write to"),
+    (["--threads", "0"], "--threads must be at least 1"),
+]
+
+
+@pytest.mark.parametrize("flags, message", GENERATE_ROWS,
+                         ids=[" ".join(x for x in f if "{" not in x) for f, _ in GENERATE_ROWS])
+def test_generate_refuses_bad_input_in_one_line_and_writes_nothing(sampler, files, flags,
+                                                                    message):
+    out = files / "untouched"
+    flags = [f.format(root=files) for f in flags]
+    model = [] if "--model" in flags else ["--model", str(sampler.path)]
+    target = [] if "--out" in flags else ["--out", str(out)]
+    done = run_cli("generate", *model, *target, "--bars", "2", *flags)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("musegan generate: error: "), done.stderr
+    assert message in lines[0] and "Traceback" not in done.stderr
+    assert "Warning" not in done.stderr  # torch's note on pickles is not shown
+    assert not out.exists()  # no folder left behind
+
+
+def test_generate_takes_its_own_sidecar_as_a_theme_and_a_run_folder_as_a_model(files):
+    sidecar = files / "songs" / "tune-s3-000.json"
+    done = run_cli("generate", "--model", str(files / "run"), "--theme", str(sidecar),
+                   "-n", "1", "--bars", "2", "--seed", "1", "--out", str(files / "again"))
+    assert done.returncode == 0, done.stderr
+    assert "wrote 1 piece to" in done.stdout  # one piece, not "1 pieces"
+    theme = json.loads(sidecar.read_text())["theme"]
+    again = json.loads((files / "again" / "tune-s1-000.json").read_text())["theme"]
+    assert again == pytest.approx(theme)
+
+
+def test_interpolate_writes_one_piece_per_step_given_by_n(sampler, files):
+    done = run_cli("generate", "--model", str(sampler.path), "--interpolate",
+                   str(files / "a.mid"), str(files / "b.mid"), "-n", "3", "--bars", "2",
+                   "--out", str(files / "walk"))
+    assert done.returncode == 0, done.stderr
+    assert len(list((files / "walk").glob("*.mid"))) == 3
+
+
+def test_evaluate_to_an_unwritable_folder_is_one_line(files):
+    done = run_cli("evaluate", str(files / "songs"), "--reference", str(files / "midi"),
+                   "--out", str(files / "afile" / "report"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    # (the sets are checked first: two pieces each are needed)
+    assert done.stderr.count("\n") == 1 and "musegan evaluate: error:" in done.stderr
+
+
+def test_train_on_a_midi_folder_says_to_prepare_it_into_a_new_folder(files):
+    done = run_cli("train", str(files / "midi"), "--out", str(files / "r"))
+    assert done.returncode == 2
+    assert f"musegan prepare {files / 'midi'} --out data/midi" in done.stderr
+
+
+def test_a_closed_pipe_is_not_an_error(sampler):
+    done = subprocess.run(f"{sys.executable} -m musegan.cli steer --list | head -c 1",
+                          shell=True, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_models_lists_one_line_each_and_prints_a_card_by_name():
+    done = run_cli("models")
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and len(lines) == len(Sampler.available()) + 1
+    assert lines[0].startswith(Sampler.available()[0] + ":") and "MB" in lines[0]
+    assert "/work/" not in done.stdout
+    card = run_cli("models", "cre-melody")
+    assert card.returncode == 0 and card.stdout.startswith("# Model card: cre-melody")
+    assert run_cli("models", "nope").returncode == 2
+
+
+def test_the_prepare_summary_counts_warnings_without_placeholders():
+    from musegan.prepare import PrepareReport, format_summary
+
+    report = PrepareReport(sources=["midi"], output="data/x")
+    report.warnings = [{"file": "a.mid", "warnings": ["5 tempos outside 30-300 bpm clamped"]},
+                       {"file": "b.mid", "warnings": ["2 tempos outside 30-300 bpm clamped"]}]
+    text = format_summary(report)
+    assert "2  files: 7 tempos outside 30-300 bpm clamped" in text and "N-N" not in text
