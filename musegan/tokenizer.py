@@ -877,6 +877,11 @@ class Tokenizer:
     def _build_score(self, notes, time_signatures, tempos, end: int = 0) -> Score:
         tpq = math.lcm(self.steps_per_quarter, DECODE_TICKS_PER_QUARTER)
         tick = tpq // self.steps_per_quarter
+        last = max([end, *(onset + length for voice in notes.values()
+                           for onset, length, *_ in voice),
+                    *(step for step, _ in time_signatures), *(step for step, _ in tempos)])
+        if last * tick >= PRETTY_MIDI_MAX_TICK:  # a very long piece (~5,000 bars of 4/4):
+            tpq, tick = self.steps_per_quarter, 1  # the grid's own resolution loses nothing
         score = Score(tpq)
         for step, index in time_signatures:
             n, d = self.time_signatures[index]
@@ -953,6 +958,7 @@ class Tokenizer:
         return hashlib.sha256(np.ascontiguousarray(ids, dtype="<u2").tobytes()).hexdigest()
 
 
+PRETTY_MIDI_MAX_TICK = 10_000_000  # pretty_midi refuses a file with a later tick as corrupt
 BAR_TABLE_DTYPE = np.dtype([("offset", "<i4"), ("header", "u1"), ("time_signature", "<u2"),
                             ("tempo", "<u2"), ("program", "<u2")])
 

@@ -279,3 +279,14 @@ def test_bach_chorales_round_trip():
         data = render_chorale(str(corpus.getWork(name)))
         ids = TOK.encode(data)
         assert np.array_equal(TOK.quantize(TOK.decode(ids)), TOK.quantize(data)), name
+
+
+def test_a_very_long_piece_decodes_at_the_grids_own_resolution():
+    """pretty_midi refuses a file whose last tick is past 10 million as corrupt: 6,000
+    bars of 4/4 at 480 ticks a quarter would be; decoding never raises."""
+    tok = Tokenizer()
+    bar = [tok.BAR, tok.token_id("Position_0"), tok.token_id("Pitch_60"),
+           tok.token_id("Velocity_79"), tok.token_id("Duration_12")]
+    midi = tok.decode([tok.BOS, *bar * 6000, tok.EOS])
+    assert len(midi.instruments[0].notes) == 6000 and midi.resolution == tok.steps_per_quarter
+    assert tok.decode([tok.BOS, *bar * 8, tok.EOS]).resolution > tok.steps_per_quarter
