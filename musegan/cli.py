@@ -16,6 +16,9 @@ from musegan import __version__
 from musegan.errors import MuseganError, output_exists
 
 EXIT_USER_ERROR = 2  # bad input: a path, a file, a setting
+MODEL_HELP = ("a bundled model (see `musegan models`), an exported .safetensors, a .ckpt or "
+              "a run folder (default: the bundled default)")
+SEED_HELP = "the same seed gives the same result (default: random, recorded in the .json)"
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -558,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--num-nodes", type=int, help="machines, for multi-node DDP")
     group.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed")
     group.add_argument("--max-epochs", type=int, help="override the sum of the phases")
-    group.add_argument("--seed", type=int)
+    group.add_argument("--seed", type=int, help="the same seed gives the same run (default 1234)")
     group.add_argument("--limit-train-batches", type=_fraction_or_count, metavar="N|F",
                        help="train on N batches per epoch, or a fraction F (e.g. 0.25)")
     group.add_argument("--limit-val-batches", type=_fraction_or_count, metavar="N|F",
@@ -598,9 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  musegan generate --theme-from tune.mid -n 4        # variations on a tune\n"
                "  musegan generate --interpolate a.mid b.mid --steps 5",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    generate.add_argument("--model", metavar="NAME|PATH",
-                          help="a bundled model (see `musegan models`), an exported "
-                               ".safetensors or a .ckpt (default: the bundled default)")
+    generate.add_argument("--model", metavar="NAME|PATH", help=MODEL_HELP)
     generate.add_argument("-n", type=int, help="how many pieces (default 4; with --interpolate, "
                                                "the steps)")
     generate.add_argument("--bars", type=int, default=None,
@@ -635,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-k", type=int, help="sample from the K likeliest tokens only")
     generate.add_argument("--top-p", type=float, help="sample from the smallest set holding "
                                                       "probability P")
-    generate.add_argument("--seed", type=int, help="the same seed gives the same pieces")
+    generate.add_argument("--seed", type=int, help=SEED_HELP)
     generate.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
     generate.add_argument("--no-primer", action="store_true",
                           help="leave the primer out of the written files")
@@ -670,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--list", action="store_true", help="the attributes a model knows")
     action.add_argument("--fit", metavar="RUN_OR_MODEL",
                         help="learn directions for this exported model, checkpoint or run")
-    steer.add_argument("--model", metavar="NAME|PATH", help="for --list (default: bundled)")
+    steer.add_argument("--model", metavar="NAME|PATH", help="for --list: " + MODEL_HELP)
     steer.add_argument("--data", metavar="DATA_DIR", help="for --fit: the model's training corpus")
     steer.add_argument("--attributes", help="for --fit: comma-separated (default: all of "
                                             "density,register,range,syncopation,leaps,entropy,novelty)")
@@ -678,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--calibration-themes", type=int, default=128,
                        help="for --fit: themes each direction's effect is measured on")
     steer.add_argument("--bars", type=int, default=8, help="for --fit: bars per piece")
-    steer.add_argument("--seed", type=int, default=0)
+    steer.add_argument("--seed", type=int, default=0, help="for --fit (default 0)")
     steer.add_argument("--out", help="for --fit: write here instead of into the model")
     steer.add_argument("--force", action="store_true", help="replace the model file in place")
     steer.set_defaults(handler=_steer)
@@ -699,7 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     critic.add_argument("--samples", type=int, default=512,
                         help="the model's own pieces to fit against (default 512)")
     critic.add_argument("--epochs", type=int, default=8)
-    critic.add_argument("--seed", type=int, default=0)
+    critic.add_argument("--seed", type=int, default=0, help="the fit's seed (default 0)")
     critic.add_argument("--out", help="write here instead of into the model")
     critic.add_argument("--force", action="store_true", help="replace the model file in place")
     critic.set_defaults(handler=_critic)
@@ -708,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
         "critique", help="score MIDI files with a model's critic, per bar and per piece",
         description="How real a model's critic finds each file (0-1) and each of its bars.")
     critique.add_argument("files", nargs="+", metavar="FILE.mid")
-    critique.add_argument("--model", metavar="NAME|PATH", help="default: the bundled default")
+    critique.add_argument("--model", metavar="NAME|PATH", help=MODEL_HELP)
     critique.add_argument("--json", action="store_true",
                           help="print a list with one {file, score, bars} object per file")
     critique.add_argument("--plot", action="store_true",
@@ -752,10 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
         verb = verbs.add_parser(name, help=help, description=description, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         verb.add_argument("file", metavar="FILE.mid", help="the piece to edit")
-        verb.add_argument("--model", metavar="NAME|PATH",
-                          help="a bundled model, .safetensors or .ckpt (default: the default)")
-        verb.add_argument("--seed", type=int, help="the same seed gives the same result "
-                                                    "(default: random, recorded in the .json)")
+        verb.add_argument("--model", metavar="NAME|PATH", help=MODEL_HELP)
+        verb.add_argument("--seed", type=int, help=SEED_HELP)
         verb.add_argument("--out", default="edits", metavar="DIR",
                           help="folder for the MIDI and its .json (default edits/)")
         verb.add_argument("--plot", action="store_true",
