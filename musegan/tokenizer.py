@@ -631,11 +631,13 @@ class Tokenizer:
         """(step, tempo bin) pairs from step 0, one per change of bin, within the music."""
         low, high = self.config.tempo_range
         changes: list[tuple[int, int]] = []
-        zero = clamped = 0
+        zero = clamped = late = 0
         for tick, mspq in sorted(((t.time, t.mspq) for t in score.tempos), key=lambda e: e[0]):
             step = self._to_step(tick, tpq)
-            if step > last_step:
-                break
+            if step > last_step:  # no note starts after it, so no token can hold it
+                late += mspq > 0 and bool(changes) and changes[-1][1] != bisect.bisect_left(
+                    self._tempo_edges_list, math.log(60_000_000.0 / mspq))
+                continue
             if mspq <= 0:
                 zero += 1
                 continue
@@ -653,6 +655,9 @@ class Tokenizer:
             warnings.append(f"{zero} tempo events of zero ignored")
         if clamped:
             warnings.append(f"{clamped} tempos outside {low:g}-{high:g} bpm clamped")
+        if late:
+            warnings.append(f"{late} tempo changes after the last note's onset dropped "
+                            "(a final ritardando: the length in seconds leaves it out)")
         if not changes:
             changes.append((0, self._default_tempo_bin))
         return [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]

@@ -290,3 +290,14 @@ def test_a_very_long_piece_decodes_at_the_grids_own_resolution():
     midi = tok.decode([tok.BOS, *bar * 6000, tok.EOS])
     assert len(midi.instruments[0].notes) == 6000 and midi.resolution == tok.steps_per_quarter
     assert tok.decode([tok.BOS, *bar * 8, tok.EOS]).resolution > tok.steps_per_quarter
+
+
+def test_a_final_ritardando_after_the_last_onset_is_reported_not_silently_dropped():
+    from midi_factory import score
+
+    tok = Tokenizer()
+    notes = [(0, 1, 60), (1, 1, 62), (2, 2, 64)]
+    slowing = tok.encode_piece(score(notes, tempos=((0, 120.0), (2.5, 60.0), (3, 40.0))))
+    assert any("2 tempo changes after the last note's onset dropped" in w
+               for w in slowing.warnings)
+    assert not tok.encode_piece(score(notes)).warnings
