@@ -51,11 +51,10 @@ DRUMS = 128  # the Program value of drum tracks (GM channel 10)
 MIDI_DEFAULT_TEMPO = 120.0  # MIDI files without a tempo event play at 120 quarters/minute
 MIDI_DEFAULT_TIME_SIGNATURE = (4, 4)
 MAX_QUARTERS_PER_BAR = 8  # 4/2, 8/4, 16/8: longer "bars" are almost always broken files
-MAX_BARS = 10_000  # more than ~5 hours of 4/4 at 120: an event far past the music
 DECODE_TICKS_PER_QUARTER = 480  # resolution of decoded MIDI files (a multiple of the grid)
 VOICE_SLOTS = 64  # a voice is program * VOICE_SLOTS + slot; slot 0 is the program's own
 MAX_PARTS = 48  # part tokens a vocabulary may hold
-PIECE_SHIFT = 20  # a batch puts piece i's steps at i << 20: room for MAX_BARS bars of 4/2
+PIECE_SHIFT = 20  # a batch puts piece i's steps at i << 20: ~12 hours at 120 bpm a piece
 MAX_BATCH_PIECES = 1024  # keeps (piece << PIECE_SHIFT) * 8 * span inside int64
 
 
@@ -343,7 +342,8 @@ class Tokenizer:
         self._default_tempo_bin = bisect.bisect_left(self._tempo_edges_list,
                                                      math.log(MIDI_DEFAULT_TEMPO))
         self._ts_lookup = {ts: i for i, ts in enumerate(self.time_signatures)}
-        assert MAX_BARS * self.max_bar_steps < 1 << PIECE_SHIFT
+        # Steps a piece may span: a longer one has an event far past the music.
+        self.max_steps = (1 << PIECE_SHIFT) - 2 * self.max_bar_steps
 
     # ------------------------------------------------------------------ vocabulary
 
@@ -603,7 +603,7 @@ class Tokenizer:
         A time signature that changes mid-bar takes effect at the next bar line.
         """
         segments = []
-        start = total = snapped = 0
+        start = snapped = 0
         for j, (_, index) in enumerate(changes):
             if start > last_step:
                 break
@@ -618,10 +618,12 @@ class Tokenizer:
                 snapped += start + n_bars * length != next_change
             segments.append((start, length, index, n_bars))
             start += n_bars * length
-            total += n_bars
-            if total > MAX_BARS:
-                raise MidiError(name, f"the music spans more than {MAX_BARS} bars; an event "
-                                      "lies far past the end of the music, trim the file")
+            if start > self.max_steps:
+                quarters = self.max_steps // self.steps_per_quarter
+                raise MidiError(name, f"the music lasts more than {quarters:,} quarter notes "
+                                      f"(about {quarters / 120 / 60:.0f} hours at 120 bpm): "
+                                      "an event lies far past the end of the music; trim "
+                                      "the file")
         if snapped:
             warnings.append(f"{snapped} time-signature changes moved to the next bar line")
         return segments

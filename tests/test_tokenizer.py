@@ -301,3 +301,15 @@ def test_a_final_ritardando_after_the_last_onset_is_reported_not_silently_droppe
     assert any("2 tempo changes after the last note's onset dropped" in w
                for w in slowing.warnings)
     assert not tok.encode_piece(score(notes)).warnings
+
+
+def test_a_long_piece_in_a_short_meter_is_music_and_an_event_hours_away_is_not():
+    from midi_factory import score
+
+    tok = Tokenizer()
+    eighths = [(i * 0.5, 0.5, 60 + i % 12) for i in range(12_000)]  # 12,000 bars of 1/8
+    piece = tok.encode_piece(score(eighths, time_signatures=((0, 1, 8),)))
+    assert piece.n_notes == 12_000 and sum(t == tok.BAR for t in piece.ids) == 12_000
+    stray = [(0, 1, 60), (20 * 3600 * 2, 1, 62)]  # a note 20 hours in, at 120 bpm
+    with pytest.raises(MidiError, match="quarter notes .* an event lies far past the end"):
+        tok.encode(score(stray))
