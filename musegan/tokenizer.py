@@ -530,13 +530,19 @@ class Tokenizer:
             raise MidiError(name, f"invalid resolution ({tpq} ticks per quarter note)")
         warnings: list[str] = []
         notes, programs, names = [], [], []
+        doubled = 0
         for track in score.tracks:
             if len(track.notes):
-                notes.append(track.notes.numpy())
+                track_notes, merged = untangle(track.notes.numpy())
+                notes.append(track_notes)
+                doubled += merged
                 programs.append(DRUMS if track.is_drum else track.program)
                 names.append(track.name)
         if not notes:
             raise MidiError(name, "no notes in the file; nothing to learn from")
+        if doubled:
+            warnings.append(f"{doubled} doubled notes (one pitch struck twice at once in "
+                            "one track) played once")
         voices = [p * VOICE_SLOTS + (self.part_voices[k] % VOICE_SLOTS if k is not None else 0)
                   for p, k in zip(programs, self.assign_parts(programs, names), strict=True)]
         last_step = self._to_step(max(int(n["time"].max()) for n in notes), tpq)
@@ -963,6 +969,38 @@ class Tokenizer:
     def music_hash(self, ids: np.ndarray) -> str:
         """sha256 of a token stream: equal for pieces that tokenize the same."""
         return hashlib.sha256(np.ascontiguousarray(ids, dtype="<u2").tobytes()).hexdigest()
+
+
+def untangle(notes: dict) -> tuple[dict, int]:
+    """One reading of a track's overlapping notes of one pitch, whichever library paired
+    the file's note-offs with its note-ons (symusic and pretty_midi pair them
+    differently): while a pitch sounds, striking it again ends the note before, and the
+    last note of such a chain ends when the last of them did. The times when each pitch
+    sounds, and every onset, stay as they were; only the pairing is decided. A second
+    note struck at the same moment is dropped. Returns the notes (``time``, ``duration``,
+    ``pitch``, ``velocity`` arrays, as ``Track.notes.numpy()`` gives them) and how many
+    were dropped."""
+    time = np.asarray(notes["time"], dtype=np.int64)
+    if len(time) < 2:
+        return notes, 0
+    pitch = np.asarray(notes["pitch"], dtype=np.int64)
+    order = np.lexsort((time, pitch))
+    time, pitch = time[order], pitch[order]
+    end = time + np.maximum(np.asarray(notes["duration"], dtype=np.int64)[order], 0)
+    group = np.cumsum(np.r_[True, pitch[1:] != pitch[:-1]])  # one number per pitch
+    span = int(end.max() - min(0, int(time.min()))) + 1
+    sounding_until = np.maximum.accumulate(end + group * span) - group * span
+    next_time = np.r_[time[1:], 0]
+    overlaps = np.r_[pitch[1:] == pitch[:-1], False] & (next_time < sounding_until)
+    if not overlaps.any():
+        return notes, 0
+    duration = np.empty(len(time), dtype=np.int64)  # back in the track's own order
+    duration[order] = np.where(overlaps, next_time, sounding_until) - time
+    keep = np.ones(len(time), dtype=bool)
+    keep[order] = ~(overlaps & (next_time == time))  # struck twice at once: once
+    out = {key: np.asarray(notes[key])[keep] for key in notes}
+    out["duration"] = duration[keep].astype(np.asarray(notes["duration"]).dtype)
+    return out, int((~keep).sum())
 
 
 PRETTY_MIDI_MAX_TICK = 10_000_000  # pretty_midi refuses a file with a later tick as corrupt

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from midi_factory import CRE, SKIP_NO_CRE, make_score, melody
 
 from musegan import MidiError, MuseganError, Tokenizer
+from musegan.tokenizer import untangle
 
 TOK = Tokenizer()
 
@@ -129,7 +130,14 @@ def test_notes_on_the_grid_come_back_exactly(grid_notes):
     midi = TOK.decode(TOK.encode(score))
     got = sorted((midi.time_to_tick(n.start), midi.time_to_tick(n.end), n.pitch)
                  for inst in midi.instruments for n in inst.notes)
-    want = sorted((s * ticks, (s + d) * ticks, p) for s, d, p, _ in grid_notes)
+    # As the tokenizer reads a track: a pitch struck again while it sounds ends the note
+    # before (test_overlapping_notes_of_one_pitch_read_one_way_whatever_paired_them).
+    read, _ = untangle({"time": np.array([s * ticks for s, _, _, _ in grid_notes]),
+                        "duration": np.array([d * ticks for _, d, _, _ in grid_notes]),
+                        "pitch": np.array([p for _, _, p, _ in grid_notes]),
+                        "velocity": np.array([v for *_, v in grid_notes])})
+    want = sorted((int(t), int(t + d), int(p)) for t, d, p in
+                  zip(read["time"], read["duration"], read["pitch"], strict=True))
     assert got == want
 
 
@@ -313,3 +321,27 @@ def test_a_long_piece_in_a_short_meter_is_music_and_an_event_hours_away_is_not()
     stray = [(0, 1, 60), (20 * 3600 * 2, 1, 62)]  # a note 20 hours in, at 120 bpm
     with pytest.raises(MidiError, match="quarter notes .* an event lies far past the end"):
         tok.encode(score(stray))
+
+
+def test_overlapping_notes_of_one_pitch_read_one_way_whatever_paired_them(tmp_path):
+    """Two note-ons of C4 (ticks 0 and 240), then two note-offs (480 and 960). symusic pairs
+    them first-in first-out; another reader could pair them last-in first-out. The
+    tokenizer reads both one way: the second strike ends the first, and the last note
+    ends with the last note-off. pretty_midi ends every open C4 at the first note-off, so
+    a PrettyMIDI object holds less: the same rule reads what it holds."""
+    from midi_factory import make_score, raw_midi
+
+    events = (b"\x00\x90\x3c\x50" b"\x81\x70\x90\x3c\x60"  # on at 0, on at 240
+              b"\x81\x70\x80\x3c\x00" b"\x83\x60\x80\x3c\x00")  # off at 480, off at 960
+    path = tmp_path / "overlap.mid"
+    path.write_bytes(raw_midi(events))
+    tok = Tokenizer()
+    notes = tok.quantize(str(path))
+    assert notes["onset"].tolist() == [0, 6] and notes["duration"].tolist() == [6, 18]
+    last_in_first_out = make_score([(0, False, [(0, 960, 60, 80), (240, 240, 60, 96)])])
+    assert tok.encode(last_in_first_out) == tok.encode(str(path))
+    held = tok.quantize(pretty_midi.PrettyMIDI(str(path)))
+    assert held["onset"].tolist() == [0, 6] and held["duration"].tolist() == [6, 6]
+    doubled = make_score([(0, False, [(0, 480, 60, 80), (0, 480, 60, 80)])])
+    piece = tok.encode_piece(doubled)
+    assert piece.n_notes == 1 and any("1 doubled notes" in w for w in piece.warnings)
