@@ -144,6 +144,18 @@ def test_adversarial_off_gives_the_mle_only_model(corpus, tmp_path):
     assert "train/d_loss" not in info["metrics"]
 
 
+def test_training_is_quiet_unless_verbose(corpus, tmp_path):
+    args = ["train", str(corpus), "--out", str(tmp_path / "run"), *TINY_FLAGS,
+            "--fast-dev-run", "1"]
+    done = musegan_cli(*args, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for noise in ("Tip:", "GPU available", "LeafSpec", "logging interval", "\r"):
+        assert noise not in done.stdout + done.stderr, noise
+    assert "epoch 1/3 (mle): train/nll" in done.stdout  # a plain line per epoch, not a bar
+    loud = musegan_cli(*args[:3], str(tmp_path / "loud"), *args[4:], "--verbose", timeout=300)
+    assert loud.returncode == 0 and "GPU available" in loud.stdout + loud.stderr
+
+
 def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
     io = AtomicCheckpointIO()
     path = tmp_path / "last.ckpt"
