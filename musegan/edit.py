@@ -418,14 +418,15 @@ def write_edits(sampler, rows: list[list[int]], out, stems: list[str], sidecars:
     any file would be replaced, unless ``force``."""
     import json
 
+    from musegan.files import write_midi, write_text
     from musegan.render import piano_roll_png
 
     paths = check_outputs(out, stems, plot, force)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     for i, (path, row) in enumerate(zip(paths, rows, strict=True)):
         midi = sampler.tokenizer.decode(row)
-        midi.write(str(path))
-        path.with_suffix(".json").write_text(json.dumps(
+        write_midi(midi, path)
+        write_text(path.with_suffix(".json"), json.dumps(
             {"model": sampler.name, **sidecars[i]}, indent=1) + "\n")
         if plot:
             piano_roll_png(midi, path.with_suffix(".png"), title=path.name,

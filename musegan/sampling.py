@@ -35,6 +35,7 @@ from musegan.critic import Judgement, canonical, judge
 from musegan.decoding import decode, one_line, rest_bars_at_end
 from musegan.edit import CANDIDATES, Change, Edit, infill, polish, restyle
 from musegan.errors import MuseganError, output_exists, writable_folder
+from musegan.files import write_midi, write_text
 from musegan.form import PART_BARS, check_form, decode_form
 from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
 from musegan.midi import MidiSource
@@ -621,8 +622,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
             midis = sampler.to_midi(rows, primer, include_primer)
             for j, midi in enumerate(midis):
                 path = names[start + j]
-                midi.write(str(path))
-                path.with_suffix(".json").write_text(json.dumps({
+                write_midi(midi, path)
+                write_text(path.with_suffix(".json"), json.dumps({
                     "model": sampler.name, "model_sha256": model_sha,
                     "seed": chunk_seed, "batch_index": j, "batch_size": count,
                     "theme": (theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)]
