@@ -11,7 +11,7 @@ copying against its train split. The rows:
   markov          an order-8 n-gram model over the same tokens (``musegan baseline markov``)
   default         the bundled default (or --model), ``--bars`` bars, no form
   default + FORM  the same with ``--form`` (8-bar parts, each repeat exact)
-  lstm-gan        the bundled cre-melody-gan (after an adversarial epoch), or --gan
+  lstm-gan        with --gan M: a model after the adversarial phase
   real train      train pieces cut the same way: the ceiling. Their copying figures are
                   left out, since they are the training data.
 
@@ -87,10 +87,9 @@ def main() -> int:
     parser.add_argument("--data", default="data/cre", help="a corpus from musegan prepare")
     parser.add_argument("--model", default="cre-melody",
                         help="the model to judge (default: the bundled default)")
-    parser.add_argument("--gan", default="cre-melody-gan",
-                        help="a model that went through the adversarial phase: bundled name, "
-                             "file, or run folder (default: the bundled cre-melody-gan); "
-                             "'' to leave the row out")
+    parser.add_argument("--gan", default="",
+                        help="a model that went through the adversarial phase: a file or run "
+                             "folder, for a row of its own (default: no such row)")
     parser.add_argument("--pieces", type=int, default=200)
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--form", default="AABB", help="the form of the second default row")

@@ -76,6 +76,8 @@ def _train(args: argparse.Namespace) -> int:
             config.set(key, value)
     if args.adversarial is not None:
         config.set("train.adversarial", args.adversarial == "on")
+    elif args.adv_epochs:  # asking for adversarial epochs asks for the phase
+        config.set("train.adversarial", True)
     for assignment in args.set or []:
         key, _, value = assignment.partition("=")
         config.set(key, value)
@@ -544,7 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true",
                        help="continue RUN_DIR from its last checkpoint")
     train.add_argument("--adversarial", choices=["on", "off"],
-                       help="off: train the MLE-only model (for comparison)")
+                       help="on: after MLE, the sequence-GAN phases (an experiment: measured, "
+                            "they do not improve the music; default off)")
     group = train.add_argument_group("common settings (shortcuts for --set)")
     group.add_argument("--batch-size", type=int)
     group.add_argument("--seq-len", type=int,

@@ -69,13 +69,32 @@ class Critic(nn.Module):
         self.head = nn.Linear(2 * config.hidden_dim, 1)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """tokens (B, S), PAD-padded, with their lengths (B,): logits (B, S)."""
-        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths.cpu(),
-                                                   batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True,
-                                                  total_length=tokens.size(1))
-        return self.head(out).squeeze(-1)
+        """tokens (B, S), PAD-padded, with their lengths (B,): logits (B, S) (those past a
+        row's length mean nothing).
+
+        The two directions run as two one-way passes of the LSTM's own weights: forward
+        over the padded batch (the padding comes after everything it reads), and backward
+        over each row reversed within its length. This is what a packed sequence
+        computes, to float rounding, but a packed LSTM's backward pass on a CPU took 32 s
+        for a batch of 32 windows of 600 tokens, against 0.4 s for plain passes.
+        """
+        x = self.embed(tokens)  # (B, S, E)
+        batch, steps, width = x.shape
+        hidden = self.config.hidden_dim
+        start = x.new_zeros(1, batch, hidden)
+        weights = self.lstm._flat_weights  # forward direction's four, then the reverse's
+
+        def one_way(inputs: torch.Tensor, direction: list) -> torch.Tensor:
+            return torch.lstm(inputs, (start, start), direction, True, 1, 0.0,
+                              self.training, False, True)[0]
+
+        forward = one_way(x, weights[:4])
+        mirror = lengths.to(x.device)[:, None] - 1 - torch.arange(steps, device=x.device)[None]
+        inside = (mirror >= 0)[..., None]  # (B, S, 1): within the row
+        mirror = mirror.clamp(min=0)[..., None]
+        reversed_inputs = x.gather(1, mirror.expand(-1, -1, width)) * inside
+        backward = one_way(reversed_inputs, weights[4:]).gather(1, mirror.expand(-1, -1, hidden))
+        return self.head(torch.cat([forward, backward], -1)).squeeze(-1)
 
 
 @dataclass

@@ -147,7 +147,8 @@ def tiny_config(**train_settings):
     for key, value in TINY_MODEL.items():
         config.set(f"model.{key}", value)
     for key, value in {"seq_len": 48, "batch_size": 4, "adv_seq_len": 16, "num_workers": 0,
-                       "sample_bars": 2, **train_settings}.items():
+                       "sample_bars": 2, "adversarial": True,  # every phase, unless told
+                       **train_settings}.items():
         config.set(f"train.{key}", value)
     config.set("trainer.accelerator", "cpu")
     config.set("trainer.enable_progress_bar", False)

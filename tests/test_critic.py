@@ -140,3 +140,24 @@ def test_auc_and_platt_scaling():
     assert auc(np.array([1.0]), np.array([1.0])) == 0.5
     a, b = platt(np.array([2.0, 3.0, 1.0, 2.5]), np.array([-1.0, 0.0, -2.0, 1.5]))
     assert a > 0  # higher logits mean more likely real
+
+
+def test_the_critic_reads_each_row_as_a_packed_bidirectional_lstm_would():
+    """Critic.forward runs its two directions as one-way passes (a packed LSTM's backward
+    pass is 80x slower on a CPU); the logits within each row must be the packed ones."""
+    import torch
+
+    from musegan.critic import Critic, CriticConfig
+
+    torch.manual_seed(0)
+    critic = Critic(CriticConfig(vocab_size=50, embed_dim=8, hidden_dim=6)).eval()
+    lengths = torch.tensor([7, 3, 5])
+    tokens = torch.randint(1, 50, (3, 7)) * (torch.arange(7)[None] < lengths[:, None])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(critic.embed(tokens), lengths,
+                                                     batch_first=True, enforce_sorted=False)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(critic.lstm(packed)[0], batch_first=True,
+                                                    total_length=7)
+    want = critic.head(out).squeeze(-1)
+    got = critic(tokens, lengths)
+    inside = torch.arange(7)[None] < lengths[:, None]
+    assert torch.allclose(got[inside], want[inside], atol=1e-6)

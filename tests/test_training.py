@@ -20,6 +20,7 @@ from musegan.training import AtomicCheckpointIO, GANModule, RunConfig, load_chec
 TINY_FLAGS = [f"--set=model.{k}={v}" for k, v in TINY_MODEL.items()] + [
     "--set=train.seq_len=48", "--set=train.batch_size=4", "--set=train.adv_seq_len=16",
     "--set=train.num_workers=0", "--set=train.sample_bars=2", "--accelerator=cpu",
+    "--adversarial=on",  # every phase, unless a test turns it off
 ]
 
 
