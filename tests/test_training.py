@@ -145,6 +145,27 @@ def test_adversarial_off_gives_the_mle_only_model(corpus, tmp_path):
     assert "train/d_loss" not in info["metrics"]
 
 
+def test_fine_tuning_from_a_model_file_keeps_its_mapping_while_a_fresh_critic_learns(
+        corpus, tmp_path):
+    from musegan.modelfile import load_model
+
+    config = tiny_config(adversarial=False, samples_per_validation=0)
+    config.set("trainer.fast_dev_run", 1)
+    start = export_model(train(corpus, tmp_path / "a", config), tmp_path / "a.safetensors")
+    tuned = tiny_config(samples_per_validation=0, init_from=str(start))
+    tuned.set("trainer.fast_dev_run", 2)
+    run = train(corpus, tmp_path / "b", tuned)
+    weights = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
+    before = load_model(start).net.mapping.state_dict()
+    assert all(torch.equal(weights[f"net.mapping.{k}"], v) for k, v in before.items())
+    assert not torch.equal(weights["net.generator.head.weight"],
+                           load_model(start).net.generator.head.weight)  # it did train
+    other = tiny_config(init_from=str(start))
+    other.set("model.hidden_dim", 24)
+    with pytest.raises(MuseganError, match="its sizes differ"):
+        train(corpus, tmp_path / "c", other)
+
+
 def test_training_is_quiet_unless_verbose(corpus, tmp_path):
     args = ["train", str(corpus), "--out", str(tmp_path / "run"), *TINY_FLAGS,
             "--fast-dev-run", "1"]
