@@ -2,6 +2,7 @@
 run as a user runs them (``musegan.cli.main`` in-process, or ``python -m musegan.cli``)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -289,6 +290,8 @@ def files(sampler, tmp_path_factory):
     with open(root / "pickled.ckpt", "wb") as file:
         pickle.dump({"weights": [1, 2, 3]}, file, protocol=4)
     (root / "afile").write_text("not a folder")
+    (root / "read-only").mkdir()
+    (root / "read-only").chmod(0o555)
     (root / "midi").mkdir()
     piece(random_tune(3, bars=4)).write(str(root / "midi" / "t.mid"))
     return root
@@ -308,12 +311,19 @@ GENERATE_ROWS = [  # (flags, what the one-line error must say)
     (["--model", "{root}/pickled.ckpt"], "pickled.ckpt is a plain pickle"),
     (["--model", "{root}/midi"], "is a folder with no model.safetensors"),
     (["--out", "{root}/afile/sub"], "cannot write to"),
+    pytest.param(["--out", "/proc/musegan-test"], "cannot write to /proc/musegan-test",
+                 marks=pytest.mark.skipif(not os.path.isdir("/proc"), reason="no /proc here")),
+    pytest.param(["--out", "{root}/read-only/sub"], "cannot write to",
+                 marks=pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                                          reason="root writes to read-only folders")),
     (["--threads", "0"], "--threads must be at least 1"),
 ]
 
 
 @pytest.mark.parametrize("flags, message", GENERATE_ROWS,
-                         ids=[" ".join(x for x in f if "{" not in x) for f, _ in GENERATE_ROWS])
+                         ids=[" ".join(x for x in (row.values[0] if hasattr(row, "values")
+                                                   else row[0]) if "{" not in x)
+                              for row in GENERATE_ROWS])
 def test_generate_refuses_bad_input_in_one_line_and_writes_nothing(sampler, files, flags,
                                                                     message):
     out = files / "untouched"
