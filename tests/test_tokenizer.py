@@ -345,3 +345,15 @@ def test_overlapping_notes_of_one_pitch_read_one_way_whatever_paired_them(tmp_pa
     doubled = make_score([(0, False, [(0, 480, 60, 80), (0, 480, 60, 80)])])
     piece = tok.encode_piece(doubled)
     assert piece.n_notes == 1 and any("1 doubled notes" in w for w in piece.warnings)
+
+
+def test_encode_many_is_encode_for_each_and_names_a_bad_file(tmp_path):
+    from midi_factory import score
+
+    tok = Tokenizer()
+    pieces = [score([(0, 1, 60 + i), (1, 2, 64)]) for i in range(3)]
+    assert tok.encode_many(pieces) == [tok.encode(p) for p in pieces]
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not midi")
+    with pytest.raises(MidiError, match="bad.mid"):
+        tok.encode_many([pieces[0], str(bad)])
