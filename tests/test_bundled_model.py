@@ -125,3 +125,22 @@ def test_the_bach_chorales_model_writes_four_named_voices():
         meters = {f"{ts.numerator}/{ts.denominator}" for ts in midi.time_signature_changes}
         assert meters <= set(bach.meters)
     assert {"Soprano", "Bass"} <= voices <= set(bach.model.card["corpus_holds"]["voices"])
+
+
+@pytest.mark.parametrize("name", Sampler.available())
+def test_every_bundled_model_carries_a_critic_that_prefers_real_music(name, tmp_path):
+    sampler = Sampler.from_pretrained(name)
+    assert sampler.has_critic and 0.5 < sampler.model.critic_facts["auc_own_samples"] <= 1
+    tok = sampler.tokenizer
+    import numpy as np
+
+    rng = np.random.default_rng(0)  # random pitches and lengths: noise, not music
+    noise = [tok.BOS, tok.BAR]
+    for _ in range(40):
+        noise += [tok.token_id(f"Position_{int(rng.integers(0, 48))}"),
+                  tok.token_id(f"Pitch_{int(rng.integers(30, 100))}"),
+                  tok.token_id("Velocity_79"), tok.token_id(f"Duration_{int(rng.integers(1, 24))}")]
+    noise.append(tok.EOS)
+    [judged] = sampler.judge([noise])
+    [own] = sampler.judge(sampler.generate_ids(1, bars=4, seed=0, form=""))
+    assert judged.score < own.score
