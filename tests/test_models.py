@@ -124,3 +124,20 @@ def test_rollouts_step_the_same_lstm_as_teacher_forcing(net):
     logits, _ = net.generator(torch.cat([start[:, None], hard[:, :-1]], 1), theme)
     assert soft.shape == (3, 6, logits.size(-1)) and torch.allclose(soft.sum(-1), torch.ones(3, 6))
     net.train()
+
+
+def test_feeding_prefixes_of_several_lengths_and_repeats_gives_each_rows_own_logits(net):
+    net.eval()
+    theme = net.mapping.sample(2).repeat_interleave(2, 0)  # rows 0, 1 share a theme; 2, 3 too
+    rows = [[1, 5, 6, 7, 8], [1, 5, 6, 7, 8], [1, 9, 10], [1, 9, 10, 11]]
+    lengths = torch.tensor([len(r) for r in rows])
+    padded = torch.tensor([r + [0] * (5 - len(r)) for r in rows])
+    runner = net.incremental(theme)
+    logits = runner.feed(padded, lengths)
+    with torch.no_grad():
+        for i, row in enumerate(rows):
+            want, (h, c) = net.generator(torch.tensor([row]), theme[i:i + 1])
+            assert torch.allclose(logits[i], want[0, -1], atol=1e-5)
+            assert torch.allclose(runner.h[-1][i], h[-1, 0], atol=1e-5)
+            assert torch.allclose(runner.c[-1][i], c[-1, 0], atol=1e-5)
+    net.train()
