@@ -397,3 +397,22 @@ def test_the_prepare_summary_counts_warnings_without_placeholders():
                        {"file": "b.mid", "warnings": ["2 tempos outside 30-300 bpm clamped"]}]
     text = format_summary(report)
     assert "2  files: 7 tempos outside 30-300 bpm clamped" in text and "N-N" not in text
+
+
+def test_cli_errors_name_flags_and_library_errors_name_arguments(files, tmp_path):
+    from musegan import MuseganError
+    from musegan.evaluate import evaluate
+
+    songs, reference = files / "songs", files / "midi"
+    for name in ("x.mid", "y.mid"):  # evaluate needs two pieces a set
+        piece(random_tune(len(name), bars=2)).write(str(tmp_path / name))
+    assert run_cli("evaluate", str(tmp_path), "--reference", str(tmp_path),
+                   "--out", str(tmp_path / "report")).returncode == 0
+    again = run_cli("evaluate", str(tmp_path), "--reference", str(tmp_path),
+                    "--out", str(tmp_path / "report"))
+    assert again.returncode == 2 and "pass --force" in again.stderr
+    assert "force=True" not in again.stderr
+    with pytest.raises(MuseganError, match="pass force=True") as raised:
+        evaluate(str(tmp_path), str(tmp_path), out=str(tmp_path / "report"))
+    assert "--force" not in str(raised.value)
+    assert songs.is_dir() and reference.is_dir()
