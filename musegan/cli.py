@@ -356,31 +356,26 @@ def _restyle(args: argparse.Namespace) -> int:
     if not args.style and not args.steer:
         raise MuseganError("give the style: --style B.mid (or a theme file), or --steer moves")
     style = args.style or args.file
-    suffix = Path(style).suffix.lower()
-    if suffix in (".npy", ".json"):
-        theme = sampler.load_theme(style)[:1]
-    else:
-        theme = sampler.encode_theme(style)
+    theme_file = Path(style).suffix.lower() in (".npy", ".json")
+    source = sampler.load_theme(style)[:1] if theme_file else style  # a theme, or a piece
+    theme = source if theme_file else sampler.encode_theme(style)
     steer = _parse_steer(args.steer or [])
     if steer:
         theme = sampler.steer(theme, **steer)
     meter = "/".join(map(str, _meter(args.meter, "--meter"))) if args.meter else None
     if meter and args.keep == "rhythm":
         raise MuseganError("--keep rhythm keeps the piece's meter; drop --meter")
-    if meter is None and args.keep == "pitches" and suffix not in (".npy", ".json"):
-        from musegan.sampling import _first_meter
-
-        found = _first_meter(sampler.tokenizer.encode(style), sampler.tokenizer)
-        meter = sampler.tokenizer.tokens([found])[0].split("_", 1)[1] if found else None
+    written_in = meter or (sampler.style_meter(style) if args.keep == "pitches"
+                           and not theme_file else None)  # for the sidecar
     stem = f"{Path(args.file).stem}-as-{Path(style).stem}-{args.keep}-s{seed}"
     check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
                   args.force)
-    rows = sampler.restyle_ids(args.file, theme, args.keep, args.n, seed, args.temperature,
-                               meter)
+    rows = sampler.restyle_ids(args.file, source, args.keep, args.n, seed, args.temperature,
+                               meter, theme=theme)
     paths = write_edits(
         sampler, rows, args.out, [f"{stem}-{i:03d}" for i in range(len(rows))],
         [{"tool": "restyle", "source": args.file, "style": args.style, "keep": args.keep,
-          "meter": meter, "seed": seed, "index": i, "temperature": args.temperature,
+          "meter": written_in, "seed": seed, "index": i, "temperature": args.temperature,
           "steer": steer or None, "theme": theme.reshape(-1).tolist(),
           "regenerate": "Sampler.restyle(source, theme, keep, n, seed=seed, "
                         "temperature=temperature, meter=meter)[index]"}

@@ -189,7 +189,6 @@ def one_line(ids: list[int], tokenizer: Tokenizer) -> list[int]:
         if note[1] not in top or note[2] > top[note[1]][2]:
             top[note[1]] = note
     onsets = sorted(top)
-    durations, tokens = tokenizer.duration_values, tokenizer.token_range("duration")
     dropped: set[int] = set()
     cut: dict[int, int] = {}
     for index, onset, _ in notes:
@@ -198,21 +197,22 @@ def one_line(ids: list[int], tokenizer: Tokenizer) -> list[int]:
             continue
         later = bisect.bisect_right(onsets, onset)
         if later < len(onsets) and values[index + 2] > onsets[later] - onset:
-            fits = int(np.searchsorted(durations, onsets[later] - onset, side="right")) - 1
-            cut[index + 2] = tokens[max(0, fits)]
+            cut[index + 2] = duration_at_most(tokenizer, onsets[later] - onset)
     return [cut.get(i, token) for i, token in enumerate(ids) if i not in dropped]
 
 
-def rest_bars_at_end(ids: list[int], tokenizer: Tokenizer) -> int:
-    """How many of a piece's last bars are silent (no note starts or sounds in them): the
-    bars a model wrote after it wanted to stop."""
-    kinds, values = tokenizer.kind, tokenizer.value
+def note_steps(ids: list[int], tokenizer: Tokenizer
+               ) -> tuple[dict[int, tuple[int, int]], list[int], int]:
+    """Where a piece's notes lie in time, in grid steps from its start: for each Duration
+    token's index, (its note's onset, its length); the step where each bar starts; and
+    the step where the last bar ends."""
+    values = tokenizer.value
     bar_start, position, started = 0, 0, False
     bar_length = int(tokenizer.bar_steps[tokenizer.default_time_signature])
+    notes: dict[int, tuple[int, int]] = {}
     starts: list[int] = []
-    sounding = 0  # the step where the last note ends
-    for token in ids:
-        kind = KINDS[kinds[token]]
+    for i, token in enumerate(ids):
+        kind = KINDS[tokenizer.kind[token]]
         if kind == "bar":
             bar_start += bar_length if started else 0
             started, position = True, 0
@@ -222,5 +222,20 @@ def rest_bars_at_end(ids: list[int], tokenizer: Tokenizer) -> int:
         elif kind == "position":
             position = int(values[token])
         elif kind == "duration":
-            sounding = max(sounding, bar_start + position + int(values[token]))
+            notes[i] = (bar_start + position, int(values[token]))
+    return notes, starts, bar_start + bar_length
+
+
+def duration_at_most(tokenizer: Tokenizer, steps: int) -> int:
+    """The longest Duration token of at most ``steps`` grid steps (the shortest, if none
+    is that short)."""
+    fits = int(np.searchsorted(tokenizer.duration_values, steps, side="right")) - 1
+    return tokenizer.token_range("duration")[max(0, fits)]
+
+
+def rest_bars_at_end(ids: list[int], tokenizer: Tokenizer) -> int:
+    """How many of a piece's last bars are silent (no note starts or sounds in them): the
+    bars a model wrote after it wanted to stop."""
+    notes, starts, _ = note_steps(ids, tokenizer)
+    sounding = max((onset + length for onset, length in notes.values()), default=0)
     return sum(start >= sounding for start in starts)

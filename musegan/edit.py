@@ -30,7 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from musegan.decoding import RowUniforms, decode, one_line, sample_token
+from musegan.decoding import (
+    RowUniforms,
+    decode,
+    duration_at_most,
+    note_steps,
+    one_line,
+    sample_token,
+)
 from musegan.errors import MuseganError
 from musegan.grammar import MAX_TOKENS_PER_BAR, Grammar
 from musegan.tokenizer import KINDS, Tokenizer
@@ -88,37 +95,13 @@ def _header_end(ids: list[int], offset: int, tokenizer: Tokenizer) -> int:
     return end
 
 
-def _note_steps(ids: list[int], tokenizer: Tokenizer):
-    """For each Duration token's index, (onset step, its note's length), and the step
-    where each bar starts, in grid steps from the piece's start."""
-    values = tokenizer.value
-    bar_start, position, started = 0, 0, False
-    bar_length = int(tokenizer.bar_steps[tokenizer.default_time_signature])
-    notes, starts = {}, []
-    for i, token in enumerate(ids):
-        kind = KINDS[tokenizer.kind[token]]
-        if kind == "bar":
-            bar_start += bar_length if started else 0
-            started, position = True, 0
-            starts.append(bar_start)
-        elif kind == "time_signature":
-            bar_length = int(tokenizer.bar_steps[values[token]])
-        elif kind == "position":
-            position = int(values[token])
-        elif kind == "duration":
-            notes[i] = (bar_start + position, int(values[token]))
-    return notes, starts, bar_start + bar_length
-
-
 def _clip(ids: list[int], start: int, end_step: int, tokenizer: Tokenizer) -> list[int]:
     """``ids`` with every note from index ``start`` on cut to end by ``end_step``."""
-    durations, tokens = tokenizer.duration_values, tokenizer.token_range("duration")
-    notes, _, _ = _note_steps(ids, tokenizer)
+    notes, _, _ = note_steps(ids, tokenizer)
     out = list(ids)
     for index, (onset, length) in notes.items():
         if index >= start and onset + length > end_step:
-            fits = int(np.searchsorted(durations, max(1, end_step - onset), side="right")) - 1
-            out[index] = tokens[max(0, fits)]
+            out[index] = duration_at_most(tokenizer, max(1, end_step - onset))
     return out
 
 
@@ -187,11 +170,11 @@ def infill(sampler, ids: list[int], bars: tuple[int, int], n: int = 1,
     begin = _header_end(ids, offsets[first - 1], tok)
     stop = offsets[last] if last < len(offsets) else len(ids) - 1
     prefix, after = ids[:begin], ids[stop:]
-    _, starts, end = _note_steps(ids, tok)
+    _, starts, end = note_steps(ids, tok)
     gap_end = starts[last] if last < len(starts) else end
     if theme is None:
         theme = sampler.encode_theme(tok.decode(ids))
-    count = n if method == "continue" else max(n, candidates * n)
+    count = n if method == "continue" else candidates * n
     themes = theme.reshape(1, -1).expand(count, -1).contiguous()
     generator = (torch.Generator(device=sampler.device).manual_seed(int(seed))
                  if seed is not None else None)
@@ -251,7 +234,7 @@ def polish(sampler, ids: list[int], bars_max: int | None = None, seed: int | Non
     weakest = sorted(range(count), key=lambda i: scores[i])[:bars_max]
     changes = []
     for number, bar in enumerate(sorted(weakest)):
-        before = sampler.judge([ids], as_written=True)[0].bars[bar]
+        before = scores[bar]  # the piece as it stands, with the bars kept so far
         options = infill(sampler, ids, (bar + 1, bar + 1), n=4, theme=theme,
                          seed=None if seed is None else seed + number, candidates=candidates,
                          temperature=temperature, piece=piece)
@@ -260,16 +243,12 @@ def polish(sampler, ids: list[int], bars_max: int | None = None, seed: int | Non
         after = judged[best].bars[bar]
         kept = after > before
         if kept:
-            ids = options[best].ids
+            ids, scores = options[best].ids, judged[best].bars
         changes.append(Change(bar + 1, before, after, kept))
     return ids, changes
 
 
 # ---------------------------------------------------------------------- restyle
-
-def _pitch_value(tokenizer: Tokenizer, token: int) -> int:
-    return int(tokenizer.value[token])
-
 
 @torch.no_grad()
 def restyle(sampler, ids: list[int], theme: torch.Tensor, keep: str = "rhythm", n: int = 1,
@@ -294,17 +273,22 @@ def restyle(sampler, ids: list[int], theme: torch.Tensor, keep: str = "rhythm", 
     return _keep_pitches(sampler, ids, themes, pitch_tokens, generator, temperature, meter_id)
 
 
+def _start(sampler, themes, generator):
+    """What both restyles begin with: the runner fed BOS and its logits, the pieces'
+    random streams, every row's index, and the rows (BOS each)."""
+    tok, device, n = sampler.tokenizer, sampler.device, themes.size(0)
+    runner = sampler.net.incremental(themes)
+    logits = runner.feed(torch.tensor([[tok.BOS]], device=device).expand(n, -1))
+    return (runner, logits, RowUniforms(n, generator, device), torch.arange(n, device=device),
+            [[tok.BOS] for _ in range(n)])
+
+
 def _keep_rhythm(sampler, ids, themes, pitch_tokens, generator, temperature):
     """Every token the piece's own but its pitches, which the model chooses."""
     tok, device, n = sampler.tokenizer, sampler.device, themes.size(0)
-    count = len(bar_offsets(ids, tok))
-    grammar = Grammar(tok, n, count, device, None, allowed=sampler.corpus_tokens,
-                      tempo_changes=True)
-    runner = sampler.net.incremental(themes)
-    logits = runner.feed(torch.tensor([[tok.BOS]], device=device).expand(n, -1))
-    uniforms = RowUniforms(n, generator, device)
-    every = torch.arange(n, device=device)
-    rows = [[tok.BOS] for _ in range(n)]
+    grammar = Grammar(tok, n, len(bar_offsets(ids, tok)), device, None,
+                      allowed=sampler.corpus_tokens, tempo_changes=True)
+    runner, logits, uniforms, every, rows = _start(sampler, themes, generator)
     for index in range(1, len(ids)):
         template = ids[index]
         if pitch_tokens[template]:
@@ -331,11 +315,7 @@ def _keep_pitches(sampler, ids, themes, pitch_tokens, generator, temperature, me
     bars = 4 * count + 8  # room enough: the piece ends when its pitches run out
     grammar = Grammar(tok, n, bars, device, None, allowed=sampler.corpus_tokens,
                       time_signature_id=meter_id)
-    runner = sampler.net.incremental(themes)
-    logits = runner.feed(torch.tensor([[tok.BOS]], device=device).expand(n, -1))
-    uniforms = RowUniforms(n, generator, device)
-    every = torch.arange(n, device=device)
-    rows = [[tok.BOS] for _ in range(n)]
+    runner, logits, uniforms, every, rows = _start(sampler, themes, generator)
     used = [0] * n  # pitches written so far, per piece
     finished = [False] * n
     for _ in range(len(ids) * 4 + bars * MAX_TOKENS_PER_BAR):
@@ -371,18 +351,16 @@ def _keep_pitches(sampler, ids, themes, pitch_tokens, generator, temperature, me
 def _separate_repeats(ids: list[int], tokenizer: Tokenizer) -> list[int]:
     """Cut a note short where the same pitch is struck again while it sounds (MIDI cannot
     tell two such notes apart)."""
-    notes, _, _ = _note_steps(ids, tokenizer)
-    durations, tokens = tokenizer.duration_values, tokenizer.token_range("duration")
+    notes, _, _ = note_steps(ids, tokenizer)
     out = list(ids)
     last_onset: dict[int, int] = {}  # pitch -> index of its note's Duration token, later first
     for index in sorted(notes, reverse=True):
-        pitch = _pitch_value(tokenizer, ids[index - 2])
+        pitch = int(tokenizer.value[ids[index - 2]])
         onset, length = notes[index]
         if pitch in last_onset:
             nxt = notes[last_onset[pitch]][0]
             if onset + length > nxt > onset:
-                fits = int(np.searchsorted(durations, nxt - onset, side="right")) - 1
-                out[index] = tokens[max(0, fits)]
+                out[index] = duration_at_most(tokenizer, nxt - onset)
         last_onset[pitch] = index
     return out
 

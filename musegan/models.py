@@ -194,8 +194,6 @@ class Generator(nn.Module):
     def forward(self, tokens: torch.Tensor, theme: torch.Tensor,
                 state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """Teacher-forced logits: tokens (B, S), theme (B, T) -> (B, S, V) and the final state."""
-        if state is None:
-            state = self.initial_state(theme)
         out, state = self.hidden(tokens, theme, state)
         return self.head(self.drop(out)), state
 

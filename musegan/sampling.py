@@ -419,17 +419,29 @@ class Sampler:
     @sampling
     def restyle_ids(self, midi: MidiSource, style: MidiSource | torch.Tensor,
                     keep: str = "rhythm", n: int = 1, seed: int | None = None,
-                    temperature: float = 1.0, meter: str | None = None) -> list[list[int]]:
-        """``restyle``'s pieces as token ids."""
-        theme = style if isinstance(style, torch.Tensor) else self.encode_theme(style)
+                    temperature: float = 1.0, meter: str | None = None,
+                    theme: torch.Tensor | None = None) -> list[list[int]]:
+        """``restyle``'s pieces as token ids; ``theme`` replaces the style's own theme
+        (the style's steered, say) while the style still gives the meter."""
+        if theme is None:
+            theme = style if isinstance(style, torch.Tensor) else self.encode_theme(style)
         if meter and keep == "rhythm":
             raise MuseganError("keep='rhythm' keeps the piece's meter; leave meter out",
                                cli="--keep rhythm keeps the piece's meter; drop --meter")
         meter_id = self.meter_id(meter) if meter else None
         if meter_id is None and keep == "pitches" and not isinstance(style, torch.Tensor):
-            meter_id = _first_meter(self.tokenizer.encode(style), self.tokenizer)
+            found = self.style_meter(style)  # the style's own, whether the corpus had it
+            meter_id = self.meter_id(found, any_token=True) if found else None
         return restyle(self, self.tokenizer.encode(midi), theme, keep, n, seed, temperature,
                        meter_id)
+
+    def style_meter(self, style: MidiSource) -> str | None:
+        """The first time signature a piece states, as "6/8" (None if it states none):
+        the meter ``restyle(keep="pitches")`` writes in."""
+        meter = KINDS.index("time_signature")
+        token = next((t for t in self.tokenizer.encode(style)
+                      if self.tokenizer.kind[t] == meter), None)
+        return None if token is None else self.tokenizer.tokens([token])[0].split("_", 1)[1]
 
     def restyle(self, midi: MidiSource, style: MidiSource | torch.Tensor,
                 keep: str = "rhythm", n: int = 1, seed: int | None = None,
@@ -537,12 +549,6 @@ def check_sampling(n: int, temperature: float, top_k: int | None,
 
 def _piece_name(midi: MidiSource) -> str:
     return str(midi) if isinstance(midi, (str, Path)) else "the piece"
-
-
-def _first_meter(ids: list[int], tokenizer) -> int | None:
-    """The first TimeSig token of a piece's ids (None if it states none)."""
-    meter = KINDS.index("time_signature")
-    return next((t for t in ids if tokenizer.kind[t] == meter), None)
 
 
 def _generator(seed: int | None, device) -> torch.Generator | None:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 
 SAMPLING_THREADS = 1
 
-if "OMP_WAIT_POLICY" not in os.environ and "torch" not in __import__("sys").modules:
+if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read once, when torch loads OpenMP
 
 _chosen: int | None = None  # threads the user asked for (set_threads), if any

@@ -276,18 +276,20 @@ class GANModule(L.LightningModule):
             logits.float(), torch.full_like(logits.float(), target), reduction="none")
         return (loss * mask).sum() / mask.sum().clamp(min=1)
 
+    def _judged(self, steps: torch.Tensor, sequence: torch.Tensor, mask: torch.Tensor,
+                target: float) -> torch.Tensor:
+        """Binary cross-entropy of a discriminator's step and sequence logits against
+        ``target`` (1 real, 0 generated, or the smoothed real label)."""
+        return self._bce_steps(steps, target, mask) + F.binary_cross_entropy_with_logits(
+            sequence.float(), torch.full_like(sequence.float(), target))
+
     def _discriminator_losses(self, real: torch.Tensor, soft: torch.Tensor, fake_mask):
         s, disc = self.settings, self.net.discriminator
         real_mask = real != self.tokenizer.PAD
         real_steps, real_seq, real_features = disc(real_mask, tokens=real)
         fake_steps, fake_seq, _ = disc(fake_mask, soft=soft.detach())
-        loss = (self._bce_steps(real_steps, s.real_label, real_mask)
-                + F.binary_cross_entropy_with_logits(real_seq.float(),
-                                                     torch.full_like(real_seq.float(),
-                                                                     s.real_label))
-                + self._bce_steps(fake_steps, 0.0, fake_mask)
-                + F.binary_cross_entropy_with_logits(fake_seq.float(),
-                                                     torch.zeros_like(fake_seq.float())))
+        loss = (self._judged(real_steps, real_seq, real_mask, s.real_label)
+                + self._judged(fake_steps, fake_seq, fake_mask, 0.0))
         accuracy_real = (real_seq > 0).float().mean()
         accuracy_fake = (fake_seq < 0).float().mean()
         return loss, accuracy_real, accuracy_fake, real_features.detach()
@@ -329,9 +331,7 @@ class GANModule(L.LightningModule):
                          "train/gumbel_beta": beta})
             if phase == "adversarial":
                 fake_steps, fake_seq, fake_features = self.net.discriminator(fake_mask, soft=soft)
-                adversarial = (self._bce_steps(fake_steps, 1.0, fake_mask)
-                               + F.binary_cross_entropy_with_logits(
-                                   fake_seq.float(), torch.ones_like(fake_seq.float())))
+                adversarial = self._judged(fake_steps, fake_seq, fake_mask, 1.0)
                 nll, theme = self.mle_loss(tokens, s.theme_noise)
                 g_loss = self._regularised(adversarial + s.mle_weight * nll, tokens, theme, logs)
                 if s.feature_matching:
@@ -388,12 +388,8 @@ class GANModule(L.LightningModule):
         free_mask = (torch.cumsum(eos, 1) - eos) == 0
         real_steps, real_seq = behaviour(taught.detach(), taught_mask)
         fake_steps, fake_seq = behaviour(free.detach(), free_mask)
-        d_loss = (self._bce_steps(real_steps, s.real_label, taught_mask)
-                  + F.binary_cross_entropy_with_logits(
-                      real_seq.float(), torch.full_like(real_seq.float(), s.real_label))
-                  + self._bce_steps(fake_steps, 0.0, free_mask)
-                  + F.binary_cross_entropy_with_logits(fake_seq.float(),
-                                                       torch.zeros_like(fake_seq.float())))
+        d_loss = (self._judged(real_steps, real_seq, taught_mask, s.real_label)
+                  + self._judged(fake_steps, fake_seq, free_mask, 0.0))
         acc_real, acc_fake = (real_seq > 0).float().mean(), (fake_seq < 0).float().mean()
         self.d_accuracy = float((acc_real + acc_fake) / 2)
         skip_d = self._agree(adversarial and self.d_accuracy > s.d_win_accuracy)
@@ -403,9 +399,7 @@ class GANModule(L.LightningModule):
                      "train/d_acc_fake": acc_fake, "train/d_skipped": float(skip_d)})
         if adversarial:
             steps, sequence = behaviour(free, free_mask)
-            fooling = (self._bce_steps(steps, 1.0, free_mask)
-                       + F.binary_cross_entropy_with_logits(
-                           sequence.float(), torch.ones_like(sequence.float())))
+            fooling = self._judged(steps, sequence, free_mask, 1.0)
             g_loss = self._regularised(fooling + s.mle_weight * nll, tokens, theme, logs)
             self._step(generator_opt, g_loss)
             self.adv_steps_done += 1
@@ -486,7 +480,6 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
         MuseganError: the data is not a prepared corpus, or ``out`` holds a run and
             ``resume`` is false.
     """
-
     from musegan.data import MidiDataModule
     from musegan.prepare import prepare_corpus
 
