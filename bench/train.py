@@ -1,6 +1,15 @@
 """Training speed, side by side in one run.
 
     python bench/train.py [--batch 32 --seq-len 256 --batches 4 --threads 2]
+    python bench/train.py --tiny [--batches 40]
+
+--tiny: the fixed cost of a step, at the thread count musegan picks (one). All sizes 16,
+batch 4 x 32 tokens, the rollout 32 tokens: milliseconds per MLE, discriminator and
+adversarial step (Lightning, four optimizers, theme GAN, regulariser) beside a bare
+PyTorch loop training an LSTM language model of the same size. Targets: MLE <= 15 ms,
+adversarial <= 50 ms. On a GPU this is what launches and host syncs cost.
+
+Default sizes:
 
 1. MLE-phase tokens/s of musegan's training step (Lightning, manual optimization, theme
    GAN included) against a bare PyTorch loop training the same networks (theme encoder +
@@ -57,9 +66,13 @@ class Timer(L.Callback):
             self.seconds = time.perf_counter() - self.start
 
 
+TINY = ModelConfig(embed_dim=16, hidden_dim=16, num_layers=2, theme_dim=16, noise_dim=16,
+                   mapping_width=16, encoder_dim=16, disc_embed_dim=16, disc_hidden_dim=16)
+
+
 def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenizer,
-                      device: str) -> float:
-    module = GANModule(model=ModelConfig().sizes(),
+                      device: str, sizes: ModelConfig | None = None) -> float:
+    module = GANModule(model=(sizes or ModelConfig()).sizes(),
                        train=dataclasses.asdict(settings), tokenizer=tokenizer.to_dict())
     timer = Timer()
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
@@ -71,9 +84,10 @@ def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenize
     return timer.seconds
 
 
-def bare_seconds(batches, vocab_size: int, with_encoder: bool, device: str) -> float:
+def bare_seconds(batches, vocab_size: int, with_encoder: bool, device: str,
+                 sizes: ModelConfig | None = None) -> float:
     """The same networks trained by a plain loop: embedding, LSTM, head (+ theme encoder)."""
-    net = MuseGAN(ModelConfig(vocab_size=vocab_size))
+    net = MuseGAN(dataclasses.replace(sizes or ModelConfig(), vocab_size=vocab_size))
     net.to(device)
     batches = [b.to(device) for b in batches]
     parameters = list(net.generator.parameters()) + (
@@ -98,14 +112,57 @@ def bare_seconds(batches, vocab_size: int, with_encoder: bool, device: str) -> f
     return time.perf_counter() - start
 
 
+def tiny(args) -> int:
+    """Milliseconds per step at the tiny size, beside a bare loop."""
+    from musegan import threads
+
+    with threads.sampling_threads():  # the one thread musegan picks for tiny models
+        torch.manual_seed(0)
+        tokenizer = Tokenizer()
+        batches = [torch.randint(4, len(tokenizer), (4, 32)) for _ in range(args.batches + 1)]
+        mle = TrainSettings(seq_len=32, adv_seq_len=32, batch_size=4, samples_per_validation=0)
+        steps = {
+            "bare loop, LSTM language model": bare_seconds(batches, len(tokenizer), False,
+                                                           args.device, TINY),
+            "musegan MLE step": lightning_seconds(batches, mle, "32-true", tokenizer,
+                                                  args.device, TINY),
+            "musegan discriminator step": lightning_seconds(
+                batches, dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=1,
+                                             adv_epochs=0), "32-true", tokenizer, args.device,
+                TINY),
+            "musegan adversarial step": lightning_seconds(
+                batches, dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=0,
+                                             adv_epochs=1), "32-true", tokenizer, args.device,
+                TINY),
+        }
+        used = torch.get_num_threads()
+    targets = {"musegan MLE step": 15, "musegan adversarial step": 50}
+    print(f"tiny sizes (all 16), batch 4 x 32 tokens, rollout 32, {args.batches} timed "
+          f"steps, {used} thread(s), {args.device}\n")
+    bare = steps["bare loop, LSTM language model"]
+    print(f"{'':32s}{'ms/step':>9s}{'x bare':>8s}{'target':>9s}")
+    for name, seconds in steps.items():
+        target = f"<= {targets[name]}" if name in targets else ""
+        print(f"{name:32s}{1000 * seconds / args.batches:9.1f}{seconds / bare:8.1f}"
+              f"{target:>9s}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true",
+                        help="fixed per-step cost at tiny sizes (ms per step)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batches", type=int, default=4, help="timed batches (after 1 warm-up)")
+    parser.add_argument("--batches", type=int, default=None,
+                        help="timed batches, after 1 warm-up (default 4; --tiny 40)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    if args.tiny:
+        args.batches = args.batches or 40
+        return tiny(args)
+    args.batches = args.batches or 4
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     tokenizer = Tokenizer()

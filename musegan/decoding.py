@@ -13,6 +13,9 @@ baseline alike: anything whose ``incremental(theme)`` gives a step-by-step runne
 from __future__ import annotations
 
 import bisect
+import copy
+import dataclasses
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -29,16 +32,18 @@ class RowUniforms:
     """One stream of uniform random numbers per piece of a batch.
 
     The streams' seeds are drawn from ``generator`` (n of them, whatever the pieces
-    write), then each piece draws from its own ``torch.Generator``, ``UNIFORMS_AT_ONCE``
-    numbers at a time. All pieces still being written take one number per step.
+    write; ``stream_seeds``), then each piece draws from its own ``torch.Generator``,
+    ``UNIFORMS_AT_ONCE`` numbers at a time. All pieces still being written take one number
+    per step. ``seeds`` gives the streams' seeds instead (a piece's later candidates).
     """
 
-    def __init__(self, n: int, generator: torch.Generator | None, device: torch.device):
-        seeds = torch.randint(0, 2**62, (n,), generator=generator,
-                              device=generator.device if generator is not None else "cpu")
+    def __init__(self, n: int, generator: torch.Generator | None, device: torch.device,
+                 seeds: list[int] | None = None):
+        if seeds is None:
+            seeds = stream_seeds(n, generator)
         self.streams = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
         self.device = device
-        self.buffer = torch.empty(n, UNIFORMS_AT_ONCE, device=device)
+        self.buffer = torch.empty(len(seeds), UNIFORMS_AT_ONCE, device=device)
         self.step = 0
 
     def next(self, rows: torch.Tensor) -> torch.Tensor:
@@ -52,8 +57,16 @@ class RowUniforms:
         return self.buffer[rows, column:column + 1]
 
 
+def stream_seeds(n: int, generator: torch.Generator | None) -> list[int]:
+    """The seeds of n pieces' random streams, drawn from ``generator``."""
+    return torch.randint(0, 2**62, (n,), generator=generator,
+                         device=generator.device if generator is not None else "cpu").tolist()
+
+
 class Runner(Protocol):
-    """A step-by-step runner, as ``Generator.incremental(theme)`` gives."""
+    """A step-by-step runner, as ``Generator.incremental(theme)`` gives. ``select``
+    replaces its state by the rows chosen (it never changes state in place), so a
+    shallow copy selected is a fork that leaves the original as it was."""
 
     def feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
              ) -> torch.Tensor: ...
@@ -65,6 +78,110 @@ class Writer(Protocol):
     """What decoding needs of a model: a runner for a batch of themes."""
 
     def incremental(self, theme: torch.Tensor) -> Runner: ...
+
+
+@dataclasses.dataclass
+class Sampling:
+    """How tokens are drawn: temperature, top-k and top-p."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+
+
+@dataclasses.dataclass
+class Prefixed:
+    """n pieces with their prefixes read: the grammar, the runner and the logits of the
+    first token to write. ``write`` writes from here, as often as asked (the state is
+    forked, never changed)."""
+
+    grammar: Grammar
+    runner: Runner
+    logits: torch.Tensor  # (n, V)
+    prefix_ids: torch.Tensor  # (n, S), PAD after a shorter piece's prefix
+    bars: int  # bars each piece gets (the bound on the steps)
+    pad: int
+
+    def write(self, uniforms: RowUniforms, sampling: Sampling,
+              rows: torch.Tensor | None = None) -> list[list[int]]:
+        """Pieces written from here: every one, or those of ``rows`` (indices), each
+        drawing from its own stream of ``uniforms`` (one per piece written). Returns
+        each piece's ids, prefix included, PAD removed."""
+        grammar, runner, logits, prefix_ids = self.grammar, self.runner, self.logits, \
+            self.prefix_ids
+        if rows is not None:  # a fork: select() replaces tensors, it never writes into them
+            grammar, runner = copy.copy(grammar), copy.copy(runner)
+            grammar.select(rows)
+            runner.select(rows)
+            logits, prefix_ids = logits[rows], prefix_ids[rows]
+        n, device = logits.size(0), logits.device
+        active = torch.arange(n, device=device)  # pieces still being written
+        written = []  # (which pieces, their tokens) at each step
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        # Finished pieces leave the batch. Looking for them is a host sync on a GPU, so
+        # there it is done every DROP_EVERY steps, the finished pieces writing PAD until
+        # then; on a CPU a look costs microseconds, and is done every step.
+        every = 1 if device.type == "cpu" else DROP_EVERY
+        # The grammar closes a bar over budget within a few tokens: this bound is never
+        # reached.
+        for step in range((self.bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
+            token, finite = draw(logits, grammar.mask(), sampling.temperature, sampling.top_k,
+                                 sampling.top_p, uniform=uniforms.next(active))
+            bad |= ~finite
+            token = grammar.resolve(token)
+            grammar.update(token)
+            written.append((active, token))
+            if step % every == every - 1:
+                if grammar.done.all():
+                    break
+                if grammar.done.any():
+                    keep = (~grammar.done).nonzero().squeeze(1)
+                    active = active[keep]
+                    grammar.select(keep)
+                    runner.select(keep)
+                    token = token[keep]
+            logits = runner.step(token)
+        if bool(bad):
+            raise _unusable()
+        ids = torch.full((n, len(written)), self.pad, device=device)
+        for step, (at, token) in enumerate(written):
+            ids[at, step] = token
+        rows_out = torch.cat([prefix_ids, ids], 1).tolist()
+        return [[t for t in row if t != self.pad] for row in rows_out]
+
+
+DROP_EVERY = 8  # steps between looks for finished pieces, on a GPU
+
+
+def read_prefix(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
+                prefix: list[int] | list[list[int]], tempo_id: int | None = None,
+                continuation: bool = False, allowed: torch.Tensor | None = None,
+                tempo_changes: bool = False,
+                time_signature_id: int | None = None) -> Prefixed:
+    """The pieces of ``decode`` with their prefixes read, ready to ``write``."""
+    n, device = theme.size(0), theme.device
+    grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation,
+                      allowed=allowed, tempo_changes=tempo_changes,
+                      time_signature_id=None if continuation else time_signature_id)
+    lengths = None
+    if prefix and isinstance(prefix[0], list):  # one prefix per piece
+        starts = [list(row) for row in prefix]  # type: ignore[arg-type]
+        lengths = torch.tensor([len(row) for row in starts], device=device)
+        width = int(lengths.max())
+        prefix_ids = torch.tensor([row + [tokenizer.PAD] * (width - len(row))
+                                   for row in starts], device=device)
+        for i in range(1, width):
+            grammar.update(prefix_ids[:, i], active=lengths > i)
+    else:
+        prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
+        for i in range(1, prefix_ids.size(1)):
+            grammar.update(prefix_ids[:, i])
+    grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
+    if continuation:
+        grammar.bars_wanted = grammar.bars + bars
+    runner = net.incremental(theme)
+    logits = runner.feed(prefix_ids, lengths)  # the primer sets the state
+    return Prefixed(grammar, runner, logits, prefix_ids, bars, tokenizer.PAD)
 
 
 @torch.no_grad()
@@ -86,51 +203,55 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
     n, device = theme.size(0), theme.device
     if n == 0:
         return []
-    grammar = Grammar(tokenizer, n, bars, device, tempo_id, hold_meter=continuation,
-                      allowed=allowed, tempo_changes=tempo_changes,
-                      time_signature_id=None if continuation else time_signature_id)
-    lengths = None
-    if prefix and isinstance(prefix[0], list):  # one prefix per piece
-        starts = [list(row) for row in prefix]
-        lengths = torch.tensor([len(row) for row in starts], device=device)
-        width = int(lengths.max())
-        prefix_ids = torch.tensor([row + [tokenizer.PAD] * (width - len(row))
-                                   for row in starts], device=device)
-        for i in range(1, width):
-            grammar.update(prefix_ids[:, i], active=lengths > i)
-    else:
-        prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
-        for i in range(1, prefix_ids.size(1)):
-            grammar.update(prefix_ids[:, i])
-    grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
-    if continuation:
-        grammar.bars_wanted = grammar.bars + bars
-    runner = net.incremental(theme)
-    logits = runner.feed(prefix_ids, lengths)  # the primer sets the state
-    active = torch.arange(n, device=device)  # pieces still being written
-    uniforms = RowUniforms(n, generator, device)
-    written = []  # (which pieces, their tokens) at each step
-    # The grammar closes a bar over budget within a few tokens: this bound is never reached.
-    for _ in range((bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
-        token = sample_token(logits, grammar.mask(), temperature, top_k, top_p,
-                             uniform=uniforms.next(active))
-        token = grammar.resolve(token)
-        grammar.update(token)
-        written.append((active, token))
-        if grammar.done.any():  # finished pieces leave the batch
-            keep = (~grammar.done).nonzero().squeeze(1)
-            if len(keep) == 0:
-                break
-            active = active[keep]
-            grammar.select(keep)
-            runner.select(keep)
-            token = token[keep]
-        logits = runner.step(token)
-    ids = torch.full((n, len(written)), tokenizer.PAD, device=device)
-    for step, (rows, token) in enumerate(written):
-        ids[rows, step] = token
-    rows_out = torch.cat([prefix_ids, ids], 1).tolist()
-    return [[t for t in row if t != tokenizer.PAD] for row in rows_out]
+    start = read_prefix(net, tokenizer, theme, bars, prefix, tempo_id, continuation, allowed,
+                        tempo_changes, time_signature_id)
+    return start.write(RowUniforms(n, generator, device),
+                       Sampling(temperature, top_k, top_p))
+
+
+@torch.no_grad()
+def decode_until(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
+                 prefix: list[int] | list[list[int]], tries: int,
+                 accept: Callable[[int, list[list[int]]], bool],
+                 temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, generator: torch.Generator | None = None,
+                 **options) -> list[list[list[int]]]:
+    """Up to ``tries`` candidates of each piece (``decode``'s arguments, ``options`` its
+    keywords), until ``accept(piece, its candidates so far)`` takes the last one; returns
+    each piece's candidates, in order.
+
+    The prefixes are read once. Candidates are written in rounds of about
+    ``ROUND_ROWS`` rows: several per piece while few pieces wait (a step costs about the
+    same for 1 row as for 64), one each while many do. Candidate j of piece i draws from
+    the stream that row ``i * tries + j`` of ``decode(theme.repeat_interleave(tries, 0),
+    ...)`` would, so the candidates are those that call writes; only the ones after the
+    accepted one are not.
+    """
+    n, device = theme.size(0), theme.device
+    seeds = stream_seeds(n * tries, generator)
+    start = read_prefix(net, tokenizer, theme, bars, prefix, **options)
+    sampling = Sampling(temperature, top_k, top_p)
+    candidates: list[list[list[int]]] = [[] for _ in range(n)]
+    waiting = list(range(n))
+    while waiting:
+        round_ = [(i, j) for i in waiting
+                  for j in range(len(candidates[i]), min(tries, len(candidates[i])
+                                                          + -(-ROUND_ROWS // len(waiting))))]
+        uniforms = RowUniforms(len(round_), None, device,
+                               seeds=[seeds[i * tries + j] for i, j in round_])
+        rows = torch.tensor([i for i, _ in round_], device=device)
+        written = start.write(uniforms, sampling, rows)
+        accepted = set()
+        for (i, _), ids in zip(round_, written, strict=True):
+            if i not in accepted:  # the later ones of an accepted piece are dropped
+                candidates[i].append(ids)
+                if accept(i, candidates[i]):
+                    accepted.add(i)
+        waiting = [i for i in waiting if i not in accepted and len(candidates[i]) < tries]
+    return candidates
+
+
+ROUND_ROWS = 64  # rows a round of decode_until writes, at least
 
 
 def sample_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0,
@@ -140,6 +261,24 @@ def sample_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 
     """One token per row from logits (n, V), only where mask (n, V) is true, after
     temperature, top-k and top-p (nucleus) filtering; ``uniform`` (n, 1) holds the random
     numbers in [0, 1) to draw with (default: from ``generator``)."""
+    token, finite = draw(logits, mask, temperature, top_k, top_p, generator, uniform)
+    if not finite:
+        raise _unusable()
+    return token
+
+
+def _unusable() -> MuseganError:
+    return MuseganError("the model gave no usable probabilities (NaN or infinite logits); "
+                        "check its theme and weights")
+
+
+def draw(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0,
+         top_k: int | None = None, top_p: float | None = None,
+         generator: torch.Generator | None = None,
+         uniform: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sample_token``'s tokens (n,) and whether every row had usable probabilities (a
+    0-d bool tensor), raising nothing: a decoding loop looks once at the end, not at
+    every step (each look is a host sync on a GPU)."""
     logits = torch.where(mask, logits.float(), float("-inf"))
     if temperature != 1:
         logits = logits / temperature
@@ -156,13 +295,11 @@ def sample_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 
     # here. u lies in (0, total], so a token of probability 0 is never drawn: searchsorted
     # takes the first index whose running total reaches u.
     cdf = logits.softmax(-1).cumsum_(-1)
-    if not torch.isfinite(cdf[:, -1]).all():
-        raise MuseganError("the model gave no usable probabilities (NaN or infinite logits); "
-                           "check its theme and weights")
+    finite = torch.isfinite(cdf[:, -1]).all()
     if uniform is None:
         uniform = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device)
     u = (1 - uniform) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.size(1) - 1)
+    return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.size(1) - 1), finite
 
 
 def one_line(ids: list[int], tokenizer: Tokenizer) -> list[int]:

@@ -23,7 +23,7 @@ import re
 import numpy as np
 import torch
 
-from musegan.decoding import Writer, decode
+from musegan.decoding import Writer, decode, decode_until
 from musegan.errors import MuseganError
 from musegan.tokenizer import KINDS, MIDI_DEFAULT_TEMPO, Tokenizer
 
@@ -91,13 +91,23 @@ def write_bars(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int
     Otherwise the new music starts at a bar line (the last bar so far is not added to)
     and keeps the meter (and the tempo, unless ``tempo_id``) in force.
     """
+    bars, prefix, continuation = _bars_after(tokenizer, bars, rows, opening)
+    written = decode(net, tokenizer, theme, bars, prefix, continuation=continuation,
+                     tempo_id=tempo_id, **sampling)
+    return [_without_eos(row, tokenizer) for row in written]
+
+
+def _bars_after(tokenizer: Tokenizer, bars: int, rows: list[list[int]],
+                opening: bool) -> tuple[int, list, bool]:
+    """``decode``'s bars, prefix and continuation for ``write_bars``."""
     if opening:
-        written = decode(net, tokenizer, theme, bars, rows[0], tempo_id=tempo_id, **sampling)
-    else:  # the Bar is given, so the decoder finishes it and writes bars - 1 more
-        written = decode(net, tokenizer, theme, bars - 1,
-                         [row + [tokenizer.BAR] for row in rows], continuation=True,
-                         tempo_id=tempo_id, **sampling)
-    return [row[:-1] if row[-1] == tokenizer.EOS else row for row in written]
+        return bars, rows[0], False
+    # the Bar is given, so the decoder finishes it and writes bars - 1 more
+    return bars - 1, [row + [tokenizer.BAR] for row in rows], True
+
+
+def _without_eos(row: list[int], tokenizer: Tokenizer) -> list[int]:
+    return row[:-1] if row[-1] == tokenizer.EOS else row
 
 
 def _restated(part: list[int], start: dict[str, int], row: list[int],
@@ -266,19 +276,30 @@ def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, rows: l
                  opening: bool = False, tempo_id: int | None = None,
                  **sampling) -> list[list[int]]:
     """``rows`` with one more bar each, chosen or made to end on the tonic chord
-    (``opening``: the rows are only BOS, as ``write_bars`` has it)."""
-    k = ENDING_CANDIDATES
-    candidates = write_bars(net, tokenizer, theme.repeat_interleave(k, 0), 1,
-                            [row for row in rows for _ in range(k)], opening, tempo_id,
-                            **sampling)
+    (``opening``: the rows are only BOS, as ``write_bars`` has it).
+
+    Up to ``ENDING_CANDIDATES`` last bars per piece, written one round at a time: only
+    the pieces whose candidates so far all miss the tonic get another.
+    """
+    # The key of the notes so far, or, in a piece of one bar, of its first candidate.
+    chords = [tonic_chord(row, tokenizer) if _has_notes(row, tokenizer) else None
+              for row in rows]
+
+    def ends_well(piece: int, candidates: list[list[int]]) -> bool:
+        if chords[piece] is None:
+            chords[piece] = tonic_chord(_without_eos(candidates[0], tokenizer), tokenizer)
+        return ends_on_tonic(_without_eos(candidates[-1], tokenizer), tokenizer, chords[piece])
+
+    bars, prefix, continuation = _bars_after(tokenizer, 1, rows, opening)
+    written = decode_until(net, tokenizer, theme, bars, prefix, ENDING_CANDIDATES, ends_well,
+                           tempo_id=tempo_id, continuation=continuation, **sampling)
     ended = []
-    for i, row in enumerate(rows):
-        mine = candidates[i * k:(i + 1) * k]
-        # The key of the notes so far, or, in a piece of one bar, of the first candidate.
-        chord = tonic_chord(row if _has_notes(row, tokenizer) else mine[0], tokenizer)
-        ending = next((c for c in mine if ends_on_tonic(c, tokenizer, chord)), None)
-        ended.append(ending if ending is not None else
-                     force_tonic_ending(mine[0], tokenizer, chord, sampling.get("allowed")))
+    for piece, candidates in enumerate(written):
+        last = _without_eos(candidates[-1], tokenizer)
+        chord = chords[piece]
+        assert chord is not None  # set by ends_well
+        ended.append(last if ends_on_tonic(last, tokenizer, chord) else force_tonic_ending(
+            _without_eos(candidates[0], tokenizer), tokenizer, chord, sampling.get("allowed")))
     return ended
 
 

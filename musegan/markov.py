@@ -195,7 +195,7 @@ class MarkovRunner:
         return torch.from_numpy(np.log(np.stack(rows))).float().to(tokens.device)
 
     def select(self, rows: torch.Tensor) -> None:
-        self.history = [self.history[i] for i in rows.tolist()]
+        self.history = [list(self.history[i]) for i in rows.tolist()]  # step appends to them
 
 
 def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

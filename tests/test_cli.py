@@ -180,8 +180,6 @@ def test_cli_theme_from_interpolate_and_theme_files(sampler, tmp_path):
 # ---------------------------------------------------------------- evaluate, baseline, steer
 
 def test_cli_evaluate_writes_the_report_and_fails_in_one_line(tmp_path):
-    import subprocess
-    import sys
 
     for name in ("generated", "real", "empty"):
         (tmp_path / name).mkdir()
@@ -191,8 +189,7 @@ def test_cli_evaluate_writes_the_report_and_fails_in_one_line(tmp_path):
     (tmp_path / "real" / "notes.mid").write_text("not MIDI")
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "musegan.cli", "evaluate", *args],
-                              capture_output=True, text=True)
+        return run_cli("evaluate", *args)
 
     ok = run(str(tmp_path / "generated"), "--reference", str(tmp_path / "real"),
              "--train", str(tmp_path / "real"), "--out", str(tmp_path / "report"))
@@ -229,10 +226,7 @@ def test_cli_steer_fit_list_and_generate(setup, tmp_path):
     root, model = setup
     out = tmp_path / "s.safetensors"
 
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "musegan.cli", *args], capture_output=True,
-                              text=True)
-
+    run = run_cli
     fitted = run("steer", "--fit", str(model), "--data", str(root / "corpus"),
                  "--attributes", "density,leaps", "--themes", "32", "--calibration-themes", "8",
                  "--bars", "2", "--out", str(out))
@@ -263,8 +257,7 @@ def test_cli_help_and_version():
                             capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("musegan ")
     for verb in ([], ["prepare"], ["train"], ["export"], ["generate"], ["models"]):
-        result = subprocess.run([sys.executable, "-m", "musegan.cli", *verb, "--help"],
-                                capture_output=True, text=True)
+        result = run_cli(*verb, "--help")
         assert result.returncode == 0 and "usage: musegan" in result.stdout
 
 

@@ -69,6 +69,35 @@ def test_nan_logits_are_a_clear_error_and_no_pieces_is_no_work():
                               theme_dim=4, noise_dim=4, mapping_width=8, encoder_dim=8,
                               disc_embed_dim=4, disc_hidden_dim=4)).eval()
     assert decode(net, TOK, torch.zeros(0, 4), 4, [TOK.BOS]) == []
+    with torch.no_grad():  # a model whose logits are NaN: decoding says so, once, at the end
+        net.generator.head.bias.fill_(float("nan"))
+    with pytest.raises(MuseganError, match="NaN"):
+        decode(net, TOK, torch.zeros(2, 4), 2, [TOK.BOS])
+
+
+def test_candidates_written_in_rounds_are_those_written_all_at_once(sampler):
+    """decode_until writes only the candidates it looks at, and each is the one a batch of
+    all of them would have written (so a piece's ending does not depend on how many
+    candidates its neighbours needed)."""
+    from musegan.decoding import decode, decode_until
+
+    tries, theme = 3, sampler.sample_theme(5, seed=2)
+    prefix = [TOK.BOS]
+    every = decode(sampler.net, TOK, theme.repeat_interleave(tries, 0), 2, prefix,
+                   generator=torch.Generator().manual_seed(7))
+    looked = []
+
+    def accept(piece, candidates):  # piece 1 takes its first, piece 3 its second
+        looked.append((piece, len(candidates)))
+        return (piece, len(candidates)) in {(1, 1), (3, 2)}
+
+    written = decode_until(sampler.net, TOK, theme, 2, prefix, tries, accept,
+                           generator=torch.Generator().manual_seed(7))
+    assert [len(c) for c in written] == [3, 1, 3, 2, 3]
+    for piece, candidates in enumerate(written):
+        assert candidates == every[piece * tries:piece * tries + len(candidates)]
+    assert sorted(looked) == sorted({(p, k) for p, c in enumerate(written)
+                                     for k in range(1, len(c) + 1)})  # each looked at once
 
 
 def test_sampling_draws_from_the_masked_distribution():
