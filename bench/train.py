@@ -34,6 +34,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -43,21 +44,35 @@ import torch.nn.functional as F  # noqa: E402
 
 from musegan.models import ModelConfig, MuseGAN  # noqa: E402
 from musegan.tokenizer import Tokenizer  # noqa: E402
-from musegan.training import GANModule, TrainSettings, cpu_supports_bf16_lstm  # noqa: E402
+from musegan.training import (  # noqa: E402
+    GANModule,
+    TrainSettings,
+    cpu_supports_bf16_lstm,
+    quiet,
+)
 
 warnings.filterwarnings("ignore")
 
 
 class Timer(L.Callback):
-    """Wall time of the training batches after the first (warm-up) one."""
+    """Wall time of the training batches after the first (warm-up) one, in all and each."""
 
     def __init__(self):
         self.start = None
         self.seconds = 0.0
+        self.steps: list[float] = []
+        self.began = 0.0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if batch_idx == 1:
             self.start = time.perf_counter()
+        self.began = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        if batch_idx:
+            self.steps.append(time.perf_counter() - self.began)
 
     def on_train_epoch_end(self, trainer, module):
         if torch.cuda.is_available():
@@ -71,7 +86,9 @@ TINY = ModelConfig(embed_dim=16, hidden_dim=16, num_layers=2, theme_dim=16, nois
 
 
 def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenizer,
-                      device: str, sizes: ModelConfig | None = None) -> float:
+                      device: str, sizes: ModelConfig | None = None,
+                      median: bool = False) -> float:
+    """Seconds for the batches after the first (with ``median``: the median step's)."""
     module = GANModule(model=(sizes or ModelConfig()).sizes(),
                        train=dataclasses.asdict(settings), tokenizer=tokenizer.to_dict())
     timer = Timer()
@@ -80,13 +97,16 @@ def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenize
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer],
                         limit_val_batches=0)
-    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
-    return timer.seconds
+    with quiet():
+        trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches,
+                                                                          batch_size=None))
+    return statistics.median(timer.steps) if median else timer.seconds
 
 
 def bare_seconds(batches, vocab_size: int, with_encoder: bool, device: str,
-                 sizes: ModelConfig | None = None) -> float:
-    """The same networks trained by a plain loop: embedding, LSTM, head (+ theme encoder)."""
+                 sizes: ModelConfig | None = None, median: bool = False) -> float:
+    """The same networks trained by a plain loop: embedding, LSTM, head (+ theme encoder).
+    Seconds for the batches after the first (with ``median``: the median step's)."""
     net = MuseGAN(dataclasses.replace(sizes or ModelConfig(), vocab_size=vocab_size))
     net.to(device)
     batches = [b.to(device) for b in batches]
@@ -95,10 +115,11 @@ def bare_seconds(batches, vocab_size: int, with_encoder: bool, device: str,
     optimizer = torch.optim.Adam(parameters, lr=1e-3)
     net.train()
     zero_theme = torch.zeros(batches[0].size(0), net.config.theme_dim, device=device)
-    start = None
+    start, steps = 0.0, []
     for i, tokens in enumerate(batches):
+        began = time.perf_counter()
         if i == 1:
-            start = time.perf_counter()
+            start = began
         theme = net.encoder(tokens) if with_encoder else zero_theme
         logits, _ = net.generator(tokens[:, :-1], theme)
         loss = F.cross_entropy(logits.reshape(-1, vocab_size), tokens[:, 1:].reshape(-1),
@@ -107,13 +128,16 @@ def bare_seconds(batches, vocab_size: int, with_encoder: bool, device: str,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if i:
+            steps.append(time.perf_counter() - began)
+    return statistics.median(steps) if median else time.perf_counter() - start
 
 
 def tiny(args) -> int:
-    """Milliseconds per step at the tiny size, beside a bare loop."""
+    """Milliseconds per step at the tiny size, beside a bare loop (medians of the steps:
+    a noisy machine's spikes do not move them)."""
     from musegan import threads
 
     with threads.sampling_threads():  # the one thread musegan picks for tiny models
@@ -121,30 +145,25 @@ def tiny(args) -> int:
         tokenizer = Tokenizer()
         batches = [torch.randint(4, len(tokenizer), (4, 32)) for _ in range(args.batches + 1)]
         mle = TrainSettings(seq_len=32, adv_seq_len=32, batch_size=4, samples_per_validation=0)
-        steps = {
-            "bare loop, LSTM language model": bare_seconds(batches, len(tokenizer), False,
-                                                           args.device, TINY),
-            "musegan MLE step": lightning_seconds(batches, mle, "32-true", tokenizer,
-                                                  args.device, TINY),
-            "musegan discriminator step": lightning_seconds(
-                batches, dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=1,
-                                             adv_epochs=0), "32-true", tokenizer, args.device,
-                TINY),
-            "musegan adversarial step": lightning_seconds(
-                batches, dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=0,
-                                             adv_epochs=1), "32-true", tokenizer, args.device,
-                TINY),
-        }
+        phases = {"discriminator": dict(mle_epochs=0, d_pretrain_epochs=1, adv_epochs=0),
+                  "adversarial": dict(mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1)}
+        steps = {"bare loop, LSTM language model": bare_seconds(
+            batches, len(tokenizer), False, args.device, TINY, median=True)}
+        steps["musegan MLE step"] = lightning_seconds(batches, mle, "32-true", tokenizer,
+                                                      args.device, TINY, median=True)
+        for name, epochs in phases.items():
+            settings = dataclasses.replace(mle, adversarial=True, **epochs)
+            steps[f"musegan {name} step"] = lightning_seconds(
+                batches, settings, "32-true", tokenizer, args.device, TINY, median=True)
         used = torch.get_num_threads()
     targets = {"musegan MLE step": 15, "musegan adversarial step": 50}
-    print(f"tiny sizes (all 16), batch 4 x 32 tokens, rollout 32, {args.batches} timed "
+    print(f"tiny sizes (all 16), batch 4 x 32 tokens, rollout 32, median of {args.batches} "
           f"steps, {used} thread(s), {args.device}\n")
     bare = steps["bare loop, LSTM language model"]
     print(f"{'':32s}{'ms/step':>9s}{'x bare':>8s}{'target':>9s}")
     for name, seconds in steps.items():
         target = f"<= {targets[name]}" if name in targets else ""
-        print(f"{name:32s}{1000 * seconds / args.batches:9.1f}{seconds / bare:8.1f}"
-              f"{target:>9s}")
+        print(f"{name:32s}{1000 * seconds:9.1f}{seconds / bare:8.1f}{target:>9s}")
     return 0
 
 
@@ -172,7 +191,8 @@ def main() -> int:
 
     mle = TrainSettings(seq_len=args.seq_len, adv_seq_len=args.seq_len // 2,
                         batch_size=args.batch, samples_per_validation=0)
-    adversarial = dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1)
+    adversarial = dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1,
+                                      adversarial=True)
     figures = {
         "bare loop, same networks": bare_seconds(batches, len(tokenizer), True, args.device),
         "bare loop, LM only": bare_seconds(batches, len(tokenizer), False, args.device),

@@ -165,7 +165,7 @@ def read_prefix(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: in
                       time_signature_id=None if continuation else time_signature_id)
     lengths = None
     if prefix and isinstance(prefix[0], list):  # one prefix per piece
-        starts = [list(row) for row in prefix]  # type: ignore[arg-type]
+        starts = [list(row) for row in prefix]
         lengths = torch.tensor([len(row) for row in starts], device=device)
         width = int(lengths.max())
         prefix_ids = torch.tensor([row + [tokenizer.PAD] * (width - len(row))

@@ -282,13 +282,15 @@ def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, rows: l
     the pieces whose candidates so far all miss the tonic get another.
     """
     # The key of the notes so far, or, in a piece of one bar, of its first candidate.
-    chords = [tonic_chord(row, tokenizer) if _has_notes(row, tokenizer) else None
-              for row in rows]
+    chords: list[set[int] | None] = [tonic_chord(row, tokenizer)
+                                     if _has_notes(row, tokenizer) else None for row in rows]
 
     def ends_well(piece: int, candidates: list[list[int]]) -> bool:
-        if chords[piece] is None:
-            chords[piece] = tonic_chord(_without_eos(candidates[0], tokenizer), tokenizer)
-        return ends_on_tonic(_without_eos(candidates[-1], tokenizer), tokenizer, chords[piece])
+        chord = chords[piece]
+        if chord is None:
+            chord = chords[piece] = tonic_chord(_without_eos(candidates[0], tokenizer),
+                                                tokenizer)
+        return ends_on_tonic(_without_eos(candidates[-1], tokenizer), tokenizer, chord)
 
     bars, prefix, continuation = _bars_after(tokenizer, 1, rows, opening)
     written = decode_until(net, tokenizer, theme, bars, prefix, ENDING_CANDIDATES, ends_well,

@@ -414,8 +414,20 @@ class Discriminator(nn.Module):
 
         Returns step logits (B, S), sequence logits (B,), features (B, 2 * disc_hidden).
         """
-        x = (self.embed(tokens) if soft is None
-             else soft.to(self.embed.weight.dtype) @ self.embed.weight)
+        return self.judge(self.inputs(tokens, soft), mask)
+
+    def inputs(self, tokens: torch.Tensor | None = None,
+               soft: torch.Tensor | None = None) -> torch.Tensor:
+        """What the LSTM reads (B, S, E): embedded ids, or soft one-hots times the
+        embedding matrix."""
+        if soft is None:
+            assert tokens is not None
+            return self.embed(tokens)
+        return soft.to(self.embed.weight.dtype) @ self.embed.weight
+
+    def judge(self, x: torch.Tensor, mask: torch.Tensor):
+        """``forward`` from the LSTM's inputs ``x`` (B, S, E): real and generated
+        sequences can be judged in one pass, concatenated."""
         out, _ = self.lstm(x)  # (B, S, 2 * disc_hidden)
         features = masked_mean(out, mask)
         return self.step_head(out).squeeze(-1), self.sequence_head(features).squeeze(-1), features

@@ -153,18 +153,19 @@ def attribute_order_loss(theme: torch.Tensor, attributes: torch.Tensor,
     """AR-VAE's loss: theme number k (``theme[:, k]``) should order the batch as
     ``attributes[:, k]`` does. theme (B, T), attributes (B, K) with K <= T, NaN ignored.
 
-    Returns the mean over attributes of the mean pairwise |tanh(delta dz) - sign(da)|.
+    Returns the mean over attributes of the mean pairwise |tanh(delta dz) - sign(da)|,
+    over the attributes with at least two defined values (all attributes at once: no
+    per-attribute loop, no host sync).
     """
-    losses = []
-    for k in range(attributes.size(1)):
-        a = attributes[:, k]
-        valid = torch.isfinite(a)
-        if valid.sum() < 2:
-            continue
-        z, a = theme[valid, k], a[valid]
-        ordered = torch.tanh(sharpness * (z[:, None] - z[None, :]))  # (n, n)
-        target = torch.sign(a[:, None] - a[None, :]).to(ordered.dtype)
-        losses.append((ordered - target).abs().mean())
-    if not losses:
-        return theme.sum() * 0.0  # keeps the graph (and DDP's gradient sync) whole
-    return torch.stack(losses).mean()
+    k = attributes.size(1)
+    valid = torch.isfinite(attributes)  # (B, K)
+    a = torch.where(valid, attributes, 0.0)
+    z = theme[:, :k]
+    ordered = torch.tanh(sharpness * (z[:, None, :] - z[None, :, :]))  # (B, B, K)
+    target = torch.sign(a[:, None, :] - a[None, :, :]).to(ordered.dtype)
+    pairs = valid[:, None, :] & valid[None, :, :]
+    count = valid.sum(0)  # (K,)
+    per_attribute = ((ordered - target).abs() * pairs).sum((0, 1)) / (count * count).clamp(min=1)
+    used = count >= 2
+    # An attribute with too few values adds 0 and keeps the graph (and DDP's sync) whole.
+    return (per_attribute * used).sum() / used.sum().clamp(min=1)

@@ -242,9 +242,12 @@ class GANModule(L.LightningModule):
 
     def _theme_gan_step(self, real_themes: torch.Tensor) -> dict:
         net, (_, _, mapping_opt, critic_opt) = self.net, self.optimizers()  # type: ignore[attr-defined]
-        fake = net.mapping.sample(real_themes.size(0), device=real_themes.device)
-        critic_loss = (F.relu(1 - net.critic(real_themes.detach())).mean()
-                       + F.relu(1 + net.critic(fake.detach())).mean())
+        n = real_themes.size(0)
+        fake = net.mapping.sample(n, device=real_themes.device)
+        # One critic pass over real and fake themes (each pass also runs the spectral
+        # norms' power iterations); after the critic's step, one more for the mapping.
+        scores = net.critic(torch.cat([real_themes.detach(), fake.detach()]))
+        critic_loss = F.relu(1 - scores[:n]).mean() + F.relu(1 + scores[n:]).mean()
         self._step(critic_opt, critic_loss)
         mapping_loss = -net.critic(fake).mean()
         if self.mapping_waits > 0:
@@ -286,8 +289,13 @@ class GANModule(L.LightningModule):
     def _discriminator_losses(self, real: torch.Tensor, soft: torch.Tensor, fake_mask):
         s, disc = self.settings, self.net.discriminator
         real_mask = real != self.tokenizer.PAD
-        real_steps, real_seq, real_features = disc(real_mask, tokens=real)
-        fake_steps, fake_seq, _ = disc(fake_mask, soft=soft.detach())
+        n = real.size(0)
+        # One pass over real and generated sequences together (same length).
+        steps, sequence, features = disc.judge(
+            torch.cat([disc.inputs(tokens=real), disc.inputs(soft=soft.detach())]),
+            torch.cat([real_mask, fake_mask]))
+        real_steps, real_seq, real_features = steps[:n], sequence[:n], features[:n]
+        fake_steps, fake_seq = steps[n:], sequence[n:]
         loss = (self._judged(real_steps, real_seq, real_mask, s.real_label)
                 + self._judged(fake_steps, fake_seq, fake_mask, 0.0))
         accuracy_real = (real_seq > 0).float().mean()
@@ -309,8 +317,9 @@ class GANModule(L.LightningModule):
         elif self.behaviour is not None:
             theme = self._professor_step(tokens, batch_idx, phase == "adversarial", logs)
         else:
-            with torch.no_grad():
-                theme = self.net.encoder(tokens)
+            if phase == "d_pretrain":  # (the adversarial phase's MLE term encodes them)
+                with torch.no_grad():
+                    theme = self.net.encoder(tokens)
             beta = self.gumbel_beta() if phase == "adversarial" else 1.0
             length = min(s.adv_seq_len, tokens.size(1) - 1)
             real = self._real_for_discriminator(tokens, length)

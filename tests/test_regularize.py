@@ -67,6 +67,15 @@ def test_the_order_loss_is_low_when_a_theme_number_orders_the_attribute_and_high
     assert theme.grad[4].abs().sum() == 0
     nothing = attribute_order_loss(theme, torch.full((5, 1), float("nan")))
     assert nothing == 0 and nothing.requires_grad
+    # attributes are averaged; one with a single defined value does not count
+    one = torch.full((5, 1), float("nan"))
+    one[2] = 3.0
+    both = torch.cat([attribute, -attribute], 1)
+    assert attribute_order_loss(reversed_, torch.cat([attribute, one], 1)) == pytest.approx(
+        float(high))
+    flat = 12 / 16  # theme number 1 is 0 for all: every pair off by 1
+    assert attribute_order_loss(ordered, both) == pytest.approx((float(low) + flat) / 2,
+                                                                abs=1e-3)
 
 
 def test_training_with_the_order_loss_makes_a_theme_number_follow_register():
