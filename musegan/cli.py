@@ -112,7 +112,8 @@ def _export(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from musegan.sampling import Sampler, generate_files
 
-    sampler = Sampler.from_pretrained(args.model)
+    sampler = Sampler.from_pretrained(args.model, device=args.device,
+                                      cuda_graphs=args.cuda_graphs)
     themes = None
     if args.theme:
         themes = sampler.load_theme(args.theme)
@@ -655,6 +656,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="move the themes along a learned direction, e.g. density=+1.5 "
                                "(+1 is about one real-data std; see musegan steer --list)")
     generate.add_argument("--force", action="store_true", help="replace existing files")
+    generate.add_argument("--device", default="cpu",
+                          help="cpu (default), cuda or cuda:N; a GPU pays off for many pieces")
+    generate.add_argument("--cuda-graphs", action="store_true",
+                          help="with --device cuda: replay each decoding step from a CUDA "
+                               "graph (fewer kernel launches; a little start-up time)")
     generate.set_defaults(handler=_generate)
 
     steer = verbs.add_parser(
@@ -819,8 +825,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_models)
     for verb in verbs.choices.values():
         verb.add_argument("--threads", type=int, metavar="N",
-                          help="CPU threads for torch (default: 1 to sample, all to "
-                               "train; OMP_NUM_THREADS is respected)")
+                          help="CPU threads for torch (default: 1 to sample and to train "
+                               "small models, all to train larger ones; OMP_NUM_THREADS "
+                               "is respected)")
     return parser
 
 

@@ -162,6 +162,10 @@ class Grammar:
             next_state[kinds == code(name)] = state
         next_state[kinds == code("tempo")] = TEMPO_STATE
         self.next_state = next_state.to(device)
+        self.can_end = torch.zeros(len(State), dtype=torch.bool, device=device)  # (states,)
+        self.can_end[[State.BAR, State.TIME_SIGNATURE, State.BAR_TEMPO, State.DURATION]] = True
+        self.ends_bar = (self.kind == code("eos")) | (self.kind == code("bar"))  # (V,)
+        self.pad_only = torch.arange(len(tok), device=device) == tok.PAD  # (V,)
         self.state = torch.full((n,), State.START, dtype=torch.long, device=device)
         self.bars = torch.zeros(n, dtype=torch.long, device=device)  # bars started
         self.position = torch.full((n,), -1, dtype=torch.long, device=device)
@@ -255,16 +259,11 @@ class Grammar:
             ok[:, self.meters] &= meter[self.meters] & self.meter_pending[:, None]
             at_bar = (self.state == State.BAR) & self.meter_pending
             ok = torch.where(at_bar[:, None], ok & meter, ok)  # state it first
-        runaway = self.tokens_in_bar >= self.budget()
-        if runaway.any():  # a bar over its budget must close as soon as the grammar lets it
-            can_end = ((self.state == State.BAR) | (self.state == State.TIME_SIGNATURE)
-                       | (self.state == State.BAR_TEMPO) | (self.state == State.DURATION))
-            ends_bar = (self.kind == code("eos")) | (self.kind == code("bar"))
-            ok = torch.where((runaway & can_end)[:, None], ok & ends_bar, ok)
-        if self.done.any():  # finished sequences pad
-            ok[self.done] = False
-            ok[self.done, self.tok.PAD] = True
-        return ok
+        # A bar over its budget must close as soon as the grammar lets it; finished
+        # sequences pad. (No branches on the batch's values: no host syncs on a GPU.)
+        runaway = (self.tokens_in_bar >= self.budget()) & self.can_end[self.state]
+        ok = torch.where(runaway[:, None], ok & self.ends_bar, ok)
+        return torch.where(self.done[:, None], self.pad_only, ok)
 
     def budget(self) -> torch.Tensor:
         """(n,) the tokens the current bar may hold: ``BUDGET_FACTOR`` times the mean of
@@ -311,12 +310,11 @@ class Grammar:
         self.reach = torch.where(new_bar, 0, torch.where(
             is_duration, torch.maximum(self.reach, self.position.clamp(min=0) + value),
             self.reach))
-        if is_duration.any():  # the note just written sounds until its end
-            end = self.bar_start + self.position.clamp(min=0) + value
-            flat = self.sounding.view(len(token), -1)
-            at = (self.row * 128 + self.pitch_floor.clamp(min=0))[:, None]
-            flat.scatter_(1, at, torch.where(is_duration[:, None], end[:, None],
-                                             flat.gather(1, at)))
+        # the note just written sounds until its end
+        end = self.bar_start + self.position.clamp(min=0) + value
+        flat = self.sounding.view(len(token), -1)
+        at = (self.row * 128 + self.pitch_floor.clamp(min=0))[:, None]
+        flat.scatter_(1, at, torch.where(is_duration[:, None], end[:, None], flat.gather(1, at)))
         self.bars = self.bars + new_bar
         self.tokens_in_bar = torch.where(new_bar, 0, self.tokens_in_bar + 1)
         is_tempo = kind == code("tempo")
@@ -325,9 +323,8 @@ class Grammar:
         self.position = torch.where(new_bar, -1, torch.where(kind == code("position"), value,
                                                              self.position))
         is_ts = kind == code("time_signature")
-        if is_ts.any():
-            steps = self.bar_steps[value.clamp(max=len(self.bar_steps) - 1)]
-            self.bar_length = torch.where(is_ts, steps, self.bar_length)
+        steps = self.bar_steps[value.clamp(min=0, max=len(self.bar_steps) - 1)]
+        self.bar_length = torch.where(is_ts, steps, self.bar_length)
         next_state = self.next_state[token]
         in_bar_header = (self.state == State.BAR) | (self.state == State.TIME_SIGNATURE)
         tempo_state = torch.where(in_bar_header, State.BAR_TEMPO, State.POSITION_TEMPO)

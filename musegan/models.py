@@ -183,6 +183,7 @@ class Generator(nn.Module):
                             dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_dim, config.vocab_size)
+        self.cuda_graphs = False  # sampling steps from CUDA graphs (a setting, not a weight)
 
     def initial_state(self, theme: torch.Tensor) -> LSTMState:
         """The LSTM state (h, c) a piece with this theme starts from."""
@@ -216,7 +217,12 @@ class Generator(nn.Module):
         return logits.squeeze(1), state
 
     def incremental(self, theme: torch.Tensor) -> IncrementalGenerator:
-        """A fast step-by-step runner for sampling (eval mode, no gradients)."""
+        """A fast step-by-step runner for sampling (eval mode, no gradients); its steps are
+        replayed from CUDA graphs when ``cuda_graphs`` is set (``Sampler(cuda_graphs=True)``)."""
+        if self.cuda_graphs:
+            from musegan.graphs import GraphedIncremental
+
+            return GraphedIncremental(self, theme)
         return IncrementalGenerator(self, theme)
 
     def _cells(self) -> list:
@@ -370,10 +376,17 @@ class IncrementalGenerator:
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         """Feed token (B,), return the logits (B, V) of the next one."""
+        logits, self.h, self.c = self._advance(token, self.theme_rows, self.h, self.c)
+        return logits
+
+    def _advance(self, token: torch.Tensor, theme_rows: torch.Tensor, hs: list[torch.Tensor],
+                 cs: list[torch.Tensor]) -> tuple[torch.Tensor, list, list]:
+        """One step as a function of its inputs: (logits, new h list, new c list)."""
         x: torch.Tensor | None = None
-        for layer, (h, c) in enumerate(zip(self.h, self.c, strict=True)):
+        hs, cs = list(hs), list(cs)
+        for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
             if layer == 0:
-                gates = torch.addmm(self.token_table[token] + self.theme_rows, h, self.weights[0])
+                gates = torch.addmm(self.token_table[token] + theme_rows, h, self.weights[0])
             else:
                 bias = self.biases[layer]
                 assert x is not None and bias is not None  # set by the layer below / __init__
@@ -381,8 +394,9 @@ class IncrementalGenerator:
             i, f, g, o = gates.sigmoid_().chunk(4, 1)
             c = torch.addcmul(f * c, i, g.mul(2).sub_(1))
             x = o * torch.tanh(c)
-            self.h[layer], self.c[layer] = x, c
-        return self.head(x)
+            hs[layer], cs[layer] = x, c
+        assert x is not None
+        return self.head(x), hs, cs
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these pieces (indices into the batch)."""

@@ -57,11 +57,18 @@ class Sampler:
         variations = sampler.generate(n=4, bars=8, theme=theme, seed=1)
     """
 
-    def __init__(self, model: LoadedModel, device: str | torch.device = "cpu"):
+    def __init__(self, model: LoadedModel, device: str | torch.device = "cpu",
+                 cuda_graphs: bool = False):
+        self.device = check_device(device)
+        if cuda_graphs and self.device.type != "cuda":
+            raise MuseganError("CUDA graphs need a CUDA device; use device='cuda' or "
+                               "leave cuda_graphs off",
+                               cli="--cuda-graphs needs --device cuda")
         self.model = model
-        self.net = model.net.to(device).eval()
+        self.net = model.net.to(self.device).eval()
+        if cuda_graphs:
+            self.net.generator.cuda_graphs = True
         self.tokenizer = model.tokenizer
-        self.device = torch.device(device)
         self.name: str | None = None  # set by from_pretrained
         self.path: Path | None = None  # set by from_pretrained
         self.steering = {name: {**facts, "steps": facts["steps"].to(self.device)}
@@ -69,10 +76,12 @@ class Sampler:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None,
-                        device: str = "cpu") -> Sampler:
+                        device: str = "cpu", cuda_graphs: bool = False) -> Sampler:
         """A bundled model by name (default: the bundled default), an exported
         ``.safetensors`` file (loaded with no pickle), or a Lightning ``.ckpt``
-        (loaded with ``weights_only=True``)."""
+        (loaded with ``weights_only=True``). ``device``: "cpu", "cuda" or "cuda:N";
+        ``cuda_graphs``: replay decoding steps from CUDA graphs (``musegan.graphs``)."""
+        check_device(device)
         bundled = bundled_models()
         name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
         if name in bundled:
@@ -83,7 +92,7 @@ class Sampler:
             known = ", ".join(sorted(bundled)) or "none yet"
             raise MuseganError(f"unknown model '{name}': give a .safetensors or .ckpt file, or "
                                f"a bundled model ({known})")
-        sampler = cls(load_model(path, device), device)
+        sampler = cls(load_model(path, device), device, cuda_graphs)
         sampler.name = name if name in bundled else str(path)
         sampler.path = path
         return sampler
@@ -529,6 +538,24 @@ class Choice:
     index: int
     score: float | None
     scores: list[float]
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device, or a one-line error if it is not one this machine
+    has."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise MuseganError(f"unknown device {device!r}; use cpu, cuda or cuda:N",
+                           cli=f"--device {device}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MuseganError("no CUDA device here (torch.cuda.is_available() is false); "
+                           "use device='cpu'", cli="--device cuda: no CUDA device here; "
+                                                   "use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise MuseganError(f"device {device.type} is not supported; use cpu or cuda",
+                           cli=f"--device {device.type} is not supported; use cpu or cuda")
+    return device
 
 
 def check_sampling(n: int, temperature: float, top_k: int | None,

@@ -49,6 +49,7 @@ from musegan.metrics import distinct_ngrams
 from musegan.models import BehaviourDiscriminator, MuseGAN, build_model
 from musegan.regularize import WindowAttributes, attribute_order_loss, trained_attributes
 from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, load_checkpoint
+from musegan.threads import training_threads
 from musegan.tokenizer import Tokenizer
 
 __all__ = ["GANModule", "RunConfig", "TrainSettings", "TrainerSettings", "train"]
@@ -565,7 +566,7 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     # DDP refuses: let it find the unused parameters (each optimizer zeroes its own grads).
     strategy = "ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy
     info = RunInfo(out, data_dir, resume)
-    with quiet(verbose):
+    with quiet(verbose), training_threads(module.net.config.hidden_dim):
         trainer = _trainer(t, s, out, strategy, best_checkpoint, last_checkpoint, info)
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None,
                     weights_only=True)

@@ -191,3 +191,14 @@ def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path):
     (tmp_path / "x.safetensors").write_text("hello")
     with pytest.raises(MuseganError, match="not a musegan model"):
         Sampler.from_pretrained(tmp_path / "x.safetensors")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_cuda_graphs_write_the_pieces_the_plain_steps_write(sampler):
+    graphed = Sampler.from_pretrained(sampler.path, device="cuda", cuda_graphs=True)
+    plain = Sampler.from_pretrained(sampler.path, device="cuda")
+    for n in (1, 5):  # batch sizes that round up to a power of two, shrinking as pieces end
+        ids = graphed.generate_ids(n=n, bars=4, seed=3)
+        assert ids == plain.generate_ids(n=n, bars=4, seed=3)
+        for row in ids:
+            assert_well_formed(row, bars=4)

@@ -1,4 +1,5 @@
-"""Threads: OpenMP waits passively, sampling runs one thread, and the user's choice wins."""
+"""Threads: OpenMP waits passively, sampling and small models' training run one thread,
+and the user's choice wins."""
 
 from __future__ import annotations
 
@@ -18,10 +19,17 @@ default = torch.get_num_threads()
 with threads.sampling_threads():
     inside = torch.get_num_threads()
 after = torch.get_num_threads()
+with threads.training_threads(64):
+    small = torch.get_num_threads()
+with threads.training_threads(512):
+    large = torch.get_num_threads()
 torch.set_num_threads(3)
 with threads.sampling_threads():
     chosen = torch.get_num_threads()
-print(os.environ.get("OMP_WAIT_POLICY"), default, inside, after, chosen)
+with threads.training_threads(64):
+    chosen_small = torch.get_num_threads()
+print(os.environ.get("OMP_WAIT_POLICY"), default, inside, after, chosen, small, large,
+      chosen_small)
 """
 
 
@@ -33,16 +41,18 @@ def probe(**env: str) -> list[str]:
     return done.stdout.split()
 
 
-def test_sampling_runs_one_thread_and_gives_the_rest_back():
-    policy, default, inside, after, chosen = probe()
+def test_sampling_and_small_models_run_one_thread_and_give_the_rest_back():
+    policy, default, inside, after, chosen, small, large, chosen_small = probe()
     assert policy == "PASSIVE"  # set before torch loaded OpenMP
     assert inside == "1" and after == default
-    assert chosen == "3"  # torch.set_num_threads by the user is left alone
+    assert small == "1" and large == default  # training: one thread for a small model
+    assert chosen == chosen_small == "3"  # torch.set_num_threads by the user is left alone
 
 
 def test_the_users_environment_wins():
-    policy, default, inside, _, _ = probe(OMP_NUM_THREADS="2", OMP_WAIT_POLICY="ACTIVE")
-    assert policy == "ACTIVE" and default == inside == "2"
+    policy, default, inside, _, _, small, _, _ = probe(OMP_NUM_THREADS="2",
+                                                       OMP_WAIT_POLICY="ACTIVE")
+    assert policy == "ACTIVE" and default == inside == small == "2"
 
 
 def test_threads_on_the_command_line_must_be_positive():
