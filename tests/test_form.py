@@ -104,6 +104,29 @@ def test_the_key_finder_finds_major_and_minor_keys():
     a_minor = np.array([57, 59, 60, 62, 64, 65, 67, 69, 64, 60, 57, 57])
     assert key_of(a_minor, np.ones(len(a_minor))) == (9, "minor")
     assert key_of(scale + 7, np.ones(len(scale))) == (7, "major")
+    assert key_of(np.arange(12), np.ones(12)) == (0, "major")  # no key: the first
+    assert key_of(np.array([], dtype=int), np.array([])) == (0, "major")
+
+
+def test_the_key_finder_is_music21s_krumhansl_schmuckler():
+    """The written-out profiles are music21's, and the key is the one whose rolled profile
+    correlates best, as music21's finder rates them."""
+    from music21.analysis.discrete import KrumhanslSchmuckler
+
+    from musegan.form import KEY_PROFILES
+
+    finder = KrumhanslSchmuckler()
+    for mode in ("major", "minor"):
+        assert list(KEY_PROFILES[mode]) == finder.getWeights(mode)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        pitches = rng.integers(55, 80, 20)
+        durations = rng.integers(1, 8, 20).astype(float)
+        histogram = np.bincount(pitches % 12, weights=durations, minlength=12)
+        rated = [(np.corrcoef(histogram, np.roll(finder.getWeights(mode), tonic))[0, 1],
+                  -i, (tonic, mode)) for i, (mode, tonic) in
+                 enumerate((m, t) for m in ("major", "minor") for t in range(12))]
+        assert key_of(pitches, durations) == max(rated)[2]
 
 
 def test_an_ending_made_by_hand_holds_a_tonic_chord_note_to_the_bar_line():
