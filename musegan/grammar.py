@@ -146,6 +146,10 @@ class Grammar:
         self.meters = slice(meters.start, meters.stop)
         self.voice_value = torch.as_tensor(tok.voice, device=device)  # (V,) -1: not a voice
         self.is_voice = self.voice_value >= 0
+        # a voice's value, and above every voice for the other tokens: at one position
+        # voices rise, so a token passes where its key is above the highest voice so far
+        self.voice_key = torch.where(self.is_voice, self.voice_value,
+                                     int(self.voice_value.max()) + 1)
         # Each voice token's row in ``sounding``; notes before any voice token play
         # program 0's own voice (row 0).
         self.voice_row = torch.cumsum(self.is_voice.long(), 0) - 1  # (V,) valid for voices
@@ -236,16 +240,16 @@ class Grammar:
         ok = self.table[self.state * 2 + self.tempo_pending]
         # EOS only in the last bar, which closes (with EOS) once its sound reaches the bar
         # line, or when the model ends it itself with EOS; until then its Bar is not taken.
+        # (Bar and EOS are one token each: their columns, not the whole mask.)
         finished = self.bars >= self.bars_wanted
-        open_last = finished & (self.reach < self.bar_length)
-        ok = ok & ~((open_last[:, None] & (self.kind == code("bar"))[None, :])
-                    | (~finished[:, None] & (self.kind == code("eos"))[None, :]))
+        ok[:, self.tok.BAR] &= ~(finished & (self.reach < self.bar_length))
+        ok[:, self.tok.EOS] &= finished
         # Positions rise within a bar and stay inside its meter.
         ok[:, self.positions] &= ((self.position_value > self.position[:, None])
                                   & (self.position_value < self.bar_length[:, None]))
         # At one position, voices rise, and pitches strictly rise within a voice.
         ok[:, self.pitches] &= self.pitch_value > self.pitch_floor[:, None]
-        ok &= ~self.is_voice | (self.voice_value > self.voice_floor[:, None])
+        ok &= self.voice_key > self.voice_floor[:, None]
         if not self.default_voice:
             ok[:, self.pitches] &= (self.voice >= 0)[:, None]
         now = self.bar_start + self.position.clamp(min=0)
@@ -262,7 +266,7 @@ class Grammar:
         # A bar over its budget must close as soon as the grammar lets it; finished
         # sequences pad. (No branches on the batch's values: no host syncs on a GPU.)
         runaway = (self.tokens_in_bar >= self.budget()) & self.can_end[self.state]
-        ok = torch.where(runaway[:, None], ok & self.ends_bar, ok)
+        ok &= self.ends_bar | ~runaway[:, None]
         return torch.where(self.done[:, None], self.pad_only, ok)
 
     def budget(self) -> torch.Tensor:
