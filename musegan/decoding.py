@@ -92,8 +92,8 @@ class Sampling:
 @dataclasses.dataclass
 class Prefixed:
     """n pieces with their prefixes read: the grammar, the runner and the logits of the
-    first token to write. ``write`` writes from here, as often as asked (the state is
-    forked, never changed)."""
+    first token to write. ``write(..., rows)`` writes from a fork of this state, as often
+    as asked; ``write`` without rows writes every piece from the state itself, once."""
 
     grammar: Grammar
     runner: Runner

@@ -184,7 +184,8 @@ class Grammar:
         self.voice = torch.full((n,), -1, dtype=torch.long, device=device)  # -1: none stated
         self.row = torch.zeros(n, dtype=torch.long, device=device)  # its row in sounding
         # Per piece, voice and pitch: the step where its last note ends.
-        self.sounding = torch.zeros(n, int(self.is_voice.sum()), 128, dtype=torch.long,
+        # (int32: half the bytes to copy when pieces leave the batch; steps fit easily)
+        self.sounding = torch.zeros(n, int(self.is_voice.sum()), 128, dtype=torch.int32,
                                     device=device)
         self.bar_start = torch.zeros(n, dtype=torch.long, device=device)  # in steps
         self.reach = torch.zeros(n, dtype=torch.long, device=device)  # the bar's notes end here
@@ -318,7 +319,8 @@ class Grammar:
         end = self.bar_start + self.position.clamp(min=0) + value
         flat = self.sounding.view(len(token), -1)
         at = (self.row * 128 + self.pitch_floor.clamp(min=0))[:, None]
-        flat.scatter_(1, at, torch.where(is_duration[:, None], end[:, None], flat.gather(1, at)))
+        flat.scatter_(1, at, torch.where(is_duration[:, None], end[:, None].to(flat.dtype),
+                                         flat.gather(1, at)))
         self.bars = self.bars + new_bar
         self.tokens_in_bar = torch.where(new_bar, 0, self.tokens_in_bar + 1)
         is_tempo = kind == code("tempo")

@@ -14,6 +14,11 @@ from musegan.models import ModelConfig, MuseGAN
 
 TOK = Tokenizer()
 
+# One thread for the whole suite: its models are tiny, and on a machine whose other core
+# is busy two threads fight for one (the suite took 5.4 minutes beside one busy process).
+# musegan's own thread choices are tested in new processes (test_threads.py).
+torch.set_num_threads(1)
+
 
 def tiny_net() -> MuseGAN:
     """An untrained MuseGAN small enough to sample from in milliseconds, seeded."""
