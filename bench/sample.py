@@ -89,9 +89,10 @@ def main() -> int:
         def forward(tokens=tokens, theme=theme):
             net.generator(tokens, theme)
 
-        speeds = [batch * written[open_end][-1] / best_of(args.repeats,
-                                                          lambda o=open_end: musegan(o))
-                  for open_end in (False, True)]
+        speeds = []
+        for open_end in (False, True):
+            seconds = best_of(args.repeats, lambda o=open_end: musegan(o))
+            speeds.append(batch * written[open_end][-1] / seconds)
         speeds += [batch * length / best_of(args.repeats, fn) for fn in (per_step, forward)]
         print(f"{batch:6d}{speeds[0]:10,.0f}{speeds[1]:10,.0f}{speeds[2]:15,.0f}"
               f"{speeds[3]:13,.0f}{speeds[0] / speeds[3]:13.2f}x{speeds[1] / speeds[3]:12.2f}x"

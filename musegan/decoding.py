@@ -170,8 +170,9 @@ def read_prefix(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: in
         width = int(lengths.max())
         prefix_ids = torch.tensor([row + [tokenizer.PAD] * (width - len(row))
                                    for row in starts], device=device)
-        for i in range(1, width):
-            grammar.update(prefix_ids[:, i], active=lengths > i)
+        shortest = int(lengths.min())
+        for i in range(1, width):  # every row reads its first `shortest` tokens
+            grammar.update(prefix_ids[:, i], active=None if i < shortest else lengths > i)
     else:
         prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
         for i in range(1, prefix_ids.size(1)):

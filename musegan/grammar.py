@@ -165,7 +165,17 @@ class Grammar:
         for name, state in LEADS_TO.items():
             next_state[kinds == code(name)] = state
         next_state[kinds == code("tempo")] = TEMPO_STATE
-        self.next_state = next_state.to(device)
+        # (state, token) -> the next state, in one lookup: a tempo's depends on where it
+        # stands (in a bar's header or after a position); PAD and BOS keep the state.
+        header = torch.tensor([s in (State.BAR, State.TIME_SIGNATURE) for s in State])
+        tempo_state = torch.where(header, State.BAR_TEMPO, State.POSITION_TEMPO)  # (states,)
+        transition = next_state.expand(len(State), -1).clone()
+        transition = torch.where(transition == TEMPO_STATE, tempo_state[:, None], transition)
+        transition = torch.where(transition == KEEPS_STATE,
+                                 torch.arange(len(State))[:, None], transition)
+        self.transition = transition.flatten().to(device)  # (states * V,)
+        # What each token is, for _advance: one lookup instead of a comparison per kind.
+        self.flags = torch.stack([kinds == code(name) for name in _FLAGS], 1).to(device)
         self.can_end = torch.zeros(len(State), dtype=torch.bool, device=device)  # (states,)
         self.can_end[[State.BAR, State.TIME_SIGNATURE, State.BAR_TEMPO, State.DURATION]] = True
         self.ends_bar = (self.kind == code("eos")) | (self.kind == code("bar"))  # (V,)
@@ -296,10 +306,11 @@ class Grammar:
             setattr(self, name, torch.where(active, getattr(self, name), old))
 
     def _advance(self, token: torch.Tensor, active: torch.Tensor | None = None) -> None:
-        kind, value = self.kind[token], self.value[token]
-        new_bar = kind == code("bar")
-        new_onset = new_bar | (kind == code("position"))
-        is_pitch, is_voice = kind == code("pitch"), kind == code("program")
+        value = self.value[token]
+        new_bar, is_position, is_pitch, is_voice, is_duration, is_tempo, is_ts, is_eos = \
+            self.flags[token].unbind(1)
+        new_onset = new_bar | is_position
+        position = self.position.clamp(min=0)
         self.voice = torch.where(is_voice, self.voice_value[token], self.voice)
         self.pitch_floor = torch.where(new_onset | is_voice, -1,
                                        torch.where(is_pitch, value, self.pitch_floor))
@@ -309,34 +320,25 @@ class Grammar:
         self.tokens_in_bars = self.tokens_in_bars + torch.where(closes, self.tokens_in_bar, 0)
         self.bar_start = self.bar_start + torch.where(closes, self.bar_length, 0)
         self.row = torch.where(is_voice, self.voice_row[token], self.row)
-        is_duration = kind == code("duration")
         if active is not None:  # sounding is updated in place: only where active
             is_duration = is_duration & active
         self.reach = torch.where(new_bar, 0, torch.where(
-            is_duration, torch.maximum(self.reach, self.position.clamp(min=0) + value),
-            self.reach))
+            is_duration, torch.maximum(self.reach, position + value), self.reach))
         # the note just written sounds until its end
-        end = self.bar_start + self.position.clamp(min=0) + value
+        end = self.bar_start + position + value
         flat = self.sounding.view(len(token), -1)
         at = (self.row * 128 + self.pitch_floor.clamp(min=0))[:, None]
         flat.scatter_(1, at, torch.where(is_duration[:, None], end[:, None].to(flat.dtype),
                                          flat.gather(1, at)))
         self.bars = self.bars + new_bar
         self.tokens_in_bar = torch.where(new_bar, 0, self.tokens_in_bar + 1)
-        is_tempo = kind == code("tempo")
-        self.tempo_open = self.tempo_open & ~is_tempo & ~is_pitch & (kind != code("position"))
-        self.meter_pending = self.meter_pending & (kind != code("time_signature"))
-        self.position = torch.where(new_bar, -1, torch.where(kind == code("position"), value,
-                                                             self.position))
-        is_ts = kind == code("time_signature")
+        self.tempo_open = self.tempo_open & ~(is_tempo | is_pitch | is_position)
+        self.meter_pending = self.meter_pending & ~is_ts
+        self.position = torch.where(new_bar, -1, torch.where(is_position, value, self.position))
         steps = self.bar_steps[value.clamp(min=0, max=len(self.bar_steps) - 1)]
         self.bar_length = torch.where(is_ts, steps, self.bar_length)
-        next_state = self.next_state[token]
-        in_bar_header = (self.state == State.BAR) | (self.state == State.TIME_SIGNATURE)
-        tempo_state = torch.where(in_bar_header, State.BAR_TEMPO, State.POSITION_TEMPO)
-        next_state = torch.where(next_state == TEMPO_STATE, tempo_state, next_state)
-        self.state = torch.where(next_state >= 0, next_state, self.state)
-        self.done = self.done | (kind == code("eos"))
+        self.state = self.transition[self.state * len(self.kind) + token]
+        self.done = self.done | is_eos
         self.tempo_pending = self.tempo_pending & ~is_tempo
 
     def select(self, rows: torch.Tensor) -> None:
@@ -344,6 +346,9 @@ class Grammar:
         for name in _PER_PIECE:
             setattr(self, name, getattr(self, name)[rows])
 
+
+# The kinds ``Grammar._advance`` asks of each token, in the order of ``Grammar.flags``.
+_FLAGS = ("bar", "position", "pitch", "program", "duration", "tempo", "time_signature", "eos")
 
 # The state Grammar keeps for each piece of the batch.
 _PER_PIECE = ("state", "bars", "bars_wanted", "position", "bar_length", "tokens_in_bar",
