@@ -20,6 +20,7 @@ Default sizes:
 4. bf16-mixed against fp32 (32-true) for the MLE step.
 
 Default model sizes; random token batches (the cost does not depend on the values).
+bench/gpu.py runs the same measurements on a CUDA GPU.
 """
 
 from __future__ import annotations
@@ -93,11 +94,11 @@ def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenize
                        train=dataclasses.asdict(settings), tokenizer=tokenizer.to_dict())
     timer = Timer()
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
-    trainer = L.Trainer(accelerator=accelerator, devices=1, max_epochs=1, precision=precision,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer],
-                        limit_val_batches=0)
-    with quiet():
+    with quiet():  # Lightning's tips and hardware lines
+        trainer = L.Trainer(accelerator=accelerator, devices=1, max_epochs=1,
+                            precision=precision, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            num_sanity_val_steps=0, callbacks=[timer], limit_val_batches=0)
         trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches,
                                                                           batch_size=None))
     return statistics.median(timer.steps) if median else timer.seconds
