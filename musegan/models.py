@@ -357,9 +357,9 @@ class IncrementalGenerator:
         # on read their tails step by step, each holding its state once its prefix ends.
         # (A packed sequence did this in one call, but a packed LSTM on a CPU took 2.4 s
         # for 64 prefixes of ~230 tokens, 4x a plain pass over as many.)
-        logits, (h, c) = self.generator(tokens[:, :shortest], self.theme)
+        out, (h, c) = self.generator.hidden(tokens[:, :shortest], self.theme)
         self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
-        last = logits[:, -1]
+        last = self.head(out[:, -1])  # the head on the last position only, not the prefix
         if lengths is None:
             return last
         lengths = lengths.to(tokens.device)
