@@ -250,7 +250,8 @@ class GANModule(L.LightningModule):
         scores = net.critic(torch.cat([real_themes.detach(), fake.detach()]))
         critic_loss = F.relu(1 - scores[:n]).mean() + F.relu(1 + scores[n:]).mean()
         self._step(critic_opt, critic_loss)
-        mapping_loss = -net.critic(fake).mean()
+        with judging(net.critic):
+            mapping_loss = -net.critic(fake).mean()
         if self.mapping_waits > 0:
             self.mapping_waits -= 1
         else:
@@ -340,7 +341,9 @@ class GANModule(L.LightningModule):
                          "train/d_acc_fake": acc_fake, "train/d_skipped": float(skip_d),
                          "train/gumbel_beta": beta})
             if phase == "adversarial":
-                fake_steps, fake_seq, fake_features = self.net.discriminator(fake_mask, soft=soft)
+                with judging(self.net.discriminator):
+                    fake_steps, fake_seq, fake_features = self.net.discriminator(fake_mask,
+                                                                                 soft=soft)
                 adversarial = self._judged(fake_steps, fake_seq, fake_mask, 1.0)
                 nll, theme = self.mle_loss(tokens, s.theme_noise)
                 g_loss = self._regularised(adversarial + s.mle_weight * nll, tokens, theme, logs)
@@ -408,7 +411,8 @@ class GANModule(L.LightningModule):
         logs.update({"train/d_loss": d_loss.detach(), "train/d_acc_real": acc_real,
                      "train/d_acc_fake": acc_fake, "train/d_skipped": float(skip_d)})
         if adversarial:
-            steps, sequence = behaviour(free, free_mask)
+            with judging(behaviour):
+                steps, sequence = behaviour(free, free_mask)
             fooling = self._judged(steps, sequence, free_mask, 1.0)
             g_loss = self._regularised(fooling + s.mle_weight * nll, tokens, theme, logs)
             self._step(generator_opt, g_loss)
@@ -437,6 +441,21 @@ class GANModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.adv_steps_done = (checkpoint.get("musegan") or {}).get("adv_steps_done", 0)
+
+
+@contextlib.contextmanager
+def judging(judge: torch.nn.Module):
+    """The judge's parameters take no gradients in the block: the generator's (or the
+    mapping's) loss flows through the judge to what it judges, and backward skips the
+    judge's own weight gradients, which no optimizer of that loss would use."""
+    parameters = [p for p in judge.parameters() if p.requires_grad]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -351,3 +351,16 @@ def test_train_fits_its_windows_to_the_corpus_and_says_so(corpus, tmp_path):
     assert f"windows: seq_len {seq_len}, adv_seq_len {adv_seq_len}" in result.stderr
     saved = RunConfig.load(tmp_path / "run" / "config.yaml").train
     assert (saved.seq_len, saved.adv_seq_len) == (seq_len, adv_seq_len)
+
+
+def test_a_judge_passes_gradients_to_what_it_judges_but_takes_none_itself():
+    from musegan.training import judging
+
+    judge = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    made = torch.randn(5, 3, requires_grad=True)
+    with judging(judge):
+        score = judge(made).mean()
+    score.backward()
+    assert made.grad is not None and made.grad.abs().sum() > 0
+    assert all(p.grad is None for p in judge.parameters())
+    assert all(p.requires_grad for p in judge.parameters())  # given back afterwards
