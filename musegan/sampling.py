@@ -67,6 +67,10 @@ class Sampler:
         self.model = model
         self.net = model.net.to(self.device).eval()
         if cuda_graphs:
+            if not hasattr(self.net, "generator"):
+                raise MuseganError("CUDA graphs are for the LSTM models; this is a Markov "
+                                   "model", cli="--cuda-graphs is for the LSTM models; this "
+                                                "is a Markov model")
             self.net.generator.cuda_graphs = True
         self.tokenizer = model.tokenizer
         self.name: str | None = None  # set by from_pretrained
