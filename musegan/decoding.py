@@ -118,9 +118,10 @@ class Prefixed:
         active = torch.arange(n, device=device)  # pieces still being written
         written = []  # (which pieces, their tokens) at each step
         bad = torch.zeros((), dtype=torch.bool, device=device)
-        # Finished pieces leave the batch. Looking for them is a host sync on a GPU, so
-        # there it is done every DROP_EVERY steps, the finished pieces writing PAD until
-        # then; on a CPU a look costs microseconds, and is done every step.
+        # Finished pieces leave the batch, and unusable logits (NaN) stop the decode.
+        # Looking is a host sync on a GPU, so there it is done every DROP_EVERY steps,
+        # the finished pieces writing PAD until then; on a CPU a look costs microseconds,
+        # and is done every step.
         every = 1 if device.type == "cpu" else DROP_EVERY
         # The grammar closes a bar over budget within a few tokens: this bound is never
         # reached.
@@ -132,9 +133,14 @@ class Prefixed:
             grammar.update(token)
             written.append((active, token))
             if step % every == every - 1:
-                if grammar.done.all():
+                # one look (one host sync on a GPU) for all three questions
+                unusable, all_done, any_done = torch.stack(
+                    [bad, grammar.done.all(), grammar.done.any()]).tolist()
+                if unusable:
+                    raise _unusable()
+                if all_done:
                     break
-                if grammar.done.any():
+                if any_done:
                     keep = (~grammar.done).nonzero().squeeze(1)
                     active = active[keep]
                     grammar.select(keep)

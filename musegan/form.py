@@ -176,15 +176,11 @@ KEY_PROFILES = {
 }
 
 
-def _rolled_profiles() -> np.ndarray:
-    """(24, 12): each mode's profile rolled to each tonic, major first, standardised."""
-    rows = np.array([np.roll(np.array(KEY_PROFILES[mode]), tonic)
-                     for mode in ("major", "minor") for tonic in range(12)])
-    rows = rows - rows.mean(1, keepdims=True)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-ROLLED_PROFILES = _rolled_profiles()
+# (24, 12): each mode's profile rolled to each tonic, major first; and standardised
+ROLLED_RAW = np.array([np.roll(np.array(KEY_PROFILES[mode]), tonic)
+                       for mode in ("major", "minor") for tonic in range(12)])
+ROLLED_PROFILES = ROLLED_RAW - ROLLED_RAW.mean(1, keepdims=True)
+ROLLED_PROFILES /= np.linalg.norm(ROLLED_PROFILES, axis=1, keepdims=True)
 
 
 def key_of(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, str]:
@@ -196,7 +192,14 @@ def key_of(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, str]:
     if not np.any(centred):  # no notes, or all pitch classes alike: no key to find
         return 0, "major"
     correlation = ROLLED_PROFILES @ (centred / np.linalg.norm(centred))  # Pearson's r
-    best = int(np.argmax(correlation))
+    # Keys that tie (a tritone, an augmented triad) are told apart as the old loop over
+    # np.corrcoef did, whose rounding decides: the first of its highest.
+    tied = np.flatnonzero(correlation >= correlation.max() - 1e-9)
+    if len(tied) > 1:
+        exact = [np.corrcoef(histogram, ROLLED_RAW[k])[0, 1] for k in tied]
+        best = int(tied[int(np.argmax(exact))])
+    else:
+        best = int(tied[0])
     return best % 12, ("major", "minor")[best // 12]
 
 

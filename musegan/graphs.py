@@ -43,6 +43,10 @@ class GraphedIncremental(IncrementalGenerator):
         return logits[:n].clone()
 
     def _capture(self, size: int) -> tuple:
+        with torch.cuda.device(self.theme_rows.device):  # streams and graphs are per device
+            return self._capture_here(size)
+
+    def _capture_here(self, size: int) -> tuple:
         rows = self.theme_rows
         token_in = torch.zeros(size, dtype=torch.long, device=rows.device)
         rows_in = torch.zeros(size, rows.size(1), dtype=rows.dtype, device=rows.device)

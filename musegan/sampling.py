@@ -66,12 +66,12 @@ class Sampler:
                                cli="--cuda-graphs needs --device cuda")
         self.model = model
         self.net = model.net.to(self.device).eval()
-        if cuda_graphs:
-            if not hasattr(self.net, "generator"):
-                raise MuseganError("CUDA graphs are for the LSTM models; this is a Markov "
-                                   "model", cli="--cuda-graphs is for the LSTM models; this "
-                                                "is a Markov model")
-            self.net.generator.cuda_graphs = True
+        if cuda_graphs and not hasattr(self.net, "generator"):
+            raise MuseganError("CUDA graphs are for the LSTM models; this is a Markov model",
+                               cli="--cuda-graphs is for the LSTM models; this is a Markov "
+                                   "model")
+        if hasattr(self.net, "generator"):  # this sampler's choice, whatever an earlier one's
+            self.net.generator.cuda_graphs = cuda_graphs
         self.tokenizer = model.tokenizer
         self.name: str | None = None  # set by from_pretrained
         self.path: Path | None = None  # set by from_pretrained
@@ -556,6 +556,12 @@ def check_device(device: str | torch.device) -> torch.device:
         raise MuseganError("no CUDA device here (torch.cuda.is_available() is false); "
                            "use device='cpu'", cli="--device cuda: no CUDA device here; "
                                                    "use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise MuseganError(f"{device} does not exist: this machine has {count} CUDA "
+                           f"device{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})",
+                           cli=f"--device {device} does not exist: this machine has {count} "
+                               f"CUDA device{'s' if count != 1 else ''}")
     if device.type not in ("cpu", "cuda"):
         raise MuseganError(f"device {device.type} is not supported; use cpu or cuda",
                            cli=f"--device {device.type} is not supported; use cpu or cuda")
