@@ -52,7 +52,7 @@ def training(device: str, quick: bool) -> None:
     bt = bench_train()
     tokenizer = Tokenizer()
     torch.manual_seed(0)
-    adversarial = dict(mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1, adversarial=True)
+    adversarial = bt.PHASES["adversarial"]
 
     batch, seq_len, count = 32, 256, 3 if quick else 6
     batches = [torch.randint(4, len(tokenizer), (batch, seq_len)) for _ in range(count + 1)]
@@ -71,8 +71,8 @@ def training(device: str, quick: bool) -> None:
 
     print("\n2. fixed cost of a step (median ms)\n")
     print(f"{'':34s}{'tiny':>10s}{'default':>10s}")
-    tiny_batches = [torch.randint(4, len(tokenizer), (4, 32)) for _ in range(41)]
-    tiny = TrainSettings(seq_len=32, adv_seq_len=32, batch_size=4, samples_per_validation=0)
+    tiny_batches = bt.tiny_batches(len(tokenizer), 41)
+    tiny = bt.TINY_SETTINGS
     rows = {
         "bare loop, LSTM language model": (
             bt.bare_seconds(tiny_batches, len(tokenizer), False, device, bt.TINY, median=True),

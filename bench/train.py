@@ -86,6 +86,20 @@ TINY = ModelConfig(embed_dim=16, hidden_dim=16, num_layers=2, theme_dim=16, nois
                    mapping_width=16, encoder_dim=16, disc_embed_dim=16, disc_hidden_dim=16)
 
 
+TINY_SETTINGS = TrainSettings(seq_len=32, adv_seq_len=32, batch_size=4,
+                              samples_per_validation=0)
+# TrainSettings changes that make every training step one of these phases
+PHASES = {"discriminator": dict(mle_epochs=0, d_pretrain_epochs=1, adv_epochs=0,
+                                adversarial=True),
+          "adversarial": dict(mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1,
+                              adversarial=True)}
+
+
+def tiny_batches(vocab_size: int, count: int) -> list[torch.Tensor]:
+    """``count`` random batches of 4 x 32 token ids (the cost does not depend on them)."""
+    return [torch.randint(4, vocab_size, (4, 32)) for _ in range(count)]
+
+
 def lightning_seconds(batches, settings: TrainSettings, precision: str, tokenizer,
                       device: str, sizes: ModelConfig | None = None,
                       median: bool = False) -> float:
@@ -144,16 +158,14 @@ def tiny(args) -> int:
     with threads.sampling_threads():  # the one thread musegan picks for tiny models
         torch.manual_seed(0)
         tokenizer = Tokenizer()
-        batches = [torch.randint(4, len(tokenizer), (4, 32)) for _ in range(args.batches + 1)]
-        mle = TrainSettings(seq_len=32, adv_seq_len=32, batch_size=4, samples_per_validation=0)
-        phases = {"discriminator": dict(mle_epochs=0, d_pretrain_epochs=1, adv_epochs=0),
-                  "adversarial": dict(mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1)}
+        batches = tiny_batches(len(tokenizer), args.batches + 1)
+        mle = TINY_SETTINGS
         steps = {"bare loop, LSTM language model": bare_seconds(
             batches, len(tokenizer), False, args.device, TINY, median=True)}
         steps["musegan MLE step"] = lightning_seconds(batches, mle, "32-true", tokenizer,
                                                       args.device, TINY, median=True)
-        for name, epochs in phases.items():
-            settings = dataclasses.replace(mle, adversarial=True, **epochs)
+        for name, epochs in PHASES.items():
+            settings = dataclasses.replace(mle, **epochs)
             steps[f"musegan {name} step"] = lightning_seconds(
                 batches, settings, "32-true", tokenizer, args.device, TINY, median=True)
         used = torch.get_num_threads()
@@ -192,8 +204,7 @@ def main() -> int:
 
     mle = TrainSettings(seq_len=args.seq_len, adv_seq_len=args.seq_len // 2,
                         batch_size=args.batch, samples_per_validation=0)
-    adversarial = dataclasses.replace(mle, mle_epochs=0, d_pretrain_epochs=0, adv_epochs=1,
-                                      adversarial=True)
+    adversarial = dataclasses.replace(mle, **PHASES["adversarial"])
     figures = {
         "bare loop, same networks": bare_seconds(batches, len(tokenizer), True, args.device),
         "bare loop, LM only": bare_seconds(batches, len(tokenizer), False, args.device),

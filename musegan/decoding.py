@@ -31,16 +31,13 @@ UNIFORMS_AT_ONCE = 64  # random numbers a piece's stream draws at a time
 class RowUniforms:
     """One stream of uniform random numbers per piece of a batch.
 
-    The streams' seeds are drawn from ``generator`` (n of them, whatever the pieces
-    write; ``stream_seeds``), then each piece draws from its own ``torch.Generator``,
+    Each piece draws from its own ``torch.Generator``, seeded with its entry of ``seeds``,
     ``UNIFORMS_AT_ONCE`` numbers at a time. All pieces still being written take one number
-    per step. ``seeds`` gives the streams' seeds instead (a piece's later candidates).
+    per step. ``drawn`` draws the seeds from a generator (n of them, whatever the pieces
+    write).
     """
 
-    def __init__(self, n: int, generator: torch.Generator | None, device: torch.device,
-                 seeds: list[int] | None = None):
-        if seeds is None:
-            seeds = stream_seeds(n, generator)
+    def __init__(self, seeds: list[int], device: torch.device):
         self.streams = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
         self.device = device
         self.buffer = torch.empty(len(seeds), UNIFORMS_AT_ONCE, device=device)
@@ -55,6 +52,13 @@ class RowUniforms:
                                               device=self.device)
         self.step += 1
         return self.buffer[rows, column:column + 1]
+
+
+    @classmethod
+    def drawn(cls, n: int, generator: torch.Generator | None,
+              device: torch.device) -> RowUniforms:
+        """Streams for n pieces, their seeds drawn from ``generator``."""
+        return cls(stream_seeds(n, generator), device)
 
 
 def stream_seeds(n: int, generator: torch.Generator | None) -> list[int]:
@@ -212,7 +216,7 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
         return []
     start = read_prefix(net, tokenizer, theme, bars, prefix, tempo_id, continuation, allowed,
                         tempo_changes, time_signature_id)
-    return start.write(RowUniforms(n, generator, device),
+    return start.write(RowUniforms.drawn(n, generator, device),
                        Sampling(temperature, top_k, top_p))
 
 
@@ -244,8 +248,7 @@ def decode_until(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: i
         round_ = [(i, j) for i in waiting
                   for j in range(len(candidates[i]), min(tries, len(candidates[i])
                                                           + -(-ROUND_ROWS // len(waiting))))]
-        uniforms = RowUniforms(len(round_), None, device,
-                               seeds=[seeds[i * tries + j] for i, j in round_])
+        uniforms = RowUniforms([seeds[i * tries + j] for i, j in round_], device)
         rows = torch.tensor([i for i, _ in round_], device=device)
         written = start.write(uniforms, sampling, rows)
         accepted = set()

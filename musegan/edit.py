@@ -279,7 +279,7 @@ def _start(sampler, themes, generator):
     tok, device, n = sampler.tokenizer, sampler.device, themes.size(0)
     runner = sampler.net.incremental(themes)
     logits = runner.feed(torch.tensor([[tok.BOS]], device=device).expand(n, -1))
-    return (runner, logits, RowUniforms(n, generator, device), torch.arange(n, device=device),
+    return (runner, logits, RowUniforms.drawn(n, generator, device), torch.arange(n, device=device),
             [[tok.BOS] for _ in range(n)])
 
 

@@ -301,24 +301,27 @@ def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, rows: l
     # The key of the notes so far, or, in a piece of one bar, of its first candidate.
     chords: list[set[int] | None] = [tonic_chord(row, tokenizer)
                                      if _has_notes(row, tokenizer) else None for row in rows]
+    ended_well: set[int] = set()  # the pieces whose last candidate ends on the tonic
 
     def ends_well(piece: int, candidates: list[list[int]]) -> bool:
         chord = chords[piece]
         if chord is None:
             chord = chords[piece] = tonic_chord(_without_eos(candidates[0], tokenizer),
                                                 tokenizer)
-        return ends_on_tonic(_without_eos(candidates[-1], tokenizer), tokenizer, chord)
+        if ends_on_tonic(_without_eos(candidates[-1], tokenizer), tokenizer, chord):
+            ended_well.add(piece)
+        return piece in ended_well
 
     bars, prefix, continuation = _bars_after(tokenizer, 1, rows, opening)
     written = decode_until(net, tokenizer, theme, bars, prefix, ENDING_CANDIDATES, ends_well,
                            tempo_id=tempo_id, continuation=continuation, **sampling)
     ended = []
     for piece, candidates in enumerate(written):
-        last = _without_eos(candidates[-1], tokenizer)
         chord = chords[piece]
         assert chord is not None  # set by ends_well
-        ended.append(last if ends_on_tonic(last, tokenizer, chord) else force_tonic_ending(
-            _without_eos(candidates[0], tokenizer), tokenizer, chord, sampling.get("allowed")))
+        ended.append(_without_eos(candidates[-1], tokenizer) if piece in ended_well else
+                     force_tonic_ending(_without_eos(candidates[0], tokenizer), tokenizer,
+                                        chord, sampling.get("allowed")))
     return ended
 
 
