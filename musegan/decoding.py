@@ -70,12 +70,14 @@ def stream_seeds(n: int, generator: torch.Generator | None) -> list[int]:
 class Runner(Protocol):
     """A step-by-step runner, as ``Generator.incremental(theme)`` gives. ``select``
     replaces its state by the rows chosen (it never changes state in place), so a
-    shallow copy selected is a fork that leaves the original as it was."""
+    shallow copy selected is a fork that leaves the original as it was; ``append`` adds
+    another runner's rows (of the same model) after its own, replacing its state too."""
 
     def feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
              ) -> torch.Tensor: ...
     def step(self, token: torch.Tensor) -> torch.Tensor: ...
     def select(self, rows: torch.Tensor) -> None: ...
+    def append(self, other) -> None: ...
 
 
 class Writer(Protocol):
@@ -102,7 +104,7 @@ class Prefixed:
     grammar: Grammar
     runner: Runner
     logits: torch.Tensor  # (n, V)
-    prefix_ids: torch.Tensor  # (n, S), PAD after a shorter piece's prefix
+    prefix_ids: torch.Tensor  # (n, S), PAD where a piece has fewer tokens
     bars: int  # bars each piece gets (the bound on the steps)
     pad: int
 
@@ -111,22 +113,45 @@ class Prefixed:
         """Pieces written from here: every one, or those of ``rows`` (indices), each
         drawing from its own stream of ``uniforms`` (one per piece written). Returns
         each piece's ids, prefix included, PAD removed."""
+        ids, _ = self._write(uniforms, sampling, rows, park=False)
+        return [[t for t in row if t != self.pad] for row in ids.tolist()]
+
+    def write_to_last_bar(self, uniforms: RowUniforms, sampling: Sampling) -> Prefixed:
+        """Every piece written until it starts its last bar: the state there, its last
+        Bar read, from which ``write`` writes the last bar (as often as asked, forking).
+
+        What the pieces write up to there is what ``write`` would (the grammar's rules
+        are the same), and the state is the one ``read_prefix`` gives for those tokens,
+        up to float rounding, without reading them again. A piece stops where its last
+        Bar is written, so the loop looks for such pieces at every step on a GPU too.
+        """
+        if bool((self.grammar.bars >= self.grammar.bars_wanted).all()):
+            return self  # every piece is in its last bar already
+        ids, (grammar, runner) = self._write(uniforms, sampling, None, park=True)
+        logits = runner.step(torch.full((len(ids),), self.grammar.tok.BAR, device=ids.device))
+        return Prefixed(grammar, runner, logits, ids, 1, self.pad)
+
+    def _write(self, uniforms: RowUniforms, sampling: Sampling, rows: torch.Tensor | None,
+               park: bool) -> tuple[torch.Tensor, tuple]:
+        """``write``'s loop: the pieces' ids (n, S), prefix included, PAD where a piece
+        has fewer. With ``park``, each piece stops once it starts its last bar, and the
+        grammar and runner of every piece there are returned too (in the pieces' order;
+        the runner has not read the last Bar yet)."""
         grammar, runner, logits, prefix_ids = self.grammar, self.runner, self.logits, \
             self.prefix_ids
         if rows is not None:  # a fork: select() replaces tensors, it never writes into them
-            grammar, runner = copy.copy(grammar), copy.copy(runner)
-            grammar.select(rows)
-            runner.select(rows)
+            grammar, runner = _fork(grammar, runner, rows)
             logits, prefix_ids = logits[rows], prefix_ids[rows]
         n, device = logits.size(0), logits.device
         active = torch.arange(n, device=device)  # pieces still being written
         written = []  # (which pieces, their tokens) at each step
+        parked: list[tuple[torch.Tensor, Grammar, Runner]] = []  # (pieces, their state)
         bad = torch.zeros((), dtype=torch.bool, device=device)
         # Finished pieces leave the batch, and unusable logits (NaN) stop the decode.
         # Looking is a host sync on a GPU, so there it is done every DROP_EVERY steps,
         # the finished pieces writing PAD until then; on a CPU a look costs microseconds,
         # and is done every step.
-        every = 1 if device.type == "cpu" else DROP_EVERY
+        every = 1 if device.type == "cpu" or park else DROP_EVERY
         # The grammar closes a bar over budget within a few tokens: this bound is never
         # reached.
         for step in range((self.bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
@@ -137,15 +162,19 @@ class Prefixed:
             grammar.update(token)
             written.append((active, token))
             if step % every == every - 1:
+                left = grammar.bars >= grammar.bars_wanted if park else grammar.done
                 # one look (one host sync on a GPU) for all three questions
-                unusable, all_done, any_done = torch.stack(
-                    [bad, grammar.done.all(), grammar.done.any()]).tolist()
+                unusable, all_left, any_left = torch.stack(
+                    [bad, left.all(), left.any()]).tolist()
                 if unusable:
                     raise _unusable()
-                if all_done:
+                if park and any_left:
+                    leaving = left.nonzero().squeeze(1)
+                    parked.append((active[leaving], *_fork(grammar, runner, leaving)))
+                if all_left:
                     break
-                if any_done:
-                    keep = (~grammar.done).nonzero().squeeze(1)
+                if any_left:
+                    keep = (~left).nonzero().squeeze(1)
                     active = active[keep]
                     grammar.select(keep)
                     runner.select(keep)
@@ -156,8 +185,26 @@ class Prefixed:
         ids = torch.full((n, len(written)), self.pad, device=device)
         for step, (at, token) in enumerate(written):
             ids[at, step] = token
-        rows_out = torch.cat([prefix_ids, ids], 1).tolist()
-        return [[t for t in row if t != self.pad] for row in rows_out]
+        ids = torch.cat([prefix_ids, ids], 1)
+        if not park:
+            return ids, ()
+        pieces, grammar, runner = parked[0]
+        for more, grammar_more, runner_more in parked[1:]:
+            pieces = torch.cat([pieces, more])
+            grammar.append(grammar_more)
+            runner.append(runner_more)
+        order = torch.argsort(pieces)  # back to the pieces' order
+        grammar.select(order)
+        runner.select(order)
+        return ids, (grammar, runner)
+
+
+def _fork(grammar: Grammar, runner: Runner, rows: torch.Tensor) -> tuple[Grammar, Runner]:
+    """Copies of the grammar and runner holding only these rows (the originals unchanged)."""
+    grammar, runner = copy.copy(grammar), copy.copy(runner)
+    grammar.select(rows)
+    runner.select(rows)
+    return grammar, runner
 
 
 DROP_EVERY = 8  # steps between looks for finished pieces, on a GPU
@@ -221,27 +268,22 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
 
 
 @torch.no_grad()
-def decode_until(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
-                 prefix: list[int] | list[list[int]], tries: int,
-                 accept: Callable[[int, list[list[int]]], bool],
-                 temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, generator: torch.Generator | None = None,
-                 **options) -> list[list[list[int]]]:
-    """Up to ``tries`` candidates of each piece (``decode``'s arguments, ``options`` its
-    keywords), until ``accept(piece, its candidates so far)`` takes the last one; returns
-    each piece's candidates, in order.
+def decode_until(start: Prefixed, tries: int, accept: Callable[[int, list[list[int]]], bool],
+                 sampling: Sampling | None = None,
+                 generator: torch.Generator | None = None) -> list[list[list[int]]]:
+    """Up to ``tries`` candidates of each piece written from ``start``, until
+    ``accept(piece, its candidates so far)`` takes the last one; returns each piece's
+    candidates (prefix included), in order.
 
-    The prefixes are read once. Candidates are written in rounds of about
-    ``ROUND_ROWS`` rows: several per piece while few pieces wait (a step costs about the
-    same for 1 row as for 64), one each while many do. Candidate j of piece i draws from
-    the stream that row ``i * tries + j`` of ``decode(theme.repeat_interleave(tries, 0),
-    ...)`` would, so the candidates are those that call writes; only the ones after the
-    accepted one are not.
+    Candidates are written in rounds of about ``ROUND_ROWS`` rows: several per piece
+    while few pieces wait (a step costs about the same for 1 row as for 64), one each
+    while many do. Candidate j of piece i draws from the stream that row
+    ``i * tries + j`` of ``decode(theme.repeat_interleave(tries, 0), ...)`` would, so the
+    candidates are those that call writes; only the ones after the accepted one are not.
     """
-    n, device = theme.size(0), theme.device
+    n, device = start.logits.size(0), start.logits.device
     seeds = stream_seeds(n * tries, generator)
-    start = read_prefix(net, tokenizer, theme, bars, prefix, **options)
-    sampling = Sampling(temperature, top_k, top_p)
+    sampling = sampling or Sampling()
     candidates: list[list[list[int]]] = [[] for _ in range(n)]
     waiting = list(range(n))
     while waiting:

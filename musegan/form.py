@@ -23,7 +23,7 @@ import re
 import numpy as np
 import torch
 
-from musegan.decoding import Writer, decode, decode_until
+from musegan.decoding import RowUniforms, Sampling, Writer, decode, decode_until, read_prefix
 from musegan.errors import MuseganError
 from musegan.tokenizer import KINDS, MIDI_DEFAULT_TEMPO, Tokenizer
 
@@ -69,13 +69,9 @@ def decode_form(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, form: st
                     for row, (part, start) in zip(rows, parts[letter], strict=True)]
             continue
         starts = [len(row) for row in rows]
-        bars = part_bars - 1 if letter == ends_with else part_bars
-        if bars:
-            rows = write_bars(net, tokenizer, theme, bars, rows, opening, tempo_id, **sampling)
-            opening, tempo_id = False, None  # the chosen tempo is stated once, first
-        if letter == ends_with:
-            rows = end_on_tonic(net, tokenizer, theme, rows, opening, tempo_id, **sampling)
-            opening, tempo_id = False, None
+        write = end_on_tonic if letter == ends_with else write_bars
+        rows = write(net, tokenizer, theme, part_bars, rows, opening, tempo_id, **sampling)
+        opening, tempo_id = False, None  # the chosen tempo is stated once, first
         parts[letter] = [(row[at:], state_of(row[:at], tokenizer))
                          for row, at in zip(rows, starts, strict=True)]
     return [row + [tokenizer.EOS] for row in rows]
@@ -289,15 +285,25 @@ def _duration_token(tokenizer: Tokenizer, steps: int, allowed: torch.Tensor | No
     return min(longer, key=lambda t: values[t]) if longer else max(usable, key=lambda t: values[t])
 
 
-def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, rows: list[list[int]],
-                 opening: bool = False, tempo_id: int | None = None,
-                 **sampling) -> list[list[int]]:
-    """``rows`` with one more bar each, chosen or made to end on the tonic chord
-    (``opening``: the rows are only BOS, as ``write_bars`` has it).
+def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
+                 rows: list[list[int]], opening: bool = False, tempo_id: int | None = None,
+                 *, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, generator: torch.Generator | None = None,
+                 **options) -> list[list[int]]:
+    """``rows`` with ``bars`` more bars, as ``write_bars`` writes them, the last chosen or
+    made to end on the tonic chord.
 
-    Up to ``ENDING_CANDIDATES`` last bars per piece, written one round at a time: only
-    the pieces whose candidates so far all miss the tonic get another.
+    The pieces are written up to their last bar once; from there, up to
+    ``ENDING_CANDIDATES`` last bars per piece, one round at a time: only the pieces whose
+    candidates so far all miss the tonic get another.
     """
+    bars, prefix, continuation = _bars_after(tokenizer, bars, rows, opening)
+    sampling = Sampling(temperature, top_k, top_p)
+    start = read_prefix(net, tokenizer, theme, bars, prefix, tempo_id, continuation, **options)
+    start = start.write_to_last_bar(RowUniforms.drawn(len(theme), generator, theme.device),
+                                    sampling)
+    # the pieces up to their last Bar
+    rows = [[t for t in row if t != tokenizer.PAD][:-1] for row in start.prefix_ids.tolist()]
     # The key of the notes so far, or, in a piece of one bar, of its first candidate.
     chords: list[set[int] | None] = [tonic_chord(row, tokenizer)
                                      if _has_notes(row, tokenizer) else None for row in rows]
@@ -312,16 +318,14 @@ def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, rows: l
             ended_well.add(piece)
         return piece in ended_well
 
-    bars, prefix, continuation = _bars_after(tokenizer, 1, rows, opening)
-    written = decode_until(net, tokenizer, theme, bars, prefix, ENDING_CANDIDATES, ends_well,
-                           tempo_id=tempo_id, continuation=continuation, **sampling)
+    written = decode_until(start, ENDING_CANDIDATES, ends_well, sampling, generator)
     ended = []
     for piece, candidates in enumerate(written):
         chord = chords[piece]
         assert chord is not None  # set by ends_well
         ended.append(_without_eos(candidates[-1], tokenizer) if piece in ended_well else
                      force_tonic_ending(_without_eos(candidates[0], tokenizer), tokenizer,
-                                        chord, sampling.get("allowed")))
+                                        chord, options.get("allowed")))
     return ended
 
 

@@ -346,6 +346,11 @@ class Grammar:
         for name in _PER_PIECE:
             setattr(self, name, getattr(self, name)[rows])
 
+    def append(self, other: Grammar) -> None:
+        """Add ``other``'s sequences (a grammar of the same settings) after these."""
+        for name in _PER_PIECE:
+            setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
+
 
 # The kinds ``Grammar._advance`` asks of each token, in the order of ``Grammar.flags``.
 _FLAGS = ("bar", "position", "pitch", "program", "duration", "tempo", "time_signature", "eos")

@@ -197,6 +197,9 @@ class MarkovRunner:
     def select(self, rows: torch.Tensor) -> None:
         self.history = [list(self.history[i]) for i in rows.tolist()]  # step appends to them
 
+    def append(self, other: MarkovRunner) -> None:
+        self.history = self.history + [list(history) for history in other.history]
+
 
 def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of ``rows`` (N, K) in lexicographic order, and their counts: what

@@ -404,6 +404,13 @@ class IncrementalGenerator:
         self.h = [h[rows] for h in self.h]
         self.c = [c[rows] for c in self.c]
 
+    def append(self, other: IncrementalGenerator) -> None:
+        """Add ``other``'s pieces (a runner of the same generator) after these."""
+        self.theme_rows = torch.cat([self.theme_rows, other.theme_rows])
+        self.theme = torch.cat([self.theme, other.theme])
+        self.h = [torch.cat(pair) for pair in zip(self.h, other.h, strict=True)]
+        self.c = [torch.cat(pair) for pair in zip(self.c, other.c, strict=True)]
+
 
 class Discriminator(nn.Module):
     """A bidirectional LSTM that judges token sequences, real or generated.

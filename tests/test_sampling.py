@@ -79,7 +79,7 @@ def test_candidates_written_in_rounds_are_those_written_all_at_once(sampler):
     """decode_until writes only the candidates it looks at, and each is the one a batch of
     all of them would have written (so a piece's ending does not depend on how many
     candidates its neighbours needed)."""
-    from musegan.decoding import decode, decode_until
+    from musegan.decoding import decode, decode_until, read_prefix
 
     tries, theme = 3, sampler.sample_theme(5, seed=2)
     prefix = [TOK.BOS]
@@ -91,13 +91,37 @@ def test_candidates_written_in_rounds_are_those_written_all_at_once(sampler):
         looked.append((piece, len(candidates)))
         return (piece, len(candidates)) in {(1, 1), (3, 2)}
 
-    written = decode_until(sampler.net, TOK, theme, 2, prefix, tries, accept,
-                           generator=torch.Generator().manual_seed(7))
+    start = read_prefix(sampler.net, TOK, theme, 2, prefix)
+    written = decode_until(start, tries, accept, generator=torch.Generator().manual_seed(7))
     assert [len(c) for c in written] == [3, 1, 3, 2, 3]
     for piece, candidates in enumerate(written):
         assert candidates == every[piece * tries:piece * tries + len(candidates)]
     assert sorted(looked) == sorted({(p, k) for p, c in enumerate(written)
                                      for k in range(1, len(c) + 1)})  # each looked at once
+
+
+def test_writing_to_the_last_bar_leaves_the_state_reading_those_tokens_gives(sampler):
+    """A tonic ending writes each piece up to its last bar once and forks its candidates
+    from there: that state is the one reading the piece's tokens again would give."""
+    from musegan.decoding import RowUniforms, Sampling, read_prefix
+    from musegan.grammar import _PER_PIECE
+
+    theme = sampler.sample_theme(3, seed=4)
+    start = read_prefix(sampler.net, TOK, theme, 4, [TOK.BOS])
+    parked = start.write_to_last_bar(RowUniforms.drawn(3, torch.Generator().manual_seed(1),
+                                                       theme.device), Sampling())
+    rows = [[t for t in row if t != TOK.PAD] for row in parked.prefix_ids.tolist()]
+    assert [row.count(TOK.BAR) for row in rows] == [4, 4, 4]
+    assert all(row[-1] == TOK.BAR and TOK.EOS not in row for row in rows)
+    assert len({len(row) for row in rows}) > 1  # pieces of different lengths, joined
+    reread = read_prefix(sampler.net, TOK, theme, 4, rows)
+    for name in _PER_PIECE:
+        assert torch.equal(getattr(parked.grammar, name), getattr(reread.grammar, name)), name
+    torch.testing.assert_close(parked.logits, reread.logits, atol=1e-4, rtol=1e-4)
+    for ours, theirs in zip(parked.runner.h + parked.runner.c,
+                            reread.runner.h + reread.runner.c, strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    assert parked.write_to_last_bar(RowUniforms([0, 1, 2], theme.device), Sampling()) is parked
 
 
 def test_sampling_draws_from_the_masked_distribution():
