@@ -174,8 +174,23 @@ class Grammar:
         transition = torch.where(transition == KEEPS_STATE,
                                  torch.arange(len(State))[:, None], transition)
         self.transition = transition.flatten().to(device)  # (states * V,)
-        # What each token is, for _advance: one lookup instead of a comparison per kind.
-        self.flags = torch.stack([kinds == code(name) for name in _FLAGS], 1).to(device)
+        # What each token is and carries, for _advance: two lookups per step instead of
+        # a comparison per kind and a lookup per number.
+        is_ = {name: kinds == code(name) for name in
+               ("bar", "position", "pitch", "program", "duration", "tempo", "time_signature",
+                "eos")}
+        self.flags = torch.stack([  # in the order _advance unpacks them
+            is_["bar"], is_["position"], is_["pitch"], is_["program"], is_["duration"],
+            is_["time_signature"], is_["eos"],
+            is_["bar"] | is_["position"],  # a new onset
+            is_["bar"] | is_["position"] | is_["program"],  # a new onset or voice
+            ~(is_["tempo"] | is_["pitch"] | is_["position"]),  # the tempo may still be stated
+            ~is_["tempo"], ~is_["time_signature"]], 1).to(device)
+        meter_steps = torch.as_tensor(tok.bar_steps)[self.value.cpu().clamp(
+            min=0, max=len(tok.bar_steps) - 1)]
+        self.numbers = torch.stack([  # (V, 4): value, voice, row in sounding, bar length
+            self.value.cpu(), self.voice_value.cpu(), self.voice_row.cpu(),
+            torch.where(is_["time_signature"], meter_steps, 0)], 1).to(device)
         self.can_end = torch.zeros(len(State), dtype=torch.bool, device=device)  # (states,)
         self.can_end[[State.BAR, State.TIME_SIGNATURE, State.BAR_TEMPO, State.DURATION]] = True
         self.ends_bar = (self.kind == code("eos")) | (self.kind == code("bar"))  # (V,)
@@ -249,29 +264,36 @@ class Grammar:
     def mask(self) -> torch.Tensor:
         """(n, V) true where a token is allowed next."""
         ok = self.table[self.state * 2 + self.tempo_pending]
+        # (Each section of the vocabulary below is a view of ``ok``: ``&=`` writes into it.
+        # Bar and EOS are one token each: their columns, not the whole mask.)
         # EOS only in the last bar, which closes (with EOS) once its sound reaches the bar
         # line, or when the model ends it itself with EOS; until then its Bar is not taken.
-        # (Bar and EOS are one token each: their columns, not the whole mask.)
         finished = self.bars >= self.bars_wanted
-        ok[:, self.tok.BAR] &= ~(finished & (self.reach < self.bar_length))
-        ok[:, self.tok.EOS] &= finished
+        bar, eos = ok[:, self.tok.BAR], ok[:, self.tok.EOS]
+        bar &= ~finished | (self.reach >= self.bar_length)
+        eos &= finished
         # Positions rise within a bar and stay inside its meter.
-        ok[:, self.positions] &= ((self.position_value > self.position[:, None])
-                                  & (self.position_value < self.bar_length[:, None]))
-        # At one position, voices rise, and pitches strictly rise within a voice.
-        ok[:, self.pitches] &= self.pitch_value > self.pitch_floor[:, None]
+        positions = ok[:, self.positions]
+        positions &= self.position_value > self.position[:, None]
+        positions &= self.position_value < self.bar_length[:, None]
+        # At one position, voices rise, and pitches strictly rise within a voice; a voice
+        # strikes no pitch it still sounds.
         ok &= self.voice_key > self.voice_floor[:, None]
+        pitches = ok[:, self.pitches]
+        pitches &= self.pitch_value > self.pitch_floor[:, None]
         if not self.default_voice:
-            ok[:, self.pitches] &= (self.voice >= 0)[:, None]
+            pitches &= (self.voice >= 0)[:, None]
         now = self.bar_start + self.position.clamp(min=0)
         held = self.sounding[torch.arange(len(now), device=now.device), self.row]  # (n, 128)
-        ok[:, self.pitches] &= held <= now[:, None]
+        pitches &= held <= now[:, None]
         if not self.tempo_changes:
-            ok[:, self.tempos] &= (self.tempo_open | self.tempo_pending)[:, None]
+            tempos = ok[:, self.tempos]
+            tempos &= (self.tempo_open | self.tempo_pending)[:, None]
         if self.time_signature_id is not None and not self.hold_meter:
             meter = torch.zeros(ok.size(1), dtype=torch.bool, device=ok.device)
             meter[self.time_signature_id] = True
-            ok[:, self.meters] &= meter[self.meters] & self.meter_pending[:, None]
+            meters = ok[:, self.meters]
+            meters &= meter[self.meters] & self.meter_pending[:, None]
             at_bar = (self.state == State.BAR) & self.meter_pending
             ok = torch.where(at_bar[:, None], ok & meter, ok)  # state it first
         # A bar over its budget must close as soon as the grammar lets it; finished
@@ -306,40 +328,38 @@ class Grammar:
             setattr(self, name, torch.where(active, getattr(self, name), old))
 
     def _advance(self, token: torch.Tensor, active: torch.Tensor | None = None) -> None:
-        value = self.value[token]
-        new_bar, is_position, is_pitch, is_voice, is_duration, is_tempo, is_ts, is_eos = \
-            self.flags[token].unbind(1)
-        new_onset = new_bar | is_position
+        value, voice, row, meter_steps = self.numbers[token].unbind(1)
+        (new_bar, is_position, is_pitch, is_voice, is_duration, is_ts, is_eos, new_onset,
+         new_onset_or_voice, tempo_still_open, not_tempo, not_ts) = self.flags[token].unbind(1)
         position = self.position.clamp(min=0)
-        self.voice = torch.where(is_voice, self.voice_value[token], self.voice)
-        self.pitch_floor = torch.where(new_onset | is_voice, -1,
+        self.voice = torch.where(is_voice, voice, self.voice)
+        self.pitch_floor = torch.where(new_onset_or_voice, -1,
                                        torch.where(is_pitch, value, self.pitch_floor))
         self.voice_floor = torch.where(new_onset, -1, torch.where(
             is_pitch, torch.maximum(self.voice_floor, self.voice.clamp(min=0)), self.voice_floor))
         closes = new_bar & (self.bars > 0)
         self.tokens_in_bars = self.tokens_in_bars + torch.where(closes, self.tokens_in_bar, 0)
         self.bar_start = self.bar_start + torch.where(closes, self.bar_length, 0)
-        self.row = torch.where(is_voice, self.voice_row[token], self.row)
+        self.row = torch.where(is_voice, row, self.row)
         if active is not None:  # sounding is updated in place: only where active
             is_duration = is_duration & active
+        note_end = position + value  # in the bar, for a Duration
         self.reach = torch.where(new_bar, 0, torch.where(
-            is_duration, torch.maximum(self.reach, position + value), self.reach))
+            is_duration, torch.maximum(self.reach, note_end), self.reach))
         # the note just written sounds until its end
-        end = self.bar_start + position + value
         flat = self.sounding.view(len(token), -1)
         at = (self.row * 128 + self.pitch_floor.clamp(min=0))[:, None]
-        flat.scatter_(1, at, torch.where(is_duration[:, None], end[:, None].to(flat.dtype),
-                                         flat.gather(1, at)))
+        end = (self.bar_start + note_end)[:, None].to(flat.dtype)
+        flat.scatter_(1, at, torch.where(is_duration[:, None], end, flat.gather(1, at)))
         self.bars = self.bars + new_bar
         self.tokens_in_bar = torch.where(new_bar, 0, self.tokens_in_bar + 1)
-        self.tempo_open = self.tempo_open & ~(is_tempo | is_pitch | is_position)
-        self.meter_pending = self.meter_pending & ~is_ts
+        self.tempo_open = self.tempo_open & tempo_still_open
+        self.meter_pending = self.meter_pending & not_ts
         self.position = torch.where(new_bar, -1, torch.where(is_position, value, self.position))
-        steps = self.bar_steps[value.clamp(min=0, max=len(self.bar_steps) - 1)]
-        self.bar_length = torch.where(is_ts, steps, self.bar_length)
+        self.bar_length = torch.where(is_ts, meter_steps, self.bar_length)
         self.state = self.transition[self.state * len(self.kind) + token]
         self.done = self.done | is_eos
-        self.tempo_pending = self.tempo_pending & ~is_tempo
+        self.tempo_pending = self.tempo_pending & not_tempo
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these sequences (indices into the batch)."""
@@ -351,9 +371,6 @@ class Grammar:
         for name in _PER_PIECE:
             setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
 
-
-# The kinds ``Grammar._advance`` asks of each token, in the order of ``Grammar.flags``.
-_FLAGS = ("bar", "position", "pitch", "program", "duration", "tempo", "time_signature", "eos")
 
 # The state Grammar keeps for each piece of the batch.
 _PER_PIECE = ("state", "bars", "bars_wanted", "position", "bar_length", "tokens_in_bar",
