@@ -68,12 +68,15 @@ def stream_seeds(n: int, generator: torch.Generator | None) -> list[int]:
 
 
 class Runner(Protocol):
-    """A step-by-step runner, as ``Generator.incremental(theme)`` gives. ``select``
+    """A step-by-step runner, as ``Generator.incremental(theme)`` gives. ``feed`` reads a
+    prefix from the start, ``read`` more tokens after those read so far. ``select``
     replaces its state by the rows chosen (it never changes state in place), so a
     shallow copy selected is a fork that leaves the original as it was; ``append`` adds
     another runner's rows (of the same model) after its own, replacing its state too."""
 
     def feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
+             ) -> torch.Tensor: ...
+    def read(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
              ) -> torch.Tensor: ...
     def step(self, token: torch.Tensor) -> torch.Tensor: ...
     def select(self, rows: torch.Tensor) -> None: ...
@@ -108,6 +111,10 @@ class Prefixed:
     bars: int  # bars each piece gets (the bound on the steps)
     pad: int
 
+    def rows(self) -> list[list[int]]:
+        """Each piece's ids so far, PAD removed."""
+        return [[t for t in row if t != self.pad] for row in self.prefix_ids.tolist()]
+
     def write(self, uniforms: RowUniforms, sampling: Sampling,
               rows: torch.Tensor | None = None) -> list[list[int]]:
         """Pieces written from here: every one, or those of ``rows`` (indices), each
@@ -115,6 +122,25 @@ class Prefixed:
         each piece's ids, prefix included, PAD removed."""
         ids, _ = self._write(uniforms, sampling, rows, park=False)
         return [[t for t in row if t != self.pad] for row in ids.tolist()]
+
+    def read(self, rows: list[list[int]], bars: int) -> Prefixed:
+        """The pieces with ``rows[i]`` read after piece i's tokens so far (at least one
+        token each, or none at all), ready to write ``bars`` more bars with their meter and
+        tempo held: the state ``read_prefix(..., continuation=True)`` gives for all their
+        tokens, up to float rounding, without reading those before again."""
+        device = self.logits.device
+        grammar, runner, logits, ids = self.grammar.held(), self.runner, self.logits, \
+            self.prefix_ids
+        lengths = torch.tensor([len(row) for row in rows], device=device)
+        if bool(lengths.any()):
+            more = _padded(rows, self.pad, device)
+            _replay(grammar, more, lengths, 0)
+            runner = copy.copy(runner)
+            logits = runner.read(more, None if bool((lengths == more.size(1)).all())
+                                 else lengths)
+            ids = torch.cat([ids, more], 1)
+        grammar.bars_wanted = grammar.bars + bars
+        return Prefixed(grammar, runner, logits, ids, bars, self.pad)
 
     def write_to_last_bar(self, uniforms: RowUniforms, sampling: Sampling) -> Prefixed:
         """Every piece written until it starts its last bar: the state there, its last
@@ -222,24 +248,32 @@ def read_prefix(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: in
                       time_signature_id=None if continuation else time_signature_id)
     lengths = None
     if prefix and isinstance(prefix[0], list):  # one prefix per piece
-        starts = [list(row) for row in prefix]
-        lengths = torch.tensor([len(row) for row in starts], device=device)
-        width = int(lengths.max())
-        prefix_ids = torch.tensor([row + [tokenizer.PAD] * (width - len(row))
-                                   for row in starts], device=device)
-        shortest = int(lengths.min())
-        for i in range(1, width):  # every row reads its first `shortest` tokens
-            grammar.update(prefix_ids[:, i], active=None if i < shortest else lengths > i)
+        lengths = torch.tensor([len(row) for row in prefix], device=device)
+        prefix_ids = _padded(prefix, tokenizer.PAD, device)  # type: ignore[arg-type]
     else:
         prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
-        for i in range(1, prefix_ids.size(1)):
-            grammar.update(prefix_ids[:, i])
+    _replay(grammar, prefix_ids, lengths, 1)  # BOS stands before the grammar's start
     grammar.tempo_pending[:] = tempo_id is not None  # the primer's own tempo does not count
     if continuation:
         grammar.bars_wanted = grammar.bars + bars
     runner = net.incremental(theme)
     logits = runner.feed(prefix_ids, lengths)  # the primer sets the state
     return Prefixed(grammar, runner, logits, prefix_ids, bars, tokenizer.PAD)
+
+
+def _padded(rows: list[list[int]], pad: int, device: torch.device) -> torch.Tensor:
+    """(n, longest) ids, PAD after the shorter rows."""
+    width = max(len(row) for row in rows)
+    return torch.tensor([list(row) + [pad] * (width - len(row)) for row in rows],
+                        device=device)
+
+
+def _replay(grammar: Grammar, ids: torch.Tensor, lengths: torch.Tensor | None,
+            start: int) -> None:
+    """The grammar advanced by ids[:, start:] (row b's up to lengths[b], if given)."""
+    shortest = ids.size(1) if lengths is None else int(lengths.min())
+    for i in range(start, ids.size(1)):  # every row reads its first `shortest` tokens
+        grammar.update(ids[:, i], active=None if i < shortest else lengths > i)
 
 
 @torch.no_grad()

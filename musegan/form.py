@@ -23,7 +23,14 @@ import re
 import numpy as np
 import torch
 
-from musegan.decoding import RowUniforms, Sampling, Writer, decode, decode_until, read_prefix
+from musegan.decoding import (
+    Prefixed,
+    RowUniforms,
+    Sampling,
+    Writer,
+    decode_until,
+    read_prefix,
+)
 from musegan.errors import MuseganError
 from musegan.tokenizer import KINDS, MIDI_DEFAULT_TEMPO, Tokenizer
 
@@ -55,47 +62,65 @@ def check_form(form: str, part_bars: int, bars: int | None = None) -> int:
 @torch.no_grad()
 def decode_form(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, form: str,
                 part_bars: int, prefix: list[int], continuation: bool = False,
-                tempo_id: int | None = None, ending: bool = True, **sampling) -> list[list[int]]:
+                tempo_id: int | None = None, ending: bool = True, *,
+                temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None, generator: torch.Generator | None = None,
+                **options) -> list[list[int]]:
     """Write n = len(theme) pieces in ``form`` after ``prefix`` (BOS, or a primer's ids
-    without EOS); ``sampling`` holds temperature, top_k, top_p and generator. Returns the
-    ids of each piece, ending with EOS."""
-    rows = [list(prefix) for _ in range(theme.size(0))]
+    without EOS); ``options`` are ``decode``'s ``allowed``, ``tempo_changes`` and
+    ``time_signature_id``. Returns the ids of each piece, ending with EOS.
+
+    A part written before another is written on to that part's first Bar, and the state
+    there is kept (``Prefixed.write_to_last_bar``): the next part written reads only the
+    repeats since (``Prefixed.read``), not the whole piece again.
+    """
+    n, sampling = theme.size(0), Sampling(temperature, top_k, top_p)
+    rows = [list(prefix) for _ in range(n)]
     parts: dict[str, list[tuple[list[int], dict]]] = {}  # its tokens, what held at its start
     ends_with = form[-1] if ending else None  # the part whose first writing ends the piece
-    opening = not continuation  # the piece's first bar is still to come
-    for letter in form:
+    at: Prefixed | None = None  # the pieces so far read, and the Bar after them
+    unread: list[list[int]] = [[] for _ in range(n)]  # repeats since, their first Bar read
+    for index, letter in enumerate(form):
         if letter in parts:
-            rows = [row + _restated(part, start, row, tokenizer)
-                    for row, (part, start) in zip(rows, parts[letter], strict=True)]
+            restated = [_restated(part, start, row, tokenizer)
+                        for row, (part, start) in zip(rows, parts[letter], strict=True)]
+            rows = [row + more for row, more in zip(rows, restated, strict=True)]
+            unread = [row + more for row, more in zip(unread, restated, strict=True)]
             continue
         starts = [len(row) for row in rows]
-        write = end_on_tonic if letter == ends_with else write_bars
-        rows = write(net, tokenizer, theme, part_bars, rows, opening, tempo_id, **sampling)
-        opening, tempo_id = False, None  # the chosen tempo is stated once, first
-        parts[letter] = [(row[at:], state_of(row[:at], tokenizer))
-                         for row, at in zip(rows, starts, strict=True)]
+        more_after = any(later not in form[:index + 1] for later in form[index + 1:])
+        # the bar to stop at: the next part's first (to go on from), or the last (to end on)
+        stop = 1 if letter != ends_with and more_after else 0
+        if at is None:  # the first part, or one after an ending chosen among candidates
+            opening = index == 0 and not continuation  # the rows are only the BOS
+            bars, start_ids, held = _bars_after(tokenizer, part_bars + stop, rows, opening)
+            start = read_prefix(net, tokenizer, theme, bars, start_ids, tempo_id, held,
+                                **options)
+        else:  # the repeats since the last part written, then this part's first Bar
+            start = at.read([row[1:] + [tokenizer.BAR] if row else [] for row in unread],
+                            part_bars - 1 + stop)
+        tempo_id = None  # the chosen tempo is stated once, first
+        uniforms = RowUniforms.drawn(n, generator, theme.device)
+        if letter == ends_with:
+            rows, at = end_on_tonic(start.write_to_last_bar(uniforms, sampling), tokenizer,
+                                    sampling, generator, options.get("allowed")), None
+        elif stop:
+            at = start.write_to_last_bar(uniforms, sampling)
+            rows = [row[:-1] for row in at.rows()]  # its last Bar is the next part's
+        else:
+            rows = [_without_eos(row, tokenizer) for row in start.write(uniforms, sampling)]
+        unread = [[] for _ in range(n)]
+        parts[letter] = [(row[at_:], state_of(row[:at_], tokenizer))
+                         for row, at_ in zip(rows, starts, strict=True)]
     return [row + [tokenizer.EOS] for row in rows]
-
-
-def write_bars(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
-               rows: list[list[int]], opening: bool, tempo_id: int | None = None,
-               **sampling) -> list[list[int]]:
-    """``rows`` (one per piece, no EOS) with ``bars`` more bars written by the model, the
-    first stating ``tempo_id`` if given.
-
-    ``opening``: the rows are only BOS, and the first bar states meter and tempo.
-    Otherwise the new music starts at a bar line (the last bar so far is not added to)
-    and keeps the meter (and the tempo, unless ``tempo_id``) in force.
-    """
-    bars, prefix, continuation = _bars_after(tokenizer, bars, rows, opening)
-    written = decode(net, tokenizer, theme, bars, prefix, continuation=continuation,
-                     tempo_id=tempo_id, **sampling)
-    return [_without_eos(row, tokenizer) for row in written]
 
 
 def _bars_after(tokenizer: Tokenizer, bars: int, rows: list[list[int]],
                 opening: bool) -> tuple[int, list, bool]:
-    """``decode``'s bars, prefix and continuation for ``write_bars``."""
+    """``read_prefix``'s bars, prefix and continuation for writing ``bars`` more bars
+    after ``rows``: a piece's opening (the rows are only BOS, the first bar states meter
+    and tempo), or new music that starts at a bar line (the last bar so far is not added
+    to) and keeps the meter (and the tempo, unless one is chosen) in force."""
     if opening:
         return bars, rows[0], False
     # the Bar is given, so the decoder finishes it and writes bars - 1 more
@@ -285,25 +310,17 @@ def _duration_token(tokenizer: Tokenizer, steps: int, allowed: torch.Tensor | No
     return min(longer, key=lambda t: values[t]) if longer else max(usable, key=lambda t: values[t])
 
 
-def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
-                 rows: list[list[int]], opening: bool = False, tempo_id: int | None = None,
-                 *, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, generator: torch.Generator | None = None,
-                 **options) -> list[list[int]]:
-    """``rows`` with ``bars`` more bars, as ``write_bars`` writes them, the last chosen or
-    made to end on the tonic chord.
+def end_on_tonic(start: Prefixed, tokenizer: Tokenizer, sampling: Sampling,
+                 generator: torch.Generator | None = None,
+                 allowed: torch.Tensor | None = None) -> list[list[int]]:
+    """The pieces of ``start`` (each at the start of its last bar, its Bar read) with
+    their last bar chosen or made to end on the tonic chord (with pitches and durations
+    among the ``allowed`` tokens where it can). Returns them without EOS.
 
-    The pieces are written up to their last bar once; from there, up to
-    ``ENDING_CANDIDATES`` last bars per piece, one round at a time: only the pieces whose
-    candidates so far all miss the tonic get another.
+    Up to ``ENDING_CANDIDATES`` last bars per piece, written one round at a time: only
+    the pieces whose candidates so far all miss the tonic get another.
     """
-    bars, prefix, continuation = _bars_after(tokenizer, bars, rows, opening)
-    sampling = Sampling(temperature, top_k, top_p)
-    start = read_prefix(net, tokenizer, theme, bars, prefix, tempo_id, continuation, **options)
-    start = start.write_to_last_bar(RowUniforms.drawn(len(theme), generator, theme.device),
-                                    sampling)
-    # the pieces up to their last Bar
-    rows = [[t for t in row if t != tokenizer.PAD][:-1] for row in start.prefix_ids.tolist()]
+    rows = [row[:-1] for row in start.rows()]  # the pieces up to their last Bar
     # The key of the notes so far, or, in a piece of one bar, of its first candidate.
     chords: list[set[int] | None] = [tonic_chord(row, tokenizer)
                                      if _has_notes(row, tokenizer) else None for row in rows]
@@ -325,7 +342,7 @@ def end_on_tonic(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: i
         assert chord is not None  # set by ends_well
         ended.append(_without_eos(candidates[-1], tokenizer) if piece in ended_well else
                      force_tonic_ending(_without_eos(candidates[0], tokenizer), tokenizer,
-                                        chord, options.get("allowed")))
+                                        chord, allowed))
     return ended
 
 

@@ -134,6 +134,7 @@ class Grammar:
         self.bars_wanted = torch.full((n,), bars, dtype=torch.long, device=device)
         self.tempo_id = tempo_id
         self.hold_meter = hold_meter
+        self.allowed = allowed
         kinds = kind_codes(tok)
         self.kind = kinds.to(device)  # (V,)
         self.value = torch.as_tensor(tok.value, device=device)  # (V,)
@@ -360,6 +361,19 @@ class Grammar:
         self.state = self.transition[self.state * len(self.kind) + token]
         self.done = self.done | is_eos
         self.tempo_pending = self.tempo_pending & not_tempo
+
+    def held(self) -> Grammar:
+        """These pieces' state under a continuation's settings (``hold_meter``; no tempo or
+        meter to state): the grammar that goes on writing them after their tokens so far,
+        in the state ``read_prefix`` would give for those tokens (set ``bars_wanted``)."""
+        held = Grammar(self.tok, 0, 0, self.state.device, None, hold_meter=True,
+                       allowed=self.allowed, tempo_changes=self.tempo_changes)
+        for name in _PER_PIECE:
+            setattr(held, name, getattr(self, name))
+        held.sounding = self.sounding.clone()  # _advance writes into it
+        held.tempo_pending = torch.zeros_like(self.tempo_pending)
+        held.meter_pending = torch.zeros_like(self.meter_pending)
+        return held
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these sequences (indices into the batch)."""

@@ -184,13 +184,16 @@ class MarkovRunner:
     def feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Start from a prefix (B, S) (row b's first lengths[b] tokens, with ``lengths``);
         returns the logits of the token after it."""
-        if lengths is None:
-            for i in range(tokens.size(1)):
-                logits = self.step(tokens[:, i])
-            return logits
+        self.history = [[] for _ in self.history]
+        return self.read(tokens, lengths)
+
+    def read(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Like ``feed``, but after the tokens read so far."""
+        lengths_ = [tokens.size(1)] * len(self.history) if lengths is None else lengths.tolist()
         keep = self.model.order - 1
-        self.history = [row[:length][max(0, length - keep):] for row, length in
-                        zip(tokens.tolist(), lengths.tolist(), strict=True)]
+        self.history = [(history + row[:length])[max(0, len(history) + length - keep):]
+                        for history, row, length in zip(self.history, tokens.tolist(),
+                                                        lengths_, strict=True)]
         rows = [self.model.probabilities(history) for history in self.history]
         return torch.from_numpy(np.log(np.stack(rows))).float().to(tokens.device)
 

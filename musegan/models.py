@@ -351,13 +351,19 @@ class IncrementalGenerator:
         self.c = [c[inverse] for c in self.c]
         return logits[inverse]
 
-    def _feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def read(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Like ``feed``, but the tokens come after those read so far (row b's first
+        lengths[b], at least one)."""
+        return self._feed(tokens, lengths, (torch.stack(self.h), torch.stack(self.c)))
+
+    def _feed(self, tokens: torch.Tensor, lengths: torch.Tensor | None,
+              state: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         shortest = tokens.size(1) if lengths is None else int(lengths.min())
         # Every row's first `shortest` tokens in one teacher-forced pass; the rows that go
         # on read their tails step by step, each holding its state once its prefix ends.
         # (A packed sequence did this in one call, but a packed LSTM on a CPU took 2.4 s
         # for 64 prefixes of ~230 tokens, 4x a plain pass over as many.)
-        out, (h, c) = self.generator.hidden(tokens[:, :shortest], self.theme)
+        out, (h, c) = self.generator.hidden(tokens[:, :shortest], self.theme, state)
         self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
         last = self.head(out[:, -1])  # the head on the last position only, not the prefix
         if lengths is None:

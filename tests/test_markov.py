@@ -6,6 +6,7 @@ import pytest
 from musegan import MuseganError, Sampler
 from musegan.corpus import Corpus
 from musegan.markov import MarkovModel
+from musegan.tokenizer import KINDS
 
 
 def test_probabilities_are_the_smoothed_counts(corpus):
@@ -39,6 +40,26 @@ def test_a_high_order_model_of_a_tiny_corpus_plays_its_tunes_back(corpus, tmp_pa
         assert row in pieces  # 12 tokens of context pin each tune down
     midis = sampler.generate(n=2, bars=2, seed=1)
     assert [len(m.get_downbeats()) for m in midis] == [2, 2]
+
+
+def test_reading_on_gives_what_reading_everything_gives_and_forms_repeat(corpus, tmp_path):
+    import torch
+
+    data = Corpus(corpus)
+    model = MarkovModel.fit(data, order=3)
+    tune = torch.tensor([list(map(int, data.tokens(i)[:9])) for i in data.split("train")[:2]])
+    whole = model.incremental(torch.zeros(2, 0))
+    on = model.incremental(torch.zeros(2, 0))
+    on.feed(tune[:, :4])
+    torch.testing.assert_close(on.read(tune[:, 4:]), whole.feed(tune))
+    path = model.save(tmp_path / "m.safetensors")
+    tok = data.tokenizer
+    notes = {"position", "pitch", "velocity", "duration"}  # what a repeat plays again
+    for ids in Sampler.from_pretrained(path).generate_ids(n=2, form="AAB", part_bars=1, seed=3):
+        bars = [i for i, t in enumerate(ids) if t == tok.BAR]
+        played = [[t for t in ids[a:b] if KINDS[tok.kind[t]] in notes]
+                  for a, b in zip(bars, bars[1:] + [len(ids)], strict=True)]
+        assert len(bars) == 3 and played[0] == played[1] != played[2]
 
 
 def test_save_and_load_keep_the_model_and_never_overwrite(corpus, tmp_path):

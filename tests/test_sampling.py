@@ -124,6 +124,32 @@ def test_writing_to_the_last_bar_leaves_the_state_reading_those_tokens_gives(sam
     assert parked.write_to_last_bar(RowUniforms([0, 1, 2], theme.device), Sampling()) is parked
 
 
+def test_reading_on_from_a_kept_state_gives_the_state_reading_everything_gives(sampler):
+    """A form's next part reads only the repeats since the last part written: the state is
+    the one reading the whole piece again would give."""
+    from musegan.decoding import RowUniforms, Sampling, read_prefix
+    from musegan.grammar import _PER_PIECE
+
+    theme = sampler.sample_theme(3, seed=5)
+    parked = read_prefix(sampler.net, TOK, theme, 3, [TOK.BOS]).write_to_last_bar(
+        RowUniforms.drawn(3, torch.Generator().manual_seed(2), theme.device), Sampling())
+    rows = parked.rows()
+    bar_lines = [[i for i, t in enumerate(row) if t == TOK.BAR] for row in rows]
+    # each piece's first bar again (its Bar already read), then a Bar: of different lengths
+    more = [row[at[0] + 1:at[1]] + [TOK.BAR] for row, at in zip(rows, bar_lines, strict=True)]
+    assert len({len(m) for m in more}) > 1
+    ours = parked.read(more, 2)
+    theirs = read_prefix(sampler.net, TOK, theme, 2,
+                         [row + m for row, m in zip(rows, more, strict=True)], continuation=True)
+    assert ours.rows() == theirs.rows()
+    for name in _PER_PIECE:
+        assert torch.equal(getattr(ours.grammar, name), getattr(theirs.grammar, name)), name
+    assert torch.equal(ours.grammar.table, theirs.grammar.table)  # a continuation's settings
+    torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-4, rtol=1e-4)
+    assert parked.read([[], [], []], 1).grammar.bars_wanted.tolist() == \
+        (parked.grammar.bars + 1).tolist()
+
+
 def test_sampling_draws_from_the_masked_distribution():
     from musegan.decoding import sample_token
 
