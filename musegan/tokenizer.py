@@ -734,7 +734,9 @@ class Tokenizer:
         segments = np.array([(i, *segment) for i, p in enumerate(pieces)
                              for segment in p.bar_segments], dtype=np.int64)
         count = segments[:, 4]
-        within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        # each bar's index within its segment (one meter throughout: 0, 1, 2, ...)
+        within = np.arange(count[0]) if len(count) == 1 else \
+            np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
         bar_start = np.repeat((segments[:, 0] << PIECE_SHIFT) + segments[:, 1], count) + \
             within * np.repeat(segments[:, 2], count)
         bar_ts = np.repeat(segments[:, 3], count)
@@ -789,7 +791,7 @@ class Tokenizer:
             at += len(group_keys)
         order = np.argsort(keys, kind="stable")  # timsort: the groups are sorted runs
         tokens = tokens[order]
-        bounds = np.append(np.searchsorted(keys[order], piece_key - 1), n_tokens).tolist()
+        bounds = np.append(np.searchsorted(keys, piece_key - 1, sorter=order), n_tokens).tolist()
 
         first_note = np.cumsum(notes.piece_sizes) - notes.piece_sizes
         end_step = np.maximum.reduceat(notes.step + duration_value, first_note).tolist()
@@ -997,7 +999,8 @@ def untangle(notes: dict) -> tuple[dict, int]:
     time = np.asarray(notes["time"], dtype=np.int64)
     if len(time) < 2:
         return notes, 0
-    if np.all(time[1:] >= time[:-1] + np.maximum(notes["duration"][:-1], 0)):
+    start, length = np.asarray(notes["time"]), np.asarray(notes["duration"])
+    if (start[1:] - start[:-1] >= np.maximum(length[:-1], 0)).all():
         return notes, 0  # one note at a time (a melody line): nothing overlaps
     pitch = np.asarray(notes["pitch"], dtype=np.int64)
     order = np.lexsort((time, pitch))
