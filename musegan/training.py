@@ -75,13 +75,15 @@ class GANModule(L.LightningModule):
         self.net = build_model(model, self.tokenizer)
         self.adv_steps_done = 0
         self.adv_steps_total = 1
-        self.bad_steps: dict[int, int] = {}  # per optimizer: non-finite losses in a row
+        # Per optimizer: non-finite losses in a row; and how many since the last look
+        # (tensors: on a GPU they are counted on the device, see _step).
+        self.bad_runs: dict[int, torch.Tensor] = {}
+        self.bad_since_look = torch.zeros((), dtype=torch.long)
         # Steps the mapping network waits while a fresh theme critic learns (start_from a
         # model file, which has none): a fresh critic's first gradients pull the trained
         # mapping away from real themes (Professor Forcing from cre-melody: 0.820 and
         # 0.832 mean overlap on bench/quality.py, against 0.852 and 0.841 frozen).
         self.mapping_waits = 0
-        self.d_accuracy = 0.5  # the discriminator's accuracy on the last batch
         if self.settings.sample_every < 1:
             raise MuseganError(f"train.sample_every must be at least 1, got "
                                f"{self.settings.sample_every}")
@@ -209,35 +211,74 @@ class GANModule(L.LightningModule):
         logs["train/attribute_order"] = ordering.detach()
         return loss + self.settings.attribute_weight * ordering
 
-    def _agree(self, decision: bool) -> bool:
-        """True only if every process decided True (DDP: all ranks must take the same
-        backward passes, or their gradient syncs pair up wrongly and hang)."""
+    def _everywhere(self, flag: torch.Tensor) -> torch.Tensor:
+        """``flag`` (a 0-d bool tensor) and-ed over every process, on the device (DDP: all
+        ranks must take the same backward passes and steps, or their gradient syncs pair
+        up wrongly and hang)."""
         trainer = self._trainer
         if trainer is None or trainer.world_size == 1:
-            return decision
-        return bool(trainer.strategy.reduce_boolean_decision(decision, all=True))
+            return flag
+        agreed = trainer.strategy.reduce(flag.float(), reduce_op="sum")
+        return agreed == trainer.world_size
 
-    def _step(self, optimizer, loss: torch.Tensor) -> bool:
-        """Backward and step one optimizer; a non-finite loss (on any process) skips it."""
-        key = id(getattr(optimizer, "optimizer", optimizer))
-        if not self._agree(bool(torch.isfinite(loss))):
-            self._bad_step(key, loss)
-            return False
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self.clip_gradients(optimizer, gradient_clip_val=self.settings.grad_clip,
-                            gradient_clip_algorithm="norm")
-        optimizer.step()
-        self.bad_steps[key] = 0
-        return True
+    def _step(self, optimizer, loss: torch.Tensor,
+              sit_out: torch.Tensor | None = None) -> None:
+        """Backward and step one optimizer, unless its loss is not finite (on any process)
+        or ``sit_out`` (a 0-d bool tensor, the same on every process) says to skip.
 
-    def _bad_step(self, key: int, loss: torch.Tensor) -> None:
-        self.bad_steps[key] = self.bad_steps.get(key, 0) + 1
-        warnings.warn(f"non-finite loss ({loss.item()}) at epoch {self.current_epoch}: "
-                      "step skipped", RuntimeWarning, stacklevel=3)
-        if self.bad_steps[key] >= self.settings.max_bad_steps:
+        On a GPU a decision made on the host stalls the device, so where the optimizer
+        can skip on the device (fused Adam, and no fp16 loss scaler), the decision stays
+        there: the backward pass always runs, the optimizer skips its update
+        (``found_inf``), and the non-finite losses are counted on the device and looked at
+        on logging steps (``_look_at_bad_steps``): a step makes no host sync. On a CPU a
+        look costs microseconds: the step is decided first, and a skipped step skips its
+        backward pass too.
+        """
+        inner = getattr(optimizer, "optimizer", optimizer)
+        bad = ~self._everywhere(torch.isfinite(loss.detach()))
+        skip = bad if sit_out is None else bad | sit_out
+        on_device = self._skips_on_device(inner, loss)
+        if on_device or not bool(skip):
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            self.clip_gradients(optimizer, gradient_clip_val=self.settings.grad_clip,
+                                gradient_clip_algorithm="norm")
+            if on_device:
+                inner.grad_scale, inner.found_inf = None, skip.float()
+            try:
+                optimizer.step()
+            finally:
+                if on_device:
+                    del inner.grad_scale, inner.found_inf
+        key = id(inner)
+        self.bad_runs[key] = torch.where(bad, self.bad_runs.get(key, 0) + 1, 0)
+        self.bad_since_look = self.bad_since_look + bad
+        if not on_device and bool(bad):
+            self._look_at_bad_steps(loss)
+
+    def _skips_on_device(self, optimizer, loss: torch.Tensor) -> bool:
+        """Whether ``_step`` decides on the device: on a GPU, with an optimizer that skips
+        an update it is told to (``found_inf``), unless a loss scaler (fp16) tells it."""
+        precision = getattr(self._trainer, "precision_plugin", None)
+        return (loss.device.type == "cuda"
+                and getattr(optimizer, "_step_supports_amp_scaling", False)
+                and getattr(precision, "scaler", None) is None)
+
+    def _look_at_bad_steps(self, loss: torch.Tensor | None = None) -> None:
+        """Warn of the steps skipped for non-finite losses since the last look, and stop
+        training once an optimizer has had ``max_bad_steps`` of them in a row."""
+        skipped = int(self.bad_since_look)
+        if not skipped:
+            return
+        self.bad_since_look = torch.zeros((), dtype=torch.long, device=self.bad_since_look.device)
+        value = "" if loss is None else f" ({loss.item()})"
+        warnings.warn(f"non-finite loss{value} at epoch {self.current_epoch}: "
+                      f"{skipped} step{'s' if skipped > 1 else ''} skipped", RuntimeWarning,
+                      stacklevel=3)
+        worst = max(int(run) for run in self.bad_runs.values())
+        if worst >= self.settings.max_bad_steps:
             raise MuseganError(
-                f"training diverged: {self.bad_steps[key]} non-finite losses in a row at epoch "
+                f"training diverged: {worst} non-finite losses in a row at epoch "
                 f"{self.current_epoch}; the last good checkpoint is kept in "
                 f"{CHECKPOINTS}/{LAST}; try a lower learning rate or precision 32-true")
 
@@ -332,13 +373,10 @@ class GANModule(L.LightningModule):
                 hard, soft, fake_mask = self._fake_sequences(tokens.size(0), length, beta)
             d_loss, acc_real, acc_fake, real_features = self._discriminator_losses(real, soft,
                                                                                    fake_mask)
-            self.d_accuracy = float((acc_real + acc_fake) / 2)
-            # Every process must make the same choice: skip only if D wins everywhere.
-            skip_d = self._agree(phase == "adversarial" and self.d_accuracy > s.d_win_accuracy)
-            if not skip_d:
-                self._step(discriminator_opt, d_loss)
+            skip_d = self._sits_out(acc_real, acc_fake, phase == "adversarial")
+            self._step(discriminator_opt, d_loss, skip_d)
             logs.update({"train/d_loss": d_loss.detach(), "train/d_acc_real": acc_real,
-                         "train/d_acc_fake": acc_fake, "train/d_skipped": float(skip_d),
+                         "train/d_acc_fake": acc_fake, "train/d_skipped": skip_d.float(),
                          "train/gumbel_beta": beta})
             if phase == "adversarial":
                 with judging(self.net.discriminator):
@@ -361,11 +399,20 @@ class GANModule(L.LightningModule):
         logs.update(self._theme_gan_step(theme.detach()))
         if not self._logging_step(batch_idx):
             return  # each logged value costs ~0.6 ms; Lightning would drop these anyway
+        self._look_at_bad_steps()  # those counted on the device since the last look
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False,
                       batch_size=tokens.size(0))
         if "train/nll" in logs:
             self.log("nll", logs["train/nll"], prog_bar=True, on_step=True, on_epoch=False,
                      logger=False, batch_size=tokens.size(0))
+
+    def _sits_out(self, acc_real: torch.Tensor, acc_fake: torch.Tensor,
+                  adversarial: bool) -> torch.Tensor:
+        """Whether the discriminator skips its update (a 0-d bool tensor): in the
+        adversarial phase, while it is winning (its accuracy above ``d_win_accuracy``) on
+        every process."""
+        winning = (acc_real + acc_fake) / 2 > self.settings.d_win_accuracy
+        return self._everywhere(winning & adversarial)
 
     def _logging_step(self, batch_idx: int) -> bool:
         """Whether to log this step: when Lightning writes logs (every log_every_n_steps),
@@ -404,12 +451,10 @@ class GANModule(L.LightningModule):
         d_loss = (self._judged(real_steps, real_seq, taught_mask, s.real_label)
                   + self._judged(fake_steps, fake_seq, free_mask, 0.0))
         acc_real, acc_fake = (real_seq > 0).float().mean(), (fake_seq < 0).float().mean()
-        self.d_accuracy = float((acc_real + acc_fake) / 2)
-        skip_d = self._agree(adversarial and self.d_accuracy > s.d_win_accuracy)
-        if not skip_d:
-            self._step(discriminator_opt, d_loss)
+        skip_d = self._sits_out(acc_real, acc_fake, adversarial)
+        self._step(discriminator_opt, d_loss, skip_d)
         logs.update({"train/d_loss": d_loss.detach(), "train/d_acc_real": acc_real,
-                     "train/d_acc_fake": acc_fake, "train/d_skipped": float(skip_d)})
+                     "train/d_acc_fake": acc_fake, "train/d_skipped": skip_d.float()})
         if adversarial:
             with judging(behaviour):
                 steps, sequence = behaviour(free, free_mask)

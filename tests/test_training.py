@@ -270,23 +270,82 @@ def test_two_process_ddp_on_cpu_steps_both_ranks_and_checkpoints_once(corpus, tm
     assert checkpoints == ["best-epoch002.ckpt", "last.ckpt"]
 
 
+def tiny_module(corpus, **train) -> GANModule:
+    """A GANModule of the tiny model with no Trainer: backward and clipping by hand."""
+    module = GANModule(model=TINY_MODEL, train=train,
+                       tokenizer=__import__("musegan").Corpus(corpus).tokenizer.to_dict())
+    module.manual_backward = lambda loss: loss.backward()  # no Trainer attached here
+    module.clip_gradients = lambda *args, **kwargs: None
+    return module
+
+
 def test_non_finite_losses_are_skipped_then_stop_training(corpus):
-    state_module = GANModule(model=TINY_MODEL, train={"max_bad_steps": 3},
-                             tokenizer=__import__("musegan").Corpus(corpus).tokenizer.to_dict())
+    state_module = tiny_module(corpus, max_bad_steps=3)
     optimizer = torch.optim.SGD(state_module.net.generator.parameters(), lr=1.0)
     before = [p.clone() for p in state_module.net.generator.parameters()]
     with pytest.warns(RuntimeWarning, match="non-finite loss"):
-        assert state_module._step(optimizer, torch.tensor(float("nan"))) is False
-        assert state_module._step(optimizer, torch.tensor(float("inf"))) is False
+        state_module._step(optimizer, torch.tensor(float("nan")))
+        state_module._step(optimizer, torch.tensor(float("inf")))
     assert all(torch.equal(a, b)
                for a, b in zip(before, state_module.net.generator.parameters(), strict=True))
     # Another optimizer stepping fine does not reset this one's count.
-    state_module.manual_backward = lambda loss: loss.backward()  # no Trainer attached here
-    state_module.clip_gradients = lambda *args, **kwargs: None
     other = torch.optim.SGD(state_module.net.mapping.parameters(), lr=0.0)
     state_module._step(other, state_module.net.mapping.sample(2).sum() * 0)
     with pytest.warns(RuntimeWarning), pytest.raises(MuseganError, match="training diverged"):
         state_module._step(optimizer, torch.tensor(float("nan")))
+
+
+def test_on_a_gpu_steps_are_skipped_on_the_device_and_looked_at_when_logging(corpus,
+                                                                              monkeypatch):
+    """Where deciding on the host would stall a GPU, a non-finite loss or a sit-out skips
+    the fused optimizer's update on the device (found_inf), with no host sync; the
+    non-finite losses are counted there and looked at on logging steps. (On this CPU the
+    device path is forced.)"""
+    monkeypatch.setattr(GANModule, "_skips_on_device", lambda self, optimizer, loss: True)
+    module = tiny_module(corpus, max_bad_steps=3)
+    generator = module.net.generator
+    optimizer = torch.optim.Adam(generator.parameters(), lr=0.1, fused=True)
+
+    def loss(value: float = 1.0) -> torch.Tensor:
+        return generator.head.bias.sum() * value
+
+    module._step(optimizer, loss())
+    stepped = [p.clone() for p in generator.parameters()]
+    steps = optimizer.state[generator.head.bias]["step"].clone()
+    module._step(optimizer, loss(float("nan")))  # skipped, and nothing said yet
+    module._step(optimizer, loss(), sit_out=torch.tensor(True))  # skipped: sitting out
+    assert all(torch.equal(a, b) for a, b in zip(stepped, generator.parameters(), strict=True))
+    assert torch.equal(optimizer.state[generator.head.bias]["step"], steps)
+    assert generator.head.bias.grad is not None  # the backward pass ran all the same
+    with pytest.warns(RuntimeWarning, match="1 step skipped"):
+        module._look_at_bad_steps()
+    module._step(optimizer, loss())
+    assert not torch.equal(stepped[-1], generator.head.bias)  # a finite loss steps
+    for _ in range(3):
+        module._step(optimizer, loss(float("inf")))
+    with pytest.warns(RuntimeWarning, match="3 steps skipped"), \
+            pytest.raises(MuseganError, match="training diverged: 3 non-finite"):
+        module._look_at_bad_steps()
+
+
+def test_deciding_steps_on_the_device_trains_the_same_weights(corpus, tmp_path, monkeypatch):
+    """The GPU's way of skipping steps (every backward pass run, the update skipped on the
+    device) trains exactly what the CPU's way does, through every phase, the
+    discriminator sitting out in the adversarial one."""
+    config = tiny_config(mle_epochs=1, d_pretrain_epochs=1, adv_epochs=1,
+                         d_win_accuracy=0.4, samples_per_validation=0)
+    config.set("trainer.limit_train_batches", 3)
+    config.set("trainer.limit_val_batches", 1)
+    weights = []
+    for on_device in (False, True):
+        monkeypatch.setattr(GANModule, "_skips_on_device",
+                            lambda self, optimizer, loss, on=on_device: on)
+        run = tmp_path / f"run-{on_device}"
+        train(corpus, run, config)
+        weights.append(load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), name
 
 
 def test_bf16_on_a_cpu_without_bf16_is_a_clear_error(corpus, tmp_path):
