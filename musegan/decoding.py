@@ -102,7 +102,9 @@ class Sampling:
 class Prefixed:
     """n pieces with their prefixes read: the grammar, the runner and the logits of the
     first token to write. ``write(..., rows)`` writes from a fork of this state, as often
-    as asked; ``write`` without rows writes every piece from the state itself, once."""
+    as asked; ``write`` without rows writes every piece from the state itself, once.
+    ``write_to_last_bar`` and ``read`` give the state further on, without reading again
+    what has been read (a tonic ending's candidates, a form's next part)."""
 
     grammar: Grammar
     runner: Runner
@@ -129,13 +131,12 @@ class Prefixed:
         tempo held: the state ``read_prefix(..., continuation=True)`` gives for all their
         tokens, up to float rounding, without reading those before again."""
         device = self.logits.device
-        grammar, runner, logits, ids = self.grammar.held(), self.runner, self.logits, \
-            self.prefix_ids
+        grammar, runner, logits, ids = self.grammar.held(), copy.copy(self.runner), \
+            self.logits, self.prefix_ids
         lengths = torch.tensor([len(row) for row in rows], device=device)
         if bool(lengths.any()):
             more = _padded(rows, self.pad, device)
             _replay(grammar, more, lengths, 0)
-            runner = copy.copy(runner)
             logits = runner.read(more, None if bool((lengths == more.size(1)).all())
                                  else lengths)
             ids = torch.cat([ids, more], 1)
@@ -249,7 +250,7 @@ def read_prefix(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: in
     lengths = None
     if prefix and isinstance(prefix[0], list):  # one prefix per piece
         lengths = torch.tensor([len(row) for row in prefix], device=device)
-        prefix_ids = _padded(prefix, tokenizer.PAD, device)  # type: ignore[arg-type]
+        prefix_ids = _padded(prefix, tokenizer.PAD, device)
     else:
         prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
     _replay(grammar, prefix_ids, lengths, 1)  # BOS stands before the grammar's start
@@ -273,7 +274,8 @@ def _replay(grammar: Grammar, ids: torch.Tensor, lengths: torch.Tensor | None,
     """The grammar advanced by ids[:, start:] (row b's up to lengths[b], if given)."""
     shortest = ids.size(1) if lengths is None else int(lengths.min())
     for i in range(start, ids.size(1)):  # every row reads its first `shortest` tokens
-        grammar.update(ids[:, i], active=None if i < shortest else lengths > i)
+        grammar.update(ids[:, i], active=None if i < shortest or lengths is None
+                       else lengths > i)
 
 
 @torch.no_grad()

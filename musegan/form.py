@@ -78,7 +78,7 @@ def decode_form(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, form: st
     rows = [list(prefix) for _ in range(n)]
     parts: dict[str, list[tuple[list[int], dict]]] = {}  # its tokens, what held at its start
     ends_with = form[-1] if ending else None  # the part whose first writing ends the piece
-    at: Prefixed | None = None  # the pieces so far read, and the Bar after them
+    kept: Prefixed | None = None  # the pieces so far read, and the Bar after them
     unread: list[list[int]] = [[] for _ in range(n)]  # repeats since, their first Bar read
     for index, letter in enumerate(form):
         if letter in parts:
@@ -91,27 +91,27 @@ def decode_form(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, form: st
         more_after = any(later not in form[:index + 1] for later in form[index + 1:])
         # the bar to stop at: the next part's first (to go on from), or the last (to end on)
         stop = 1 if letter != ends_with and more_after else 0
-        if at is None:  # the first part, or one after an ending chosen among candidates
+        if kept is None:  # the first part, or one after an ending chosen among candidates
             opening = index == 0 and not continuation  # the rows are only the BOS
             bars, start_ids, held = _bars_after(tokenizer, part_bars + stop, rows, opening)
             start = read_prefix(net, tokenizer, theme, bars, start_ids, tempo_id, held,
                                 **options)
         else:  # the repeats since the last part written, then this part's first Bar
-            start = at.read([row[1:] + [tokenizer.BAR] if row else [] for row in unread],
+            start = kept.read([row[1:] + [tokenizer.BAR] if row else [] for row in unread],
                             part_bars - 1 + stop)
         tempo_id = None  # the chosen tempo is stated once, first
         uniforms = RowUniforms.drawn(n, generator, theme.device)
         if letter == ends_with:
-            rows, at = end_on_tonic(start.write_to_last_bar(uniforms, sampling), tokenizer,
+            rows, kept = end_on_tonic(start.write_to_last_bar(uniforms, sampling), tokenizer,
                                     sampling, generator, options.get("allowed")), None
         elif stop:
-            at = start.write_to_last_bar(uniforms, sampling)
-            rows = [row[:-1] for row in at.rows()]  # its last Bar is the next part's
+            kept = start.write_to_last_bar(uniforms, sampling)
+            rows = [row[:-1] for row in kept.rows()]  # its last Bar is the next part's
         else:
             rows = [_without_eos(row, tokenizer) for row in start.write(uniforms, sampling)]
         unread = [[] for _ in range(n)]
-        parts[letter] = [(row[at_:], state_of(row[:at_], tokenizer))
-                         for row, at_ in zip(rows, starts, strict=True)]
+        parts[letter] = [(row[at:], state_of(row[:at], tokenizer))
+                         for row, at in zip(rows, starts, strict=True)]
     return [row + [tokenizer.EOS] for row in rows]
 
 
