@@ -138,7 +138,6 @@ class Grammar:
         kinds = kind_codes(tok)
         self.kind = kinds.to(device)  # (V,)
         self.value = torch.as_tensor(tok.value, device=device)  # (V,)
-        self.bar_steps = torch.as_tensor(tok.bar_steps, device=device)  # (TS,)
         positions = tok.token_range("position")
         self.positions = slice(positions.start, positions.stop)
         self.position_value = self.value[self.positions]
