@@ -115,7 +115,7 @@ class Prefixed:
 
     def rows(self) -> list[list[int]]:
         """Each piece's ids so far, PAD removed."""
-        return [[t for t in row if t != self.pad] for row in self.prefix_ids.tolist()]
+        return _unpadded(self.prefix_ids, self.pad)
 
     def write(self, uniforms: RowUniforms, sampling: Sampling,
               rows: torch.Tensor | None = None) -> list[list[int]]:
@@ -123,7 +123,7 @@ class Prefixed:
         drawing from its own stream of ``uniforms`` (one per piece written). Returns
         each piece's ids, prefix included, PAD removed."""
         ids, _ = self._write(uniforms, sampling, rows, park=False)
-        return [[t for t in row if t != self.pad] for row in ids.tolist()]
+        return _unpadded(ids, self.pad)
 
     def read(self, rows: list[list[int]], bars: int) -> Prefixed:
         """The pieces with ``rows[i]`` read after piece i's tokens so far (at least one
@@ -137,8 +137,7 @@ class Prefixed:
         if bool(lengths.any()):
             more = _padded(rows, self.pad, device)
             _replay(grammar, more, lengths, 0)
-            logits = runner.read(more, None if bool((lengths == more.size(1)).all())
-                                 else lengths)
+            logits = runner.read(more, lengths)
             ids = torch.cat([ids, more], 1)
         grammar.bars_wanted = grammar.bars + bars
         return Prefixed(grammar, runner, logits, ids, bars, self.pad)
@@ -260,6 +259,11 @@ def read_prefix(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: in
     runner = net.incremental(theme)
     logits = runner.feed(prefix_ids, lengths)  # the primer sets the state
     return Prefixed(grammar, runner, logits, prefix_ids, bars, tokenizer.PAD)
+
+
+def _unpadded(ids: torch.Tensor, pad: int) -> list[list[int]]:
+    """Each row of ids (n, S) as a list, PAD removed."""
+    return [[t for t in row if t != pad] for row in ids.tolist()]
 
 
 def _padded(rows: list[list[int]], pad: int, device: torch.device) -> torch.Tensor:

@@ -189,11 +189,11 @@ class MarkovRunner:
 
     def read(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Like ``feed``, but after the tokens read so far."""
-        lengths_ = [tokens.size(1)] * len(self.history) if lengths is None else lengths.tolist()
+        counts = [tokens.size(1)] * len(self.history) if lengths is None else lengths.tolist()
         keep = self.model.order - 1
-        self.history = [(history + row[:length])[max(0, len(history) + length - keep):]
-                        for history, row, length in zip(self.history, tokens.tolist(),
-                                                        lengths_, strict=True)]
+        self.history = [(history + row[:count])[max(0, len(history) + count - keep):]
+                        for history, row, count in zip(self.history, tokens.tolist(), counts,
+                                                       strict=True)]
         rows = [self.model.probabilities(history) for history in self.history]
         return torch.from_numpy(np.log(np.stack(rows))).float().to(tokens.device)
 

@@ -335,8 +335,8 @@ class IncrementalGenerator:
         """Start from a prefix (B, S): one teacher-forced pass (the fast way to read a
         primer) sets the state; returns the logits (B, V) of the token after it. With
         ``lengths`` (B,), row b's prefix is its first lengths[b] tokens (the rest padding)."""
-        # Rows that are the same prefix under the same theme (a form's ending writes
-        # several candidates of each piece's last bar) are read once.
+        # Rows that are the same prefix under the same theme (best-of-K candidates of a
+        # piece share its theme and primer) are read once.
         key = torch.cat([tokens.to(self.theme.dtype), self.theme], 1)
         unique, inverse = torch.unique(key, dim=0, return_inverse=True)
         if len(unique) == len(key):
