@@ -208,13 +208,14 @@ class _GridNotes:
 
     piece: np.ndarray  # (N,) index of the piece in the batch
     step: np.ndarray  # (N,) onset in grid steps from the piece's start
-    duration: np.ndarray  # (N,) in grid steps, at least 1
+    duration_bin: np.ndarray  # (N,) index into duration_values (too long: the last)
     pitch: np.ndarray
-    velocity: np.ndarray  # raw 1-127
+    velocity_bin: np.ndarray  # (N,) index into velocity_values
     program: np.ndarray  # 0-127, or DRUMS
     voice: np.ndarray  # program * VOICE_SLOTS + slot
     piece_sizes: np.ndarray  # (pieces,) notes per piece
     short: np.ndarray  # (pieces,) notes shorter than a step, lengthened to one
+    too_long: np.ndarray  # (pieces,) notes longer than the longest duration, shortened
 
 
 @dataclass
@@ -333,9 +334,11 @@ class Tokenizer:
             self.time_signatures.index(MIDI_DEFAULT_TIME_SIGNATURE)
             if MIDI_DEFAULT_TIME_SIGNATURE in self.time_signatures else 0
         )
-        # Bin edges (midpoints) for nearest-value lookup with searchsorted.
-        self._velocity_edges = (self.velocity_values[1:] + self.velocity_values[:-1]) / 2
-        self._duration_edges = (self.duration_values[1:] + self.duration_values[:-1]) / 2
+        # The nearest bin of every raw velocity (1-127) and duration in steps, as tables: a
+        # lookup costs a third of a search. A duration past the table is clamped to its
+        # end, which is past the longest value: the last bin, as for any longer note.
+        self._velocity_bin = _nearest_bins(self.velocity_values, 128)
+        self._duration_bin = _nearest_bins(self.duration_values, int(self.duration_values[-1]) + 2)
         log_tempo = np.log(self.tempo_values)
         self._tempo_edges = (log_tempo[1:] + log_tempo[:-1]) / 2
         self._tempo_edges_list = self._tempo_edges.tolist()  # bisect on floats beats numpy
@@ -505,8 +508,8 @@ class Tokenizer:
         out["onset"], out["pitch"], out["program"] = notes.step, notes.pitch, notes.program
         token = self._voice_tokens(notes.voice)
         out["part"] = np.where(self.kind[token] == KINDS.index("part"), self.value[token], -1)
-        out["duration"] = self.duration_values[self._bin(notes.duration, self._duration_edges)]
-        out["velocity"] = self.velocity_values[self._bin(notes.velocity, self._velocity_edges)]
+        out["duration"] = self.duration_values[notes.duration_bin]
+        out["velocity"] = self.velocity_values[notes.velocity_bin]
         return out
 
     def _voice_tokens(self, voices: np.ndarray) -> np.ndarray:
@@ -522,11 +525,6 @@ class Tokenizer:
             return instrument
         name = self.parts[self.part_voices.index(voice)][0]
         return f"{instrument} {name[1:]}" if name.startswith("#") else name
-
-    @staticmethod
-    def _bin(values, edges: np.ndarray):
-        """Index of the nearest bin value, given the midpoints between bin values."""
-        return np.searchsorted(edges, values, side="left")
 
     def _to_step(self, tick: int, tpq: int) -> int:
         # Round half up, in exact integer arithmetic.
@@ -556,14 +554,15 @@ class Tokenizer:
         voices = [p * VOICE_SLOTS + (self.part_voices[k] % VOICE_SLOTS if k is not None else 0)
                   for p, k in zip(programs, self.assign_parts(programs, names), strict=True)]
         last_step = self._to_step(max(int(n["time"].max()) for n in notes), tpq)
-        stated = {(ts.numerator, ts.denominator) for ts in score.time_signatures}
+        meters = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures]
+        stated = {(n, d) for _, n, d in meters}
         if meter is not None and not (stated and all(plausible_meter(*ts) for ts in stated)):
             ts_changes = [(0, self._ts_lookup[(meter[0], meter[1])])]
             was = ", ".join(f"{n}/{d}" for n, d in sorted(stated)) or "none"
             warnings.append(f"re-barred in {meter[0]}/{meter[1]} (the file's time "
                             f"signature: {was})")
         else:
-            ts_changes = self._time_signature_changes(score, name, tpq)
+            ts_changes = self._time_signature_changes(meters, name, tpq)
         bar_segments = self._bar_segments(ts_changes, last_step, name, warnings)
         tempo_changes = self._tempo_changes(score, tpq, last_step, warnings)
         return _Piece(name, tpq, notes, programs, voices, bar_segments, tempo_changes, warnings)
@@ -589,11 +588,12 @@ class Tokenizer:
             out.append(k)
         return out
 
-    def _time_signature_changes(self, score: Score, name: str, tpq: int) -> list[tuple[int, int]]:
-        """(step, time-signature index) pairs: the first at step 0, then one per change."""
+    def _time_signature_changes(self, meters: list[tuple[int, int, int]], name: str,
+                                tpq: int) -> list[tuple[int, int]]:
+        """(step, time-signature index) pairs from a file's (tick, numerator, denominator)
+        events: the first at step 0, then one per change."""
         # Sort by time only (stable): of several events at one tick, the last in the file wins.
-        events = sorted(((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures),
-                        key=lambda event: event[0])
+        events = sorted(meters, key=lambda event: event[0])
         # MIDI plays 4/4 until told otherwise.
         changes: list[tuple[int, int]] = [(0, self.default_time_signature)]
         for tick, n, d in events:
@@ -684,66 +684,78 @@ class Tokenizer:
         """The notes of all pieces on the grid, in one set of arrays sorted by (piece,
         onset, program, pitch, duration, velocity). ``step`` is the onset in the piece."""
         tracks = [n for p in pieces for n in p.notes]
-        track_sizes = np.array([len(n["time"]) for n in tracks])
+        track_sizes = [len(n["time"]) for n in tracks]
         piece_sizes = np.array([sum(len(n["time"]) for n in p.notes) for p in pieces])
-        piece = np.repeat(np.arange(len(pieces), dtype=np.int64), piece_sizes)
-        tpq = np.repeat(np.array([p.tpq for p in pieces], dtype=np.int64), piece_sizes)
-        program = np.repeat(np.array([g for p in pieces for g in p.programs], dtype=np.int64),
-                            track_sizes)
-        track_voices = [v for p in pieces for v in p.voices]
-        voice = np.repeat(np.array(track_voices, dtype=np.int64), track_sizes)
         # The voices present, ranked: at most 129 programs and MAX_PARTS parts, 8 bits.
         # (Ranked per track, not per note: np.unique over the notes was a fifth of
         # encoding a one-track file.)
+        track_voices = [v for p in pieces for v in p.voices]
         rank = {v: i for i, v in enumerate(sorted(set(track_voices)))}
-        voice_rank = np.repeat(np.array([rank[v] for v in track_voices], dtype=np.int64),
-                               track_sizes)
+        # What a track's notes share, one row per track, repeated per note in one call.
+        # `high` is their sort key's top: the piece, then (below the onset) the voice.
+        per_track = np.repeat(np.array(
+            [(i, p.tpq, program, voice, i << PIECE_SHIFT + 32 | rank[voice] << 24)
+             for i, p in enumerate(pieces)
+             for program, voice in zip(p.programs, p.voices, strict=True)], dtype=np.int64),
+            track_sizes, axis=0)
+        piece, high = per_track[:, 0], per_track[:, 4]
         if len(tracks) == 1:
             time, length = tracks[0]["time"], tracks[0]["duration"]
             pitch, velocity = tracks[0]["pitch"], tracks[0]["velocity"]
         else:
             time, length, pitch, velocity = (np.concatenate([n[k] for n in tracks]) for k in
                                              ("time", "duration", "pitch", "velocity"))
+        tpq: int | np.ndarray = pieces[0].tpq
+        if any(p.tpq != tpq for p in pieces):
+            tpq = per_track[:, 1]
         time = time.astype(np.int64)
-        spq2 = 2 * self.steps_per_quarter
-        onset = (time * spq2 + tpq) // (2 * tpq)
-        duration = ((time + np.maximum(length, 0)) * spq2 + tpq) // (2 * tpq) - onset
+        spq2, tpq2 = 2 * self.steps_per_quarter, 2 * tpq
+        onset = (time * spq2 + tpq) // tpq2
+        duration = ((time + np.maximum(length, 0)) * spq2 + tpq) // tpq2 - onset
         short = duration < 1
         np.maximum(duration, 1, out=duration)
+        duration_bin = self._duration_bin[np.minimum(duration, len(self._duration_bin) - 1)]
+        too_long = duration > self.duration_values[-1]
         pitch = pitch.astype(np.int64)
         velocity = np.maximum(velocity, 1).astype(np.int64)  # MIDI caps it at 127
         # One int64 key sorts everything: piece and onset in the high 32 bits; voice,
         # pitch, duration and velocity below, so that unisons always come out one way.
-        key = ((piece << PIECE_SHIFT | onset) << 32 | voice_rank.reshape(-1) << 24 | pitch << 17
-               | np.minimum(duration, 1023) << 7 | velocity)
+        key = high | onset << 32 | pitch << 17 | np.minimum(duration, 1023) << 7 | velocity
         order = np.argsort(key, kind="stable")  # timsort: one sorted run per track
-        return _GridNotes(piece[order], onset[order], duration[order], pitch[order],
-                          velocity[order], program[order], voice[order], piece_sizes,
-                          np.bincount(piece[short], minlength=len(pieces)))
+        # (one track: every row is the same, nothing to reorder)
+        piece, _, program, voice, _ = (per_track if len(tracks) == 1 else per_track[order]).T
+        short_counts, long_counts = (np.bincount(per_track[mask, 0], minlength=len(pieces))
+                                     for mask in (short, too_long))
+        return _GridNotes(piece, onset[order], duration_bin[order], pitch[order],
+                          self._velocity_bin[velocity[order]], program, voice, piece_sizes,
+                          short_counts, long_counts)
 
     def _encode_pieces(self, pieces: list[_Piece]) -> list[EncodedPiece]:
         notes = self._grid_notes(pieces)
         off = self._offset
         n_notes = len(notes.step)
-        base = notes.piece << PIECE_SHIFT
-        step = base + notes.step  # (N,) onsets on one global axis, pieces far apart
-        duration_bin = self._bin(notes.duration, self._duration_edges)  # too long: the last bin
-        duration_value = self.duration_values[duration_bin]
+        one = len(pieces) == 1
+        # (N,) onsets on one global axis, pieces far apart
+        step = notes.step if one else (notes.piece << PIECE_SHIFT) + notes.step
+        duration_value = self.duration_values[notes.duration_bin]
 
-        # Bars of all pieces at once: (piece, first step, length, ts, count) per segment.
-        segments = np.array([(i, *segment) for i, p in enumerate(pieces)
-                             for segment in p.bar_segments], dtype=np.int64)
-        count = segments[:, 4]
-        # each bar's index within its segment (one meter throughout: 0, 1, 2, ...)
-        within = np.arange(count[0]) if len(count) == 1 else \
-            np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-        bar_start = np.repeat((segments[:, 0] << PIECE_SHIFT) + segments[:, 1], count) + \
-            within * np.repeat(segments[:, 2], count)
-        bar_ts = np.repeat(segments[:, 3], count)
-        ts_shown = np.empty(len(bar_ts), dtype=bool)
-        ts_shown[0] = True
-        np.not_equal(bar_ts[1:], bar_ts[:-1], out=ts_shown[1:])
-        ts_shown[1:] |= bar_start[1:] >> PIECE_SHIFT != bar_start[:-1] >> PIECE_SHIFT  # new piece
+        # Bars of all pieces at once, from runs of one meter: (first step, length, ts, count).
+        segments = [((i << PIECE_SHIFT) + first, length, ts, count) for i, p in enumerate(pieces)
+                    for first, length, ts, count in p.bar_segments]
+        if len(segments) == 1:  # one meter throughout
+            first, length, _, count = segments[0]
+            bar_start = np.arange(first, first + count * length, length)
+        else:
+            runs = np.array(segments, dtype=np.int64)
+            counts = runs[:, 3]
+            within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            bar_start = np.repeat(runs[:, 0], counts) + within * np.repeat(runs[:, 1], counts)
+        # A TimeSig token opens each piece and each run whose meter differs from the last.
+        shown = [(first, ts) for j, (first, _, ts, _) in enumerate(segments)
+                 if j == 0 or ts != segments[j - 1][2] or first >> PIECE_SHIFT !=
+                 segments[j - 1][0] >> PIECE_SHIFT]
+        ts_step = np.array([first for first, _ in shown], dtype=np.int64)
+        ts_token = off["time_signature"] + np.array([ts for _, ts in shown])
         tempo_step = np.array([s + (i << PIECE_SHIFT) for i, p in enumerate(pieces)
                                for s, _ in p.tempo_changes], dtype=np.int64)
         tempo_token = off["tempo"] + np.array([b for p in pieces for _, b in p.tempo_changes])
@@ -760,44 +772,43 @@ class Tokenizer:
         new_voice = np.empty(n_notes, dtype=bool)
         new_voice[0] = True
         np.not_equal(notes.voice[1:], notes.voice[:-1], out=new_voice[1:])
-        new_voice[np.cumsum(notes.piece_sizes)[:-1]] = True  # each piece states its voice
-        voice_token = self._voice_tokens(notes.voice[new_voice])
+        if not one:
+            first_note = np.cumsum(notes.piece_sizes) - notes.piece_sizes
+            new_voice[first_note] = True  # each piece states its voice
 
-        # Every token gets a sort key ((step * 8 + rank) * span + sub-order); one sort lays
-        # out the stream. Ranks: Bar, TimeSig, bar-line Tempo, Position, mid-bar Tempo, note.
-        span = 4 * n_notes + 1
-        note_key = (step * 8 + 5) * span + np.arange(0, 4 * n_notes, 4)
-        piece_key = (np.arange(len(pieces), dtype=np.int64) << PIECE_SHIFT) * 8 * span
+        # One stable sort lays out the stream. A token's key is its step * K plus its
+        # place at that step: 0 for the bar's header (Bar, TimeSig, a Tempo on the bar
+        # line), 1 for the Position (and a Tempo between bar lines), 2 + n for note n.
+        # Tokens of one key keep the order of the groups below: Bar, TimeSig, Position,
+        # Tempo, then a note's Program or Track, Pitch, Velocity and Duration.
+        scale = n_notes + 3
+        note_key = step * scale + np.arange(2, n_notes + 2)
+        piece_key = (np.arange(len(pieces), dtype=np.int64) << PIECE_SHIFT) * scale
         groups = [
-            (piece_key - 1, self.BOS),  # just before the piece's first Bar
-            (piece_key + ((1 << PIECE_SHIFT) * 8 * span - 2), self.EOS),  # after its last token
-            (bar_start * 8 * span, self.BAR),
-            ((bar_start[ts_shown] * 8 + 1) * span, off["time_signature"] + bar_ts[ts_shown]),
-            ((tempo_step[on_bar_line] * 8 + 2) * span, tempo_token[on_bar_line]),
-            ((position_step * 8 + 3) * span, off["position"] + position_value),
-            ((tempo_step[~on_bar_line] * 8 + 4) * span, tempo_token[~on_bar_line]),
-            (note_key[new_voice], voice_token),
-            (note_key + 1, off["pitch"] + notes.pitch),
-            (note_key + 2, off["velocity"] + self._bin(notes.velocity, self._velocity_edges)),
-            (note_key + 3, off["duration"] + duration_bin),
+            (piece_key - 1, np.full(len(pieces), self.BOS)),  # before the piece's first Bar
+            (bar_start * scale, np.full(len(bar_start), self.BAR)),
+            (ts_step * scale, ts_token),
+            (position_step * scale + 1, off["position"] + position_value),
+            (tempo_step * scale + ~on_bar_line, tempo_token),
+            (note_key[new_voice], self._voice_tokens(notes.voice[new_voice])),
+            (note_key, off["pitch"] + notes.pitch),
+            (note_key, off["velocity"] + notes.velocity_bin),
+            (note_key, off["duration"] + notes.duration_bin),
+            (piece_key + ((1 << PIECE_SHIFT) * scale - 2),  # after the piece's last token
+             np.full(len(pieces), self.EOS)),
         ]
-        n_tokens = sum(len(keys) for keys, _ in groups)
-        keys = np.empty(n_tokens, dtype=np.int64)
-        tokens = np.empty(n_tokens, dtype=np.uint16)
-        at = 0
-        for group_keys, group_tokens in groups:
-            keys[at:at + len(group_keys)] = group_keys
-            tokens[at:at + len(group_keys)] = group_tokens
-            at += len(group_keys)
+        keys = np.concatenate([k for k, _ in groups])
         order = np.argsort(keys, kind="stable")  # timsort: the groups are sorted runs
-        tokens = tokens[order]
-        bounds = np.append(np.searchsorted(keys, piece_key - 1, sorter=order), n_tokens).tolist()
+        tokens = np.concatenate([t for _, t in groups]).astype(np.uint16)[order]
+        bounds = [0, len(tokens)] if one else np.append(
+            np.searchsorted(keys, piece_key - 1, sorter=order), len(tokens)).tolist()
 
-        first_note = np.cumsum(notes.piece_sizes) - notes.piece_sizes
-        end_step = np.maximum.reduceat(notes.step + duration_value, first_note).tolist()
-        has_drums = (np.maximum.reduceat(notes.program, first_note) == DRUMS).tolist()
-        too_long = np.bincount(notes.piece[notes.duration > self.duration_values[-1]],
-                               minlength=len(pieces))
+        if one:
+            end_step = [int((notes.step + duration_value).max())]
+            has_drums = [bool(notes.program.max() == DRUMS)]
+        else:
+            end_step = np.maximum.reduceat(notes.step + duration_value, first_note).tolist()
+            has_drums = (np.maximum.reduceat(notes.program, first_note) == DRUMS).tolist()
         results = []
         for i, piece in enumerate(pieces):
             ids = tokens[bounds[i]:bounds[i + 1]]  # BOS ... EOS
@@ -805,8 +816,8 @@ class Tokenizer:
             if notes.short[i]:
                 warnings.append(f"{notes.short[i]} notes shorter than a grid step "
                                 "were given one step")
-            if too_long[i]:
-                warnings.append(f"{too_long[i]} notes longer than "
+            if notes.too_long[i]:
+                warnings.append(f"{notes.too_long[i]} notes longer than "
                                 f"{self.config.max_duration_quarters} quarters were shortened")
             results.append(EncodedPiece(
                 ids=ids,
@@ -996,12 +1007,10 @@ def untangle(notes: dict) -> tuple[dict, int]:
     note struck at the same moment is dropped. Returns the notes (``time``, ``duration``,
     ``pitch``, ``velocity`` arrays, as ``Track.notes.numpy()`` gives them) and how many
     were dropped."""
-    time = np.asarray(notes["time"], dtype=np.int64)
-    if len(time) < 2:
-        return notes, 0
     start, length = np.asarray(notes["time"]), np.asarray(notes["duration"])
-    if (start[1:] - start[:-1] >= np.maximum(length[:-1], 0)).all():
+    if len(start) < 2 or (start[1:] - start[:-1] >= np.maximum(length[:-1], 0)).all():
         return notes, 0  # one note at a time (a melody line): nothing overlaps
+    time = start.astype(np.int64)
     pitch = np.asarray(notes["pitch"], dtype=np.int64)
     order = np.lexsort((time, pitch))
     time, pitch = time[order], pitch[order]
@@ -1061,6 +1070,12 @@ def _unison_free_layers(notes: list[tuple[int, int, int, int]]) -> list[list]:
 def _part_label(name: str) -> str:
     """A part's name as a token label: ``Track_Soprano``, ``Track_Lead_Vocal``."""
     return "_".join(name.split())
+
+
+def _nearest_bins(values: np.ndarray, size: int) -> np.ndarray:
+    """For each integer 0..size-1, the index of the nearest of the sorted ``values`` (a
+    midpoint goes to the lower one)."""
+    return np.searchsorted((values[1:] + values[:-1]) / 2, np.arange(size), side="left")
 
 
 def _tempo_grid(low: float, high: float, bins: int) -> np.ndarray:
