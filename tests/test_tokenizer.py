@@ -7,9 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from midi_factory import CRE, SKIP_NO_CRE, make_score, melody
+from symusic import Score
 
 from musegan import MidiError, MuseganError, Tokenizer
-from musegan.tokenizer import untangle
+from musegan.tokenizer import EncodedPiece, untangle
 
 TOK = Tokenizer()
 
@@ -256,6 +257,43 @@ def test_encode_batch_reports_bad_pieces_in_place_and_matches_encode():
     assert isinstance(results[1], MidiError)
     assert results[0].ids.tolist() == TOK.encode(good[0])
     assert results[2].ids.tolist() == TOK.encode(good[1])
+
+
+def _random_piece(seed: int) -> Score:
+    """Several tracks (drums, repeated programs, overlaps, long and zero-length notes)
+    under changing meters and tempos, at an unusual resolution."""
+    rng = np.random.default_rng(seed)
+    tpq = int(rng.choice([96, 220, 480]))
+    length = tpq * 40
+    tracks = []
+    for _ in range(int(rng.integers(1, 5))):
+        k = int(rng.integers(1, 60))
+        times = np.sort(rng.integers(0, length // (tpq // 4), k) * (tpq // 4))
+        lengths = rng.choice([0, tpq // 2, tpq, tpq * 20], k)
+        tracks.append((int(rng.choice([0, 0, 33])), bool(rng.random() < 0.25),
+                       [(int(t), int(d), int(p), int(v)) for t, d, p, v in
+                        zip(times, lengths, rng.integers(55, 80, k), rng.integers(0, 128, k),
+                            strict=True)]))
+    meters = [(0, 4, 4)] + [(int(rng.integers(0, length)), n, d) for n, d in
+                            [(3, 4), (6, 8)][:int(rng.integers(0, 3))]]
+    tempos = [(0, 100.0)] + [(int(rng.integers(0, length)), float(q)) for q in
+                             rng.choice([60.0, 150.0, 500.0], int(rng.integers(0, 3)))]
+    return make_score(tracks, tpq=tpq, time_signatures=meters, tempos=tempos)
+
+
+def test_a_batch_encodes_each_piece_as_encoding_it_alone_does():
+    # encode_batch shares its arrays across pieces; encode takes shortcuts for one piece
+    # with one track and one meter: both must give the same tokens, figures and warnings.
+    pieces = [_random_piece(seed) for seed in range(40)] + [melody(12)]
+    for tok in (TOK, Tokenizer(parts=[("Piano", 0), ("#2", 0)])):
+        for alone, batched in zip([tok.encode_piece(p) for p in pieces], tok.encode_batch(pieces),
+                                  strict=True):
+            assert isinstance(batched, EncodedPiece)
+            assert batched.ids.tolist() == alone.ids.tolist()
+            assert (batched.n_notes, batched.time_signature, batched.has_drums,
+                    batched.warnings) == (alone.n_notes, alone.time_signature, alone.has_drums,
+                                          alone.warnings)
+            assert batched.seconds == pytest.approx(alone.seconds)
 
 
 def test_warnings_explain_what_was_changed():
