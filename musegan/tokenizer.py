@@ -448,7 +448,7 @@ class Tokenizer:
         return self.encode_piece(source).ids.tolist()
 
     def encode_many(self, sources: Sequence[MidiSource]) -> list[list[int]]:
-        """Token ids of many pieces in one vectorized pass (``encode_batch``): about 3x
+        """Token ids of many pieces in one vectorized pass (``encode_batch``): about 2x
         faster than ``encode`` file by file. Raises the first file's ``MidiError``; use
         ``encode_batch`` to get the errors in place and keep going."""
         results = self.encode_batch(sources)

@@ -1,0 +1,109 @@
+"""Tokenizing one file at a time, counted in CPU instructions: the figure noise cannot move.
+
+    python bench/instructions.py          # needs valgrind, and MidiTok (pip install -e .[bench])
+
+On a shared machine the wall-clock figures of bench/tokenize.py move by a third from one
+run to the next, MidiTok's as much as musegan's. Instructions do not. Each count runs a
+fresh Python under ``valgrind --tool=callgrind`` twice, once encoding the files and once
+not, and takes the difference per file: musegan's ``Tokenizer.encode_piece(path)``
+(parse included), symusic's parse alone, and MidiTok's REMI ``encode(path)``. It takes
+about 10 minutes, most of it MidiTok's import under valgrind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/tokenize.py would shadow the standard library's `tokenize` (which numpy imports)
+# for any script run from this folder: drop the folder from sys.path first.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CRE = ROOT.parent / "shared" / "corpora" / "cre" / "MIDI"
+
+# What each count runs: files come from argv, `work` says whether to encode them. The first
+# file is encoded before counting starts either way, so one-time work is not counted.
+RUNNERS = {
+    "musegan": """
+from musegan.tokenizer import Tokenizer
+tok = Tokenizer()
+encode = tok.encode_piece
+""",
+    "symusic parse": """
+from musegan.midi import load_score
+encode = load_score
+""",
+    "MidiTok REMI": """
+import miditok
+remi = miditok.REMI(miditok.TokenizerConfig(use_programs=True, use_time_signatures=True,
+                                            use_tempos=True))
+encode = remi.encode
+""",
+}
+SCRIPT = """
+import sys
+work, files = int(sys.argv[1]), sys.argv[2:]
+{setup}
+encode(files[0])
+if work:
+    for f in files:
+        encode(f)
+"""
+
+
+def instructions(setup: str, files: list[Path], work: bool) -> int:
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+               "-c", SCRIPT.format(setup=setup), str(int(work)), *map(str, files)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode or not found:
+        raise SystemExit(f"valgrind failed:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_file(setup: str, files: list[Path]) -> float:
+    return (instructions(setup, files, True) - instructions(setup, files, False)) / len(files)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=50, help="files per set (default 50)")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed; this bench counts instructions with it",
+              file=sys.stderr)
+        return 1
+    # bench/tokenize.py's Bach chorales (rendered to MIDI once, cached in bench/out/)
+    spec = importlib.util.spec_from_file_location("bench_tokenize", HERE / "tokenize.py")
+    assert spec is not None and spec.loader is not None
+    bench_tokenize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_tokenize)
+    sets = {"Bach chorales": bench_tokenize.bach_files(args.files)}
+    if CRE.is_dir():
+        sets = {"CRÉ": sorted(CRE.glob("*.mid"))[:args.files], **sets}
+    else:
+        print(f"skipping CRÉ: {CRE} not found", file=sys.stderr)
+    print(f"CPU instructions per file (valgrind), {args.files} files a set\n")
+    print(f"{'set':16s}" + "".join(f"{name:>16s}" for name in RUNNERS)
+          + f"{'MidiTok / musegan':>20s}")
+    for name, files in sets.items():
+        counts = {runner: per_file(setup, files) for runner, setup in RUNNERS.items()}
+        print(f"{name:16s}" + "".join(f"{counts[r]:16,.0f}" for r in RUNNERS)
+              + f"{counts['MidiTok REMI'] / counts['musegan']:19.1f}x", flush=True)
+    print("\ntarget: musegan one file at a time >= 20x MidiTok REMI")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
