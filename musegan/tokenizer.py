@@ -694,11 +694,11 @@ class Tokenizer:
         # What a track's notes share, one row per track, repeated per note in one call.
         # `high` is their sort key's top: the piece, then (below the onset) the voice.
         per_track = np.repeat(np.array(
-            [(i, p.tpq, program, voice, i << PIECE_SHIFT + 32 | rank[voice] << 24)
+            [(i, p.tpq, program, voice, i << (PIECE_SHIFT + 32) | rank[voice] << 24)
              for i, p in enumerate(pieces)
              for program, voice in zip(p.programs, p.voices, strict=True)], dtype=np.int64),
             track_sizes, axis=0)
-        piece, high = per_track[:, 0], per_track[:, 4]
+        high = per_track[:, 4]
         if len(tracks) == 1:
             time, length = tracks[0]["time"], tracks[0]["duration"]
             pitch, velocity = tracks[0]["pitch"], tracks[0]["velocity"]
