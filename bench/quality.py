@@ -77,8 +77,8 @@ def generate(model, folder: Path, pieces: int, bars: int, temperature: float, se
         old.unlink()
     started = time.perf_counter()
     generate_files(sampler, folder, n=pieces, bars=None if form else bars, seed=seed,
-                   temperature=temperature, force=True, batch=max(1, 64 // best_of),
-                   form=form, melody=melody, best_of=best_of)
+                   temperature=temperature, force=True, form=form, melody=melody,
+                   best_of=best_of)
     return folder, (time.perf_counter() - started) / pieces
 
 

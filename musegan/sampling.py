@@ -44,6 +44,9 @@ from musegan.threads import note_default, sampling
 from musegan.tokenizer import KINDS
 
 DEFAULT_BARS = 16  # bars of a piece with no form, unless asked for
+# Rows `generate_files` writes at once (pieces times best-of candidates): on 2 CPU cores
+# 32 pieces of 16 bars took 3.9-4.1 s in one batch against 6.5-7.4 s in batches of 8.
+WRITE_AT_ONCE = 64
 note_default()
 
 
@@ -599,7 +602,7 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                    seed: int | None = None, themes: torch.Tensor | None = None,
                    primer: str | Path | None = None, include_primer: bool = True,
                    tempo: float | None = None, plot: bool = False, audio: bool = False,
-                   force: bool = False, progress: bool = False, batch: int = 8,
+                   force: bool = False, progress: bool = False, batch: int | None = None,
                    steer: dict[str, float] | None = None, form: str | None = None,
                    part_bars: int = PART_BARS, open_end: bool = False,
                    melody: bool | None = None, any_token: bool = False,
@@ -611,7 +614,9 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
     ``tempo_changes``, ``meter`` and ``best_of`` are ``Sampler.generate``'s; with
     ``best_of``, the sidecar names the winning candidate and the critic's scores. A piece
     the model ended early (its last bars are rests) says so in its sidecar, as
-    ``rest_bars_at_end``.
+    ``rest_bars_at_end``. ``batch`` pieces are written at once (default
+    ``WRITE_AT_ONCE // best_of``, at least 1); a seed's pieces depend on it, and each
+    sidecar records its batch.
 
     Never overwrites a file unless ``force``. Returns the MIDI paths.
     """
@@ -637,6 +642,9 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
     if steer:
         sampler.steer(torch.zeros(1, sampler.theme_dim, device=sampler.device), **steer)
     seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
+    batch = max(1, WRITE_AT_ONCE // best_of) if batch is None else batch
+    if batch < 1:
+        raise MuseganError(f"batch must be at least 1, got {batch}")
     if themes is not None:
         n = themes.size(0) if themes.size(0) > 1 else n
     names = [out / f"tune-s{seed}-{i:03d}.mid" for i in range(n)]
