@@ -53,7 +53,6 @@ class RowUniforms:
         self.step += 1
         return self.buffer[rows, column:column + 1]
 
-
     @classmethod
     def drawn(cls, n: int, generator: torch.Generator | None,
               device: torch.device) -> RowUniforms:
