@@ -14,6 +14,7 @@ from typing import Union
 
 import pretty_midi
 from symusic import Score
+from symusic.core import ScoreTick  # what the Score factory makes, without its dispatch
 
 from musegan.errors import MidiError
 
@@ -35,7 +36,7 @@ def score_from_bytes(data: bytes, name: str = "<bytes>") -> Score:
     if data[:4] != b"MThd" and data[:4] != b"RIFF":
         raise MidiError(name, "not a MIDI file (no MThd header); check that this is a .mid file")
     try:
-        return Score.from_midi(data)
+        return ScoreTick.from_midi(data)
     except Exception as err:  # symusic raises plain RuntimeErrors with a reason
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MidiError(name, f"corrupt or truncated MIDI ({reason}); export it again") from None
@@ -51,26 +52,33 @@ def load_score(source: MidiSource) -> Score:
     Raises:
         MidiError: the file is missing, unreadable, or not valid MIDI.
     """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        try:
+            return ScoreTick.from_file(path)  # symusic reads it: a third faster than Python
+        except Exception:  # the checks below say what is wrong, in one line
+            pass
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except IsADirectoryError:
+            raise MidiError(str(path), "is a folder, not a MIDI file") from None
+        except FileNotFoundError:
+            raise MidiError(str(path), "no such file; check the path") from None
+        except OSError as err:
+            raise MidiError(str(path), f"cannot read the file ({err.strerror}); "
+                                       "check its permissions") from None
+        return score_from_bytes(data, path)
+    if isinstance(source, (bytes, bytearray)):
+        return score_from_bytes(bytes(source))
     if isinstance(source, Score):
         return source if str(source.ttype).lower().endswith("tick") else source.to("tick")
     if isinstance(source, pretty_midi.PrettyMIDI):
         buffer = io.BytesIO()
         source.write(buffer)
         return score_from_bytes(buffer.getvalue(), "<PrettyMIDI>")
-    if isinstance(source, (bytes, bytearray)):
-        return score_from_bytes(bytes(source))
-    path = os.fspath(source)
-    try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except IsADirectoryError:
-        raise MidiError(str(path), "is a folder, not a MIDI file") from None
-    except FileNotFoundError:
-        raise MidiError(str(path), "no such file; check the path") from None
-    except OSError as err:
-        raise MidiError(str(path), f"cannot read the file ({err.strerror}); "
-                                   "check its permissions") from None
-    return score_from_bytes(data, path)
+    raise TypeError(f"cannot read MIDI from a {type(source).__name__}; pass a path, MIDI "
+                    "bytes, a PrettyMIDI or a symusic Score")
 
 
 def score_to_pretty_midi(score: Score) -> pretty_midi.PrettyMIDI:

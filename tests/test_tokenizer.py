@@ -244,6 +244,30 @@ def test_missing_file_names_the_path(tmp_path):
         TOK.encode(tmp_path / "nope.mid")
 
 
+@pytest.mark.parametrize("data, reason", [
+    (b"", "file is empty"),
+    (b"hello, I am a text file", "not a MIDI file"),
+    (None, "is a folder"),
+])
+def test_a_bad_file_on_disk_names_itself_and_why(tmp_path, data, reason):
+    path = tmp_path / "tune.mid"
+    path.mkdir() if data is None else path.write_bytes(data)
+    with pytest.raises(MidiError, match=f"tune.mid: {reason}"):
+        TOK.encode(path)
+    truncated = tmp_path / "cut.mid"
+    truncated.write_bytes(melody(8, pitch=60).dumps_midi()[:40])
+    with pytest.raises(MidiError, match="cut.mid: corrupt or truncated"):
+        TOK.encode(str(truncated))
+
+
+def test_a_path_reads_as_its_bytes_do(tmp_path):
+    path = tmp_path / "tune.mid"
+    path.write_bytes(melody(12, pitch=64).dumps_midi())
+    assert TOK.encode(path) == TOK.encode(str(path)) == TOK.encode(path.read_bytes())
+    with pytest.raises(TypeError, match="cannot read MIDI from a int"):
+        TOK.encode(3)  # type: ignore[arg-type]
+
+
 def test_no_notes_and_unsupported_meter_are_midi_errors():
     with pytest.raises(MidiError, match="no notes"):
         TOK.encode(make_score([(0, False, [])]))
