@@ -214,8 +214,8 @@ class _GridNotes:
     program: np.ndarray  # 0-127, or DRUMS
     voice: np.ndarray  # program * VOICE_SLOTS + slot
     piece_sizes: np.ndarray  # (pieces,) notes per piece
-    short: np.ndarray  # (pieces,) notes shorter than a step, lengthened to one
-    too_long: np.ndarray  # (pieces,) notes longer than the longest duration, shortened
+    short: list[int]  # per piece: notes shorter than a step, lengthened to one
+    too_long: list[int]  # per piece: notes longer than the longest duration, shortened
 
 
 @dataclass
@@ -539,7 +539,7 @@ class Tokenizer:
         warnings: list[str] = []
         notes, programs, names = [], [], []
         doubled = 0
-        for track in score.tracks:
+        for track in _items(score.tracks):
             if len(track.notes):
                 track_notes, merged = untangle(track.notes.numpy())
                 notes.append(track_notes)
@@ -554,7 +554,7 @@ class Tokenizer:
         voices = [p * VOICE_SLOTS + (self.part_voices[k] % VOICE_SLOTS if k is not None else 0)
                   for p, k in zip(programs, self.assign_parts(programs, names), strict=True)]
         last_step = self._to_step(max(int(n["time"].max()) for n in notes), tpq)
-        meters = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures]
+        meters = [(ts.time, ts.numerator, ts.denominator) for ts in _items(score.time_signatures)]
         stated = {(n, d) for _, n, d in meters}
         if meter is not None and not (stated and all(plausible_meter(*ts) for ts in stated)):
             ts_changes = [(0, self._ts_lookup[(meter[0], meter[1])])]
@@ -650,7 +650,8 @@ class Tokenizer:
         low, high = self.config.tempo_range
         changes: list[tuple[int, int]] = []
         zero = clamped = late = 0
-        for tick, mspq in sorted(((t.time, t.mspq) for t in score.tempos), key=lambda e: e[0]):
+        for tick, mspq in sorted([(t.time, t.mspq) for t in _items(score.tempos)],
+                                 key=lambda event: event[0]):
             step = self._to_step(tick, tpq)
             if step > last_step:  # no note starts after it, so no token can hold it
                 late += mspq > 0 and bool(changes) and changes[-1][1] != bisect.bisect_left(
@@ -717,15 +718,18 @@ class Tokenizer:
         duration_bin = self._duration_bin[np.minimum(duration, len(self._duration_bin) - 1)]
         too_long = duration > self.duration_values[-1]
         pitch = pitch.astype(np.int64)
-        velocity = np.maximum(velocity, 1).astype(np.int64)  # MIDI caps it at 127
+        velocity = np.maximum(velocity, 1)  # 1-127: MIDI caps it, symusic keeps it in int8
         # One int64 key sorts everything: piece and onset in the high 32 bits; voice,
         # pitch, duration and velocity below, so that unisons always come out one way.
         key = high | onset << 32 | pitch << 17 | np.minimum(duration, 1023) << 7 | velocity
-        order = np.argsort(key, kind="stable")  # timsort: one sorted run per track
+        order = key.argsort(kind="stable")  # timsort: one sorted run per track
         # (one track: every row is the same, nothing to reorder)
         piece, _, program, voice, _ = (per_track if len(tracks) == 1 else per_track[order]).T
-        short_counts, long_counts = (np.bincount(per_track[mask, 0], minlength=len(pieces))
-                                     for mask in (short, too_long))
+        if len(pieces) == 1:
+            short_counts, long_counts = [np.count_nonzero(short)], [np.count_nonzero(too_long)]
+        else:
+            short_counts, long_counts = (np.bincount(per_track[mask, 0], minlength=len(pieces))
+                                         .tolist() for mask in (short, too_long))
         return _GridNotes(piece, onset[order], duration_bin[order], pitch[order],
                           self._velocity_bin[velocity[order]], program, voice, piece_sizes,
                           short_counts, long_counts)
@@ -759,7 +763,7 @@ class Tokenizer:
         tempo_step = np.array([s + (i << PIECE_SHIFT) for i, p in enumerate(pieces)
                                for s, _ in p.tempo_changes], dtype=np.int64)
         tempo_token = off["tempo"] + np.array([b for p in pieces for _, b in p.tempo_changes])
-        on_bar_line = tempo_step == bar_start[np.searchsorted(bar_start, tempo_step, "right") - 1]
+        on_bar_line = tempo_step == bar_start[bar_start.searchsorted(tempo_step, "right") - 1]
 
         new_position = np.empty(n_notes, dtype=bool)
         new_position[0] = True
@@ -767,8 +771,8 @@ class Tokenizer:
         position_step = step[new_position]
         if not on_bar_line.all():  # a tempo change between onsets needs a Position of its own
             position_step = np.union1d(position_step, tempo_step[~on_bar_line])
-        position_value = position_step - bar_start[np.searchsorted(bar_start, position_step,
-                                                                   "right") - 1]
+        position_value = position_step - bar_start[bar_start.searchsorted(position_step,
+                                                                          "right") - 1]
         new_voice = np.empty(n_notes, dtype=bool)
         new_voice[0] = True
         np.not_equal(notes.voice[1:], notes.voice[:-1], out=new_voice[1:])
@@ -776,16 +780,15 @@ class Tokenizer:
             first_note = np.cumsum(notes.piece_sizes) - notes.piece_sizes
             new_voice[first_note] = True  # each piece states its voice
 
-        # One stable sort lays out the stream. A token's key is its step * K plus its
-        # place at that step: 0 for the bar's header (Bar, TimeSig, a Tempo on the bar
-        # line), 1 for the Position (and a Tempo between bar lines), 2 + n for note n.
-        # Tokens of one key keep the order of the groups below: Bar, TimeSig, Position,
-        # Tempo, then a note's Program or Track, Pitch, Velocity and Duration.
+        # One stable sort lays out the stream between each piece's BOS and EOS. A token's
+        # key is its step * K plus its place at that step: 0 for the bar's header (Bar,
+        # TimeSig, a Tempo on the bar line), 1 for the Position (and a Tempo between bar
+        # lines), 2 + n for note n. Tokens of one key keep the order of the groups below:
+        # Bar, TimeSig, Position, Tempo, then a note's Program or Track, Pitch, Velocity
+        # and Duration.
         scale = n_notes + 3
         note_key = step * scale + np.arange(2, n_notes + 2)
-        piece_key = (np.arange(len(pieces), dtype=np.int64) << PIECE_SHIFT) * scale
         groups = [
-            (piece_key - 1, np.full(len(pieces), self.BOS)),  # before the piece's first Bar
             (bar_start * scale, np.full(len(bar_start), self.BAR)),
             (ts_step * scale, ts_token),
             (position_step * scale + 1, off["position"] + position_value),
@@ -794,24 +797,21 @@ class Tokenizer:
             (note_key, off["pitch"] + notes.pitch),
             (note_key, off["velocity"] + notes.velocity_bin),
             (note_key, off["duration"] + notes.duration_bin),
-            (piece_key + ((1 << PIECE_SHIFT) * scale - 2),  # after the piece's last token
-             np.full(len(pieces), self.EOS)),
         ]
         keys = np.concatenate([k for k, _ in groups])
-        order = np.argsort(keys, kind="stable")  # timsort: the groups are sorted runs
-        tokens = np.concatenate([t for _, t in groups]).astype(np.uint16)[order]
-        bounds = [0, len(tokens)] if one else np.append(
-            np.searchsorted(keys, piece_key - 1, sorter=order), len(tokens)).tolist()
-
+        order = keys.argsort(kind="stable")  # timsort: the groups are sorted runs
+        tokens = np.concatenate([t for _, t in groups])[order]
         if one:
+            bounds = [0, len(tokens)]
             end_step = [int((notes.step + duration_value).max())]
-            has_drums = [bool(notes.program.max() == DRUMS)]
         else:
+            piece_key = (np.arange(len(pieces), dtype=np.int64) << PIECE_SHIFT) * scale
+            bounds = np.append(keys.searchsorted(piece_key, sorter=order), len(tokens)).tolist()
             end_step = np.maximum.reduceat(notes.step + duration_value, first_note).tolist()
-            has_drums = (np.maximum.reduceat(notes.program, first_note) == DRUMS).tolist()
         results = []
         for i, piece in enumerate(pieces):
-            ids = tokens[bounds[i]:bounds[i + 1]]  # BOS ... EOS
+            ids = np.empty(bounds[i + 1] - bounds[i] + 2, dtype=np.uint16)
+            ids[0], ids[1:-1], ids[-1] = self.BOS, tokens[bounds[i]:bounds[i + 1]], self.EOS
             warnings = list(piece.warnings)
             if notes.short[i]:
                 warnings.append(f"{notes.short[i]} notes shorter than a grid step "
@@ -825,7 +825,7 @@ class Tokenizer:
                 seconds=self._seconds(piece.tempo_changes, end_step[i]),
                 time_signature="{:d}/{:d}".format(
                     *self.time_signatures[piece.bar_segments[0][2]]),
-                has_drums=has_drums[i],
+                has_drums=DRUMS in piece.programs,
                 warnings=warnings,
             ))
         return results
@@ -1086,6 +1086,12 @@ def _tempo_grid(low: float, high: float, bins: int) -> np.ndarray:
     step = math.log(high / low) / (bins - 1)
     first = round(math.log(low / MIDI_DEFAULT_TEMPO) / step)
     return MIDI_DEFAULT_TEMPO * np.exp((first + np.arange(bins)) * step)
+
+
+def _items(events) -> list:
+    """A symusic list (tracks, tempos, ...) as a Python list: its items one by one cost a
+    third of what its iterator does."""
+    return [events[i] for i in range(len(events))]
 
 
 def _source_name(source) -> str:
