@@ -726,7 +726,8 @@ class Tokenizer:
         # (one track: every row is the same, nothing to reorder)
         piece, _, program, voice, _ = (per_track if len(tracks) == 1 else per_track[order]).T
         if len(pieces) == 1:
-            short_counts, long_counts = [np.count_nonzero(short)], [np.count_nonzero(too_long)]
+            short_counts = [int(np.count_nonzero(short))]
+            long_counts = [int(np.count_nonzero(too_long))]
         else:
             short_counts, long_counts = (np.bincount(per_track[mask, 0], minlength=len(pieces))
                                          .tolist() for mask in (short, too_long))
