@@ -213,7 +213,7 @@ class _GridNotes:
     velocity_bin: np.ndarray  # (N,) index into velocity_values
     program: np.ndarray  # 0-127, or DRUMS
     voice: np.ndarray  # program * VOICE_SLOTS + slot
-    piece_sizes: np.ndarray  # (pieces,) notes per piece
+    piece_sizes: list[int]  # notes per piece
     short: list[int]  # per piece: notes shorter than a step, lengthened to one
     too_long: list[int]  # per piece: notes longer than the longest duration, shortened
 
@@ -686,7 +686,7 @@ class Tokenizer:
         onset, program, pitch, duration, velocity). ``step`` is the onset in the piece."""
         tracks = [n for p in pieces for n in p.notes]
         track_sizes = [len(n["time"]) for n in tracks]
-        piece_sizes = np.array([sum(len(n["time"]) for n in p.notes) for p in pieces])
+        piece_sizes = [sum(len(n["time"]) for n in p.notes) for p in pieces]
         # The voices present, ranked: at most 129 programs and MAX_PARTS parts, 8 bits.
         # (Ranked per track, not per note: np.unique over the notes was a fifth of
         # encoding a one-track file.)
@@ -721,7 +721,9 @@ class Tokenizer:
         velocity = np.maximum(velocity, 1)  # 1-127: MIDI caps it, symusic keeps it in int8
         # One int64 key sorts everything: piece and onset in the high 32 bits; voice,
         # pitch, duration and velocity below, so that unisons always come out one way.
-        key = high | onset << 32 | pitch << 17 | np.minimum(duration, 1023) << 7 | velocity
+        key = onset << 32 | pitch << 17 | np.minimum(duration, 1023) << 7 | velocity
+        if len(tracks) > 1:  # (one track: piece 0, voice ranked 0, high is 0)
+            key |= high
         order = key.argsort(kind="stable")  # timsort: one sorted run per track
         # (one track: every row is the same, nothing to reorder)
         piece, _, program, voice, _ = (per_track if len(tracks) == 1 else per_track[order]).T
@@ -755,46 +757,59 @@ class Tokenizer:
             counts = runs[:, 3]
             within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
             bar_start = np.repeat(runs[:, 0], counts) + within * np.repeat(runs[:, 1], counts)
-        # A TimeSig token opens each piece and each run whose meter differs from the last.
-        shown = [(first, ts) for j, (first, _, ts, _) in enumerate(segments)
-                 if j == 0 or ts != segments[j - 1][2] or first >> PIECE_SHIFT !=
-                 segments[j - 1][0] >> PIECE_SHIFT]
-        ts_step = np.array([first for first, _ in shown], dtype=np.int64)
-        ts_token = off["time_signature"] + np.array([ts for _, ts in shown])
-        tempo_step = np.array([s + (i << PIECE_SHIFT) for i, p in enumerate(pieces)
-                               for s, _ in p.tempo_changes], dtype=np.int64)
-        tempo_token = off["tempo"] + np.array([b for p in pieces for _, b in p.tempo_changes])
-        on_bar_line = tempo_step == bar_start[bar_start.searchsorted(tempo_step, "right") - 1]
+        scale = n_notes + 3  # steps apart in the layout's sort keys (see `groups` below)
+
+        # TimeSig and Tempo tokens, a few per piece: their keys and ids in Python lists, as a
+        # numpy call costs what a hundred Python steps do. A TimeSig token opens each piece
+        # and each run whose meter differs from the last.
+        meta_key, meta_id = [], []
+        for j, (first, _, ts, _) in enumerate(segments):
+            if j == 0 or ts != segments[j - 1][2] or (
+                    first >> PIECE_SHIFT != segments[j - 1][0] >> PIECE_SHIFT):
+                meta_key.append(first * scale)
+                meta_id.append(off["time_signature"] + ts)
+        between_bars = []  # steps of tempo changes off the bar lines: each needs a Position
+        segment_starts = [first for first, _, _, _ in segments]
+        for i, piece in enumerate(pieces):
+            for at, tempo_bin in piece.tempo_changes:
+                at += i << PIECE_SHIFT
+                first, length, _, _ = segments[bisect.bisect_right(segment_starts, at) - 1]
+                between = (at - first) % length != 0
+                if between:
+                    between_bars.append(at)
+                meta_key.append(at * scale + between)
+                meta_id.append(off["tempo"] + tempo_bin)
 
         new_position = np.empty(n_notes, dtype=bool)
         new_position[0] = True
         np.not_equal(step[1:], step[:-1], out=new_position[1:])
         position_step = step[new_position]
-        if not on_bar_line.all():  # a tempo change between onsets needs a Position of its own
-            position_step = np.union1d(position_step, tempo_step[~on_bar_line])
-        position_value = position_step - bar_start[bar_start.searchsorted(position_step,
-                                                                          "right") - 1]
+        if between_bars:  # a tempo change between onsets needs a Position of its own
+            position_step = np.union1d(position_step, between_bars)
+        if len(segments) == 1:
+            position_value = (position_step - segments[0][0]) % segments[0][1]
+        else:
+            position_value = position_step - bar_start[bar_start.searchsorted(position_step,
+                                                                              "right") - 1]
         new_voice = np.empty(n_notes, dtype=bool)
         new_voice[0] = True
         np.not_equal(notes.voice[1:], notes.voice[:-1], out=new_voice[1:])
         if not one:
-            first_note = np.cumsum(notes.piece_sizes) - notes.piece_sizes
+            first_note = np.cumsum([0, *notes.piece_sizes[:-1]])
             new_voice[first_note] = True  # each piece states its voice
 
         # One stable sort lays out the stream between each piece's BOS and EOS. A token's
         # key is its step * K plus its place at that step: 0 for the bar's header (Bar,
         # TimeSig, a Tempo on the bar line), 1 for the Position (and a Tempo between bar
-        # lines), 2 + n for note n. Tokens of one key keep the order of the groups below:
-        # Bar, TimeSig, Position, Tempo, then a note's Program or Track, Pitch, Velocity
-        # and Duration.
-        scale = n_notes + 3
+        # lines), 2 + n for note n. Tokens of one key keep the order of their groups: Bar,
+        # Position, TimeSig, Tempo, then a note's Program or Track, Pitch, Velocity and
+        # Duration.
         note_key = step * scale + np.arange(2, n_notes + 2)
         groups = [
             (bar_start * scale, np.full(len(bar_start), self.BAR)),
-            (ts_step * scale, ts_token),
             (position_step * scale + 1, off["position"] + position_value),
-            (tempo_step * scale + ~on_bar_line, tempo_token),
-            (note_key[new_voice], self._voice_tokens(notes.voice[new_voice])),
+            (np.array(meta_key, dtype=np.int64), np.array(meta_id, dtype=np.int64)),
+            (note_key[new_voice], self._voice_lookup[notes.voice[new_voice]]),
             (note_key, off["pitch"] + notes.pitch),
             (note_key, off["velocity"] + notes.velocity_bin),
             (note_key, off["duration"] + notes.duration_bin),
@@ -822,7 +837,7 @@ class Tokenizer:
                                 f"{self.config.max_duration_quarters} quarters were shortened")
             results.append(EncodedPiece(
                 ids=ids,
-                n_notes=int(notes.piece_sizes[i]),
+                n_notes=notes.piece_sizes[i],
                 seconds=self._seconds(piece.tempo_changes, end_step[i]),
                 time_signature="{:d}/{:d}".format(
                     *self.time_signatures[piece.bar_segments[0][2]]),
