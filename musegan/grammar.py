@@ -3,12 +3,14 @@
 The stream ``musegan.tokenizer`` writes is::
 
     BOS
-    Bar [TimeSig] [Tempo]                               # a bar's header
+    Bar [TimeSig] [Tempo] [Program|Track]               # a bar's header
         Position [Tempo] ([Program|Track] Pitch Velocity Duration)+
         ...
     Bar ...
     EOS
 
+A Program (or Track) in a header is the voice in force when a training window starts
+inside a piece (``musegan.data``); the bar's notes follow it, from a Position on.
 ``FOLLOWS`` says it as a table: after a token of each ``State``, the kinds
 (``musegan.tokenizer.KINDS``, plus ``"eos"``) that may come next. ``Grammar`` turns the
 table into masks over the tokenizer's vocabulary, for a batch of pieces being written, and
@@ -62,6 +64,7 @@ class State(IntEnum):
     PITCH = 7
     VELOCITY = 8
     DURATION = 9
+    HEADER_PROGRAM = 10  # a Program or Track closing a bar's header (a window's first bar)
 
 
 # After each state, the kinds that may come next. "bar" and "eos" are further subject to
@@ -71,6 +74,7 @@ FOLLOWS: dict[State, tuple[str, ...]] = {
     State.BAR: ("time_signature", "tempo", "program", "position", "bar", "eos"),
     State.TIME_SIGNATURE: ("tempo", "program", "position", "bar", "eos"),
     State.BAR_TEMPO: ("program", "position", "bar", "eos"),
+    State.HEADER_PROGRAM: ("position", "bar", "eos"),
     State.POSITION: ("tempo", "program", "pitch"),
     State.POSITION_TEMPO: ("program", "pitch"),
     State.PROGRAM: ("pitch",),
@@ -165,12 +169,17 @@ class Grammar:
         for name, state in LEADS_TO.items():
             next_state[kinds == code(name)] = state
         next_state[kinds == code("tempo")] = TEMPO_STATE
-        # (state, token) -> the next state, in one lookup: a tempo's depends on where it
-        # stands (in a bar's header or after a position); PAD and BOS keep the state.
+        # (state, token) -> the next state, in one lookup: PAD and BOS keep the state, a
+        # tempo's depends on where it stands (in a bar's header or after a position) ...
         header = torch.tensor([s in (State.BAR, State.TIME_SIGNATURE) for s in State])
         tempo_state = torch.where(header, State.BAR_TEMPO, State.POSITION_TEMPO)  # (states,)
         transition = next_state.expand(len(State), -1).clone()
         transition = torch.where(transition == TEMPO_STATE, tempo_state[:, None], transition)
+        # and a voice's on whether it closes a bar's header
+        in_header = torch.tensor([s in (State.BAR, State.TIME_SIGNATURE, State.BAR_TEMPO)
+                                  for s in State])
+        transition = torch.where(in_header[:, None] & (transition == State.PROGRAM),
+                                 State.HEADER_PROGRAM, transition)
         transition = torch.where(transition == KEEPS_STATE,
                                  torch.arange(len(State))[:, None], transition)
         self.transition = transition.flatten().to(device)  # (states * V,)
@@ -192,7 +201,8 @@ class Grammar:
             self.value.cpu(), self.voice_value.cpu(), self.voice_row.cpu(),
             torch.where(is_["time_signature"], meter_steps, 0)], 1).to(device)
         self.can_end = torch.zeros(len(State), dtype=torch.bool, device=device)  # (states,)
-        self.can_end[[State.BAR, State.TIME_SIGNATURE, State.BAR_TEMPO, State.DURATION]] = True
+        self.can_end[[State.BAR, State.TIME_SIGNATURE, State.BAR_TEMPO, State.HEADER_PROGRAM,
+                      State.DURATION]] = True
         self.ends_bar = (self.kind == code("eos")) | (self.kind == code("bar"))  # (V,)
         self.pad_only = torch.arange(len(tok), device=device) == tok.PAD  # (V,)
         self.state = torch.full((n,), State.START, dtype=torch.long, device=device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from midi_factory import make_score
 
 from musegan.grammar import BUDGET_FLOOR, FOLLOWS, MAX_TOKENS_PER_BAR, Grammar, State
 from musegan.tokenizer import KINDS, Tokenizer
@@ -44,15 +45,20 @@ def check_well_formed(ids: list[int], bars: int, tempo: str | None = None) -> No
     position = -1
     expect: str | None = None  # the kind a note still needs
     previous = ""
-    first_step = False  # notes stand on the bar's first step with no Position before them
-    for name in names[1:-1]:
+    for name in names[1:]:
         kind = name.split("_")[0]
+        if previous in ("Program", "Track") and position < 0:
+            # A voice may close a bar's header (training windows start that way); the
+            # bar's notes still start at a Position.
+            assert kind in ("Position", "Bar", "EOS"), f"{name} after a header's voice"
+        if kind == "EOS":
+            break
         if expect:
             assert kind == expect, f"{expect} expected, got {name} in {names}"
             expect = {"Velocity": "Duration", "Duration": None}[kind]
             continue
         if kind == "Bar":
-            position, first_step = -1, False
+            position = -1
         elif kind == "TimeSig":
             assert position == -1, "a meter change inside a bar"
             n, d = map(int, name.split("_")[1].split("/"))
@@ -62,10 +68,7 @@ def check_well_formed(ids: list[int], bars: int, tempo: str | None = None) -> No
             assert position < value < bar_steps, f"position {value} out of order in {names}"
             position = value
         elif kind == "Pitch":
-            # A Program may close a bar's header (training windows start that way); a note
-            # right after it stands on the bar's first step.
-            first_step |= position < 0 and previous == "Program"
-            assert position >= 0 or first_step, "a note before any position"
+            assert position >= 0, "a note before any position"
             expect = "Velocity"
         elif kind == "Tempo" and tempo is not None:
             assert name == tempo
@@ -200,6 +203,30 @@ def test_parts_are_voices_that_rise_at_an_onset_after_their_program():
     assert allowed[tok.token_id("Program_1")]
 
 
+def test_a_training_window_is_a_piece_the_grammar_can_write():
+    """A window starting inside a piece states the voice in force at the end of its first
+    bar's header (musegan.data); the grammar takes it, and then wants a Position: a note
+    needs one."""
+    bass = [(i * 960, 960, 40 + i % 5, 70) for i in range(8)]
+    tune = [(i * 240, 240, 60 + (i * 3) % 12, 90) for i in range(32)]
+    ids = TOK.encode_piece(make_score([(0, False, tune), (33, False, bass)])).ids
+    table = TOK.bar_table(ids)
+    assert table["program"][1:].all(), "the test wants a voice in force at every bar"
+    for bar in range(1, len(table)):
+        row = table[bar]
+        header = [TOK.BAR, int(row["time_signature"]), int(row["tempo"]), int(row["program"])]
+        window = header + ids[int(row["offset"]) + 1 + int(row["header"]):].tolist()
+        grammar = Grammar(TOK, 1, len(table) - bar, "cpu", tempo_id=None)
+        for step, token in enumerate(window):
+            if step == len(header):  # a header's voice: no note before a Position
+                allowed = grammar.mask()[0]
+                assert not allowed[TOK.token_range("pitch")].any()
+                assert allowed[TOK.token_id("Position_0")]
+            assert grammar.mask()[0, token], f"bar {bar}: {TOK.tokens(window[:step + 1])}"
+            grammar.update(torch.tensor([token]))
+        assert grammar.done.all()
+
+
 def test_tempo_bins_are_the_nearest_on_a_log_scale():
     for bpm in (31.0, 90.0, 120.0, 141.3, 299.0):
         nearest = min(range(len(TOK.tempo_values)),
@@ -226,9 +253,12 @@ def test_a_voice_never_strikes_a_pitch_it_still_sounds(seed):
                 row.append(t)
     pitches = set(tok.token_range("pitch"))
     for row in rows:
-        voices = {int(tok.voice[t]) for t in row if tok.voice[t] >= 0}
-        first_voice = next((i for i, t in enumerate(row) if tok.voice[t] >= 0), len(row))
-        if any(t in pitches for t in row[:first_voice]):
-            voices.add(0)  # notes before any voice token play program 0's own voice
+        voices, voice = set(), 0  # notes before any voice token play program 0's own voice
+        for t in row:
+            if tok.voice[t] >= 0:
+                voice = int(tok.voice[t])
+            elif t in pitches:
+                voices.add(voice)  # the voices that play a note (a header may name one
+                # over an empty bar)
         tracks = tok.decode_score(row).tracks
         assert len([t for t in tracks if len(t.notes)]) == len(voices)
