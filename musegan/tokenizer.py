@@ -459,10 +459,10 @@ class Tokenizer:
 
     def encode_piece(self, source: MidiSource, name: str | None = None) -> EncodedPiece:
         """Like ``encode`` but returns uint16 ids with the piece's statistics and warnings."""
-        result = self.encode_batch([source], None if name is None else [name])[0]
-        if isinstance(result, MidiError):
-            raise result
-        return result
+        # encode_batch's work for one piece, without its bookkeeping
+        piece = self._read_piece(load_score(source), _source_name(source) if name is None
+                                 else name)
+        return self._encode_pieces([piece])[0]
 
     def encode_batch(self, sources: Sequence[MidiSource],
                      names: Sequence[str] | None = None,
@@ -709,10 +709,14 @@ class Tokenizer:
         tpq: int | np.ndarray = pieces[0].tpq
         if any(p.tpq != tpq for p in pieces):
             tpq = per_track[:, 1]
-        time = time.astype(np.int64)
-        spq2, tpq2 = 2 * self.steps_per_quarter, 2 * tpq
-        onset = (time * spq2 + tpq) // tpq2
-        duration = ((time + np.maximum(length, 0)) * spq2 + tpq) // tpq2 - onset
+        # Onsets and ends to the grid together, rounding half up in integers.
+        onset, end = ticks = np.empty((2, len(time)), dtype=np.int64)
+        onset[:] = time
+        np.add(onset, np.maximum(length, 0), out=end)
+        ticks *= 2 * self.steps_per_quarter
+        ticks += tpq
+        ticks //= 2 * tpq
+        duration = end - onset
         short = duration < 1
         np.maximum(duration, 1, out=duration)
         duration_bin = self._duration_bin[np.minimum(duration, len(self._duration_bin) - 1)]
