@@ -35,6 +35,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -338,7 +339,8 @@ class Tokenizer:
         # lookup costs a third of a search. A duration past the table is clamped to its
         # end, which is past the longest value: the last bin, as for any longer note.
         self._velocity_bin = _nearest_bins(self.velocity_values, 128)
-        self._duration_bin = _nearest_bins(self.duration_values, int(self.duration_values[-1]) + 2)
+        self._longest = int(self.duration_values[-1])
+        self._duration_bin = _nearest_bins(self.duration_values, self._longest + 2)
         log_tempo = np.log(self.tempo_values)
         self._tempo_edges = (log_tempo[1:] + log_tempo[:-1]) / 2
         self._tempo_edges_list = self._tempo_edges.tolist()  # bisect on floats beats numpy
@@ -540,7 +542,7 @@ class Tokenizer:
         notes, programs, names = [], [], []
         doubled = 0
         for track in _items(score.tracks):
-            if len(track.notes):
+            if track.note_num():
                 track_notes, merged = untangle(track.notes.numpy())
                 notes.append(track_notes)
                 doubled += merged
@@ -593,7 +595,7 @@ class Tokenizer:
         """(step, time-signature index) pairs from a file's (tick, numerator, denominator)
         events: the first at step 0, then one per change."""
         # Sort by time only (stable): of several events at one tick, the last in the file wins.
-        events = sorted(meters, key=lambda event: event[0])
+        events = sorted(meters, key=itemgetter(0)) if len(meters) > 1 else meters
         # MIDI plays 4/4 until told otherwise.
         changes: list[tuple[int, int]] = [(0, self.default_time_signature)]
         for tick, n, d in events:
@@ -609,7 +611,7 @@ class Tokenizer:
                 changes[-1] = (step, index)
             else:
                 changes.append((step, index))
-        return [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]
+        return _runs(changes)
 
     def _bar_segments(self, changes: list[tuple[int, int]], last_step: int, name: str,
                       warnings: list[str]) -> list[tuple[int, int, int, int]]:
@@ -650,8 +652,8 @@ class Tokenizer:
         low, high = self.config.tempo_range
         changes: list[tuple[int, int]] = []
         zero = clamped = late = 0
-        for tick, mspq in sorted([(t.time, t.mspq) for t in _items(score.tempos)],
-                                 key=lambda event: event[0]):
+        events = [(t.time, t.mspq) for t in _items(score.tempos)]
+        for tick, mspq in sorted(events, key=itemgetter(0)) if len(events) > 1 else events:
             step = self._to_step(tick, tpq)
             if step > last_step:  # no note starts after it, so no token can hold it
                 late += mspq > 0 and bool(changes) and changes[-1][1] != bisect.bisect_left(
@@ -679,7 +681,7 @@ class Tokenizer:
                             "(a final ritardando: the length in seconds leaves it out)")
         if not changes:
             changes.append((0, self._default_tempo_bin))
-        return [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]
+        return _runs(changes)
 
     def _grid_notes(self, pieces: list[_Piece]) -> _GridNotes:
         """The notes of all pieces on the grid, in one set of arrays sorted by (piece,
@@ -720,7 +722,7 @@ class Tokenizer:
         short = duration < 1
         np.maximum(duration, 1, out=duration)
         duration_bin = self._duration_bin[np.minimum(duration, len(self._duration_bin) - 1)]
-        too_long = duration > self.duration_values[-1]
+        too_long = duration > self._longest
         pitch = pitch.astype(np.int64)
         velocity = np.maximum(velocity, 1)  # 1-127: MIDI caps it, symusic keeps it in int8
         # One int64 key sorts everything: piece and onset in the high 32 bits; voice,
@@ -795,12 +797,15 @@ class Tokenizer:
         else:
             position_value = position_step - bar_start[bar_start.searchsorted(position_step,
                                                                               "right") - 1]
-        new_voice = np.empty(n_notes, dtype=bool)
-        new_voice[0] = True
-        np.not_equal(notes.voice[1:], notes.voice[:-1], out=new_voice[1:])
         if not one:
             first_note = np.cumsum([0, *notes.piece_sizes[:-1]])
-            new_voice[first_note] = True  # each piece states its voice
+        new_voice: slice | np.ndarray = slice(0, 1)  # one voice: stated at the first note
+        if not one or len(set(pieces[0].voices)) > 1:
+            new_voice = np.empty(n_notes, dtype=bool)
+            new_voice[0] = True
+            np.not_equal(notes.voice[1:], notes.voice[:-1], out=new_voice[1:])
+            if not one:
+                new_voice[first_note] = True  # each piece states its voice
 
         # One stable sort lays out the stream between each piece's BOS and EOS. A token's
         # key is its step * K plus its place at that step: 0 for the bar's header (Bar,
@@ -810,7 +815,7 @@ class Tokenizer:
         # Duration.
         note_key = step * scale + np.arange(2, n_notes + 2)
         groups = [
-            (bar_start * scale, np.full(len(bar_start), self.BAR)),
+            (bar_start * scale, _BAR_ID.repeat(len(bar_start))),
             (position_step * scale + 1, off["position"] + position_value),
             (np.array(meta_key, dtype=np.int64), np.array(meta_id, dtype=np.int64)),
             (note_key[new_voice], self._voice_lookup[notes.voice[new_voice]]),
@@ -1057,6 +1062,7 @@ def untangle(notes: dict) -> tuple[dict, int]:
     return out, int((~keep).sum())
 
 
+_BAR_ID = np.array([Tokenizer.BAR])  # repeated, the Bar tokens of a piece (cheaper than np.full)
 PRETTY_MIDI_MAX_TICK = 10_000_000  # pretty_midi refuses a file with a later tick as corrupt
 BAR_TABLE_DTYPE = np.dtype([("offset", "<i4"), ("header", "u1"), ("time_signature", "<u2"),
                             ("tempo", "<u2"), ("program", "<u2")])
@@ -1106,6 +1112,13 @@ def _tempo_grid(low: float, high: float, bins: int) -> np.ndarray:
     step = math.log(high / low) / (bins - 1)
     first = round(math.log(low / MIDI_DEFAULT_TEMPO) / step)
     return MIDI_DEFAULT_TEMPO * np.exp((first + np.arange(bins)) * step)
+
+
+def _runs(changes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(step, value) changes without those that repeat the value before them."""
+    if len(changes) < 2:
+        return changes
+    return [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]
 
 
 def _items(events) -> list:
