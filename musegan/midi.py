@@ -51,6 +51,7 @@ def load_score(source: MidiSource) -> Score:
 
     Raises:
         MidiError: the file is missing, unreadable, or not valid MIDI.
+        TypeError: ``source`` is none of these.
     """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)

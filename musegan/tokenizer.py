@@ -508,15 +508,11 @@ class Tokenizer:
                                                ("pitch", "i8"), ("velocity", "i8"),
                                                ("program", "i8"), ("part", "i8")])
         out["onset"], out["pitch"], out["program"] = notes.step, notes.pitch, notes.program
-        token = self._voice_tokens(notes.voice)
+        token = self._voice_lookup[notes.voice]  # its Program or Track token
         out["part"] = np.where(self.kind[token] == KINDS.index("part"), self.value[token], -1)
         out["duration"] = self.duration_values[notes.duration_bin]
         out["velocity"] = self.velocity_values[notes.velocity_bin]
         return out
-
-    def _voice_tokens(self, voices: np.ndarray) -> np.ndarray:
-        """The Program or Track token of each voice."""
-        return self._voice_lookup[voices]
 
     def part_name(self, voice: int) -> str:
         """The track name decoding gives a voice: the part's name, else the instrument's."""
