@@ -116,6 +116,7 @@ class Prefixed:
         """Each piece's ids so far, PAD removed."""
         return _unpadded(self.prefix_ids, self.pad)
 
+    @torch.inference_mode()
     def write(self, uniforms: RowUniforms, sampling: Sampling,
               rows: torch.Tensor | None = None) -> list[list[int]]:
         """Pieces written from here: every one, or those of ``rows`` (indices), each
@@ -124,6 +125,7 @@ class Prefixed:
         ids, _ = self._write(uniforms, sampling, rows, park=False)
         return _unpadded(ids, self.pad)
 
+    @torch.inference_mode()
     def read(self, rows: list[list[int]], bars: int) -> Prefixed:
         """The pieces with ``rows[i]`` read after piece i's tokens so far (at least one
         token each, or none at all), ready to write ``bars`` more bars with their meter and
@@ -141,6 +143,7 @@ class Prefixed:
         grammar.bars_wanted = grammar.bars + bars
         return Prefixed(grammar, runner, logits, ids, bars, self.pad)
 
+    @torch.inference_mode()
     def write_to_last_bar(self, uniforms: RowUniforms, sampling: Sampling) -> Prefixed:
         """Every piece written until it starts its last bar: the state there, its last
         Bar read, from which ``write`` writes the last bar (as often as asked, forking).
@@ -171,42 +174,38 @@ class Prefixed:
         active = torch.arange(n, device=device)  # pieces still being written
         written = []  # (which pieces, their tokens) at each step
         parked: list[tuple[torch.Tensor, Grammar, Runner]] = []  # (pieces, their state)
-        bad = torch.zeros((), dtype=torch.bool, device=device)
+        totals: list[torch.Tensor] = []  # the points draw() gave, since the last look
         # Finished pieces leave the batch, and unusable logits (NaN) stop the decode.
-        # Looking is a host sync on a GPU, so there it is done every DROP_EVERY steps,
-        # the finished pieces writing PAD until then; on a CPU a look costs microseconds,
-        # and is done every step.
+        # Looking is a host sync on a GPU, so there finished pieces are looked for every
+        # DROP_EVERY steps, writing PAD until then; on a CPU a look costs microseconds, and
+        # is done every step. Unusable logits are looked for every DROP_EVERY steps.
         every = 1 if device.type == "cpu" or park else DROP_EVERY
         # The grammar closes a bar over budget within a few tokens: this bound is never
         # reached.
         for step in range((self.bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
-            token, finite = draw(logits, grammar.mask(), sampling.temperature, sampling.top_k,
-                                 sampling.top_p, uniform=uniforms.next(active))
-            bad |= ~finite
+            token, total = draw(logits, grammar.mask(), sampling.temperature, sampling.top_k,
+                                sampling.top_p, uniform=uniforms.next(active))
+            totals.append(total)
             token = grammar.resolve(token)
             grammar.update(token)
             written.append((active, token))
+            if len(totals) == DROP_EVERY:
+                _check(totals)
             if step % every == every - 1:
                 left = grammar.bars >= grammar.bars_wanted if park else grammar.done
-                # one look (one host sync on a GPU) for all three questions
-                unusable, all_left, any_left = torch.stack(
-                    [bad, left.all(), left.any()]).tolist()
-                if unusable:
-                    raise _unusable()
-                if park and any_left:
-                    leaving = left.nonzero().squeeze(1)
-                    parked.append((active[leaving], *_fork(grammar, runner, leaving)))
-                if all_left:
-                    break
-                if any_left:
+                if bool(left.any()):  # one host sync on a GPU
+                    if park:
+                        leaving = left.nonzero().squeeze(1)
+                        parked.append((active[leaving], *_fork(grammar, runner, leaving)))
                     keep = (~left).nonzero().squeeze(1)
+                    if not len(keep):
+                        break
                     active = active[keep]
                     grammar.select(keep)
                     runner.select(keep)
                     token = token[keep]
             logits = runner.step(token)
-        if bool(bad):
-            raise _unusable()
+        _check(totals)
         ids = torch.full((n, len(written)), self.pad, device=device)
         for step, (at, token) in enumerate(written):
             ids[at, step] = token
@@ -235,6 +234,7 @@ def _fork(grammar: Grammar, runner: Runner, rows: torch.Tensor) -> tuple[Grammar
 DROP_EVERY = 8  # steps between looks for finished pieces, on a GPU
 
 
+@torch.inference_mode()
 def read_prefix(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
                 prefix: list[int] | list[list[int]], tempo_id: int | None = None,
                 continuation: bool = False, allowed: torch.Tensor | None = None,
@@ -281,7 +281,7 @@ def _replay(grammar: Grammar, ids: torch.Tensor, lengths: torch.Tensor | None,
                        else lengths > i)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
            prefix: list[int] | list[list[int]], temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None,
@@ -306,7 +306,7 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
                        Sampling(temperature, top_k, top_p))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode_until(start: Prefixed, tries: int, accept: Callable[[int, list[list[int]]], bool],
                  sampling: Sampling | None = None,
                  generator: torch.Generator | None = None) -> list[list[list[int]]]:
@@ -352,10 +352,17 @@ def sample_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 
     """One token per row from logits (n, V), only where mask (n, V) is true, after
     temperature, top-k and top-p (nucleus) filtering; ``uniform`` (n, 1) holds the random
     numbers in [0, 1) to draw with (default: from ``generator``)."""
-    token, finite = draw(logits, mask, temperature, top_k, top_p, generator, uniform)
-    if not finite:
-        raise _unusable()
+    token, total = draw(logits, mask, temperature, top_k, top_p, generator, uniform)
+    _check([total])
     return token
+
+
+def _check(totals: list[torch.Tensor]) -> None:
+    """Raise if any of the points ``draw`` gave is not finite (NaN logits); empties the
+    list. One host sync on a GPU, for as many steps as the list holds."""
+    if totals and not bool(torch.isfinite(torch.cat(totals)).all()):
+        raise _unusable()
+    totals.clear()
 
 
 def _unusable() -> MuseganError:
@@ -367,9 +374,10 @@ def draw(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0,
          top_k: int | None = None, top_p: float | None = None,
          generator: torch.Generator | None = None,
          uniform: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sample_token``'s tokens (n,) and whether every row had usable probabilities (a
-    0-d bool tensor), raising nothing: a decoding loop looks once at the end, not at
-    every step (each look is a host sync on a GPU)."""
+    """``sample_token``'s tokens (n,) and the point each row drew on its running total of
+    probability (n,), raising nothing: that point is not finite where the row had no
+    usable probabilities (NaN logits). A decoding loop looks at many steps' points at
+    once (``_check``), not at every step: each look is a host sync on a GPU."""
     logits = torch.where(mask, logits.float(), float("-inf"))
     if temperature != 1:
         logits = logits / temperature
@@ -386,11 +394,11 @@ def draw(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0,
     # here. u lies in (0, total], so a token of probability 0 is never drawn: searchsorted
     # takes the first index whose running total reaches u.
     cdf = logits.softmax(-1).cumsum_(-1)
-    finite = torch.isfinite(cdf[:, -1]).all()
     if uniform is None:
         uniform = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device)
-    u = (1 - uniform) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.size(1) - 1), finite
+    u = (1 - uniform) * cdf[:, -1:]  # at most the total: the index found is in the vocabulary
+    # (unless the total is NaN, where the clamp keeps the token one the model can read)
+    return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.size(1) - 1), u.squeeze(1)
 
 
 def one_line(ids: list[int], tokenizer: Tokenizer) -> list[int]:

@@ -59,7 +59,7 @@ def check_form(form: str, part_bars: int, bars: int | None = None) -> int:
     return total
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode_form(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, form: str,
                 part_bars: int, prefix: list[int], continuation: bool = False,
                 tempo_id: int | None = None, ending: bool = True, *,
