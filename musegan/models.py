@@ -392,23 +392,26 @@ class IncrementalGenerator:
         hs, cs = list(hs), list(cs)
         for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
             if layer == 0:
-                gates = torch.addmm(self.token_table[token] + theme_rows, h, self.weights[0])
+                rows = self.token_table.index_select(0, token).add_(theme_rows)
+                gates = torch.addmm(rows, h, self.weights[0])
             else:
                 bias = self.biases[layer]
                 assert x is not None and bias is not None  # set by the layer below / __init__
                 gates = torch.addmm(bias, torch.cat([x, h], 1), self.weights[layer])
             i, f, g, o = gates.sigmoid_().chunk(4, 1)
             c = torch.addcmul(f * c, i, g.mul(2).sub_(1))
-            x = o * torch.tanh(c)
+            x = torch.tanh(c).mul_(o)
             hs[layer], cs[layer] = x, c
         assert x is not None
-        return self.head(x), hs, cs
+        # (the head's function, not its module call: a step is short enough to feel that)
+        return F.linear(x, self.head.weight, self.head.bias), hs, cs
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these pieces (indices into the batch)."""
-        self.theme_rows, self.theme = self.theme_rows[rows], self.theme[rows]
-        self.h = [h[rows] for h in self.h]
-        self.c = [c[rows] for c in self.c]
+        self.theme_rows = self.theme_rows.index_select(0, rows)  # (faster than [rows])
+        self.theme = self.theme.index_select(0, rows)
+        self.h = [h.index_select(0, rows) for h in self.h]
+        self.c = [c.index_select(0, rows) for c in self.c]
 
     def append(self, other: IncrementalGenerator) -> None:
         """Add ``other``'s pieces (a runner of the same generator) after these."""
