@@ -378,7 +378,8 @@ def draw(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0,
     probability (n,), raising nothing: that point is not finite where the row had no
     usable probabilities (NaN logits). A decoding loop looks at many steps' points at
     once (``_check``), not at every step: each look is a host sync on a GPU."""
-    logits = torch.where(mask, logits.float(), float("-inf"))
+    logits = torch.where(mask, logits if logits.dtype == torch.float32 else logits.float(),
+                         float("-inf"))
     if temperature != 1:
         logits = logits / temperature
     if top_k is not None and top_k > 0:

@@ -449,7 +449,7 @@ class Grammar:
         mode = self.modes[c[_MODE], token]
         s.mul_(rule[:, :C]).add_(rule[:, C:2 * C])
         c[_MODE].copy_(mode)
-        s[:, _TOKENS_IN_BARS:_BAR_START + 1] += carried
+        s[:, _TOKENS_IN_BARS:_BAR_START + 1].add_(carried)
         # At a Pitch, the highest voice with notes here rises to the current one.
         c[_VOICE_FLOOR].clamp_(min=is_pitch * c[_VOICE1] - 1)
         # A Duration's note ends here in the bar (0 for the other tokens), and sounds

@@ -392,8 +392,8 @@ class IncrementalGenerator:
         hs, cs = list(hs), list(cs)
         for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
             if layer == 0:
-                rows = self.token_table.index_select(0, token).add_(theme_rows)
-                gates = torch.addmm(rows, h, self.weights[0])
+                gates = self.token_table.index_select(0, token).add_(theme_rows)
+                gates.addmm_(h, self.weights[0])
             else:
                 bias = self.biases[layer]
                 assert x is not None and bias is not None  # set by the layer below / __init__
