@@ -1,6 +1,6 @@
 """Sampling speed, side by side in one run.
 
-    python bench/sample.py [--model NAME|PATH] [--tokens 256] [--threads 1]
+    python bench/sample.py [--model NAME|PATH] [--tokens 256] [--threads 1] [--repeats 5]
 
 Tokens per second at batch 1 and batch 64 for:
   generate    Sampler.generate_ids (grammar-constrained, state carried step to step),
@@ -11,6 +11,8 @@ Tokens per second at batch 1 and batch 64 for:
   (a)         a bare loop calling nn.LSTM once per step (the model's own step(), no grammar)
   (b)         the teacher-forced forward pass over as many tokens: the floor step-by-step
               decoding can approach. Target: musegan at batch 64 >= 0.8x of (b).
+The four run in rounds, one after another; a speed is the best round's, a ratio the
+median round's (both figures of a ratio seconds apart, so a busy spell moves both).
 Then the wall time of `musegan generate -n 4 --bars 16` end to end, on its own and while
 two other processes keep both cores busy (the bench starts and stops them).
 """
@@ -26,6 +28,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -35,13 +38,10 @@ import torch  # noqa: E402
 from musegan.sampling import Sampler  # noqa: E402
 
 
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 @torch.no_grad()
@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=256, help="tokens per sequence")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads for all three (default 1: what musegan samples with)")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
     parser.add_argument("--bars", type=int, default=8, help="bars per piece for musegan")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,13 +89,18 @@ def main() -> int:
         def forward(tokens=tokens, theme=theme):
             net.generator(tokens, theme)
 
-        speeds = []
-        for open_end in (False, True):
-            seconds = best_of(args.repeats, lambda o=open_end: musegan(o))
-            speeds.append(batch * written[open_end][-1] / seconds)
-        speeds += [batch * length / best_of(args.repeats, fn) for fn in (per_step, forward)]
+        # Rounds of all four, one after another: a ratio is taken within a round (the two
+        # figures seconds apart, so a busy spell on the machine moves both), and the
+        # median round's is printed; the speeds are each one's best round.
+        runs = [lambda: musegan(False), lambda: musegan(True), per_step, forward]
+        seconds = [[timed(fn) for fn in runs] for _ in range(args.repeats)]
+        tokens = [batch * written[False][-1], batch * written[True][-1], batch * length,
+                  batch * length]
+        speeds = [tokens[i] / min(round_[i] for round_ in seconds) for i in range(4)]
+        ratios = [statistics.median(tokens[i] / round_[i] / (tokens[3] / round_[3])
+                                    for round_ in seconds) for i in (0, 1)]
         print(f"{batch:6d}{speeds[0]:10,.0f}{speeds[1]:10,.0f}{speeds[2]:15,.0f}"
-              f"{speeds[3]:13,.0f}{speeds[0] / speeds[3]:13.2f}x{speeds[1] / speeds[3]:12.2f}x"
+              f"{speeds[3]:13,.0f}{ratios[0]:13.2f}x{ratios[1]:12.2f}x"
               f"   pieces: mean {written[False][-1]:.0f} tokens, longest {longest[-1]}")
 
     print("(the batch runs until its longest piece ends; finished pieces leave the batch)\n")

@@ -7,7 +7,9 @@ a piece depends on its seed, theme and place in the batch, never on what the oth
 of the batch write: one piece regenerates alone from its sidecar.
 
 It serves ``Sampler``, the validation samples written during training, and the Markov
-baseline alike: anything whose ``incremental(theme)`` gives a step-by-step runner.
+baseline alike: anything whose ``incremental(theme)`` gives a step-by-step runner. It runs
+under ``torch.inference_mode`` (a step is some 100 small operations, and inference mode
+spares each one autograd's bookkeeping); what it returns is plain lists of ids.
 """
 
 from __future__ import annotations
