@@ -13,7 +13,8 @@ Tokens per second at batch 1 and batch 64 for:
               decoding can approach. Target: musegan at batch 64 >= 0.8x of (b).
 The four run in rounds, one after another; a speed is the best round's, a ratio the
 median round's (both figures of a ratio seconds apart, so a busy spell moves both).
-Then the wall time of `musegan generate -n 4 --bars 16` end to end, on its own and while
+Then the tensor operations a step takes at batch 64 (counted: noise does not move them),
+and the wall time of `musegan generate -n 4 --bars 16` end to end, on its own and while
 two other processes keep both cores busy (the bench starts and stops them).
 """
 
@@ -28,6 +29,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
+import collections  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -42,6 +44,58 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def print_operations(sampler: Sampler, bars: int) -> None:
+    """Tensor operations per step at batch 64, counted (the machine's noise does not move
+    a count; on a GPU each one that is not a view is about one kernel launch): the decoder
+    against the bare loop's nn.LSTM step."""
+    try:
+        from torch.utils._python_dispatch import TorchDispatchMode
+    except ImportError:  # a private module: say so rather than fail
+        print("(operations per step: not counted, this torch has no TorchDispatchMode)\n")
+        return
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops: collections.Counter[str] = collections.Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    def counted(fn) -> tuple[int, int]:
+        count = Count()
+        with count:
+            steps = fn()
+        views = sum(n for name, n in count.ops.items() if name in VIEWS)
+        total = sum(count.ops.values())
+        return round(total / steps), round((total - views) / steps)
+
+    net, tok = sampler.net, sampler.tokenizer
+    theme = sampler.sample_theme(64, seed=0)
+
+    def decoder() -> int:
+        ids = sampler.generate_ids(n=64, bars=bars, seed=0, theme=theme, open_end=True,
+                                   melody=False)
+        return max(len(row) for row in ids) - 1  # steps: the longest piece, less its BOS
+
+    def bare(steps: int = 64) -> int:
+        token, state = torch.full((64,), tok.BOS), net.generator.initial_state(theme)
+        for _ in range(steps):
+            logits, state = net.generator.step(token, theme, state)
+            token = torch.multinomial(torch.softmax(logits, -1), 1).squeeze(1)
+        return steps
+
+    ours, theirs = counted(decoder), counted(bare)
+    print(f"tensor operations per step at batch 64 (not views): decoder {ours[0]} ({ours[1]}),"
+          f" (a) {theirs[0]} ({theirs[1]})\n")
+
+
+VIEWS = {"view", "select", "slice", "unsqueeze", "squeeze", "expand", "t", "transpose",
+         "as_strided", "alias", "unbind", "split", "split_with_sizes", "chunk", "narrow",
+         "_unsafe_view", "detach", "permute", "reshape"}
 
 
 @torch.no_grad()
@@ -94,16 +148,17 @@ def main() -> int:
         # median round's is printed; the speeds are each one's best round.
         runs = [lambda: musegan(False), lambda: musegan(True), per_step, forward]
         seconds = [[timed(fn) for fn in runs] for _ in range(args.repeats)]
-        tokens = [batch * written[False][-1], batch * written[True][-1], batch * length,
+        counts = [batch * written[False][-1], batch * written[True][-1], batch * length,
                   batch * length]
-        speeds = [tokens[i] / min(round_[i] for round_ in seconds) for i in range(4)]
-        ratios = [statistics.median(tokens[i] / round_[i] / (tokens[3] / round_[3])
+        speeds = [counts[i] / min(round_[i] for round_ in seconds) for i in range(4)]
+        ratios = [statistics.median(counts[i] / round_[i] / (counts[3] / round_[3])
                                     for round_ in seconds) for i in (0, 1)]
         print(f"{batch:6d}{speeds[0]:10,.0f}{speeds[1]:10,.0f}{speeds[2]:15,.0f}"
               f"{speeds[3]:13,.0f}{ratios[0]:13.2f}x{ratios[1]:12.2f}x"
               f"   pieces: mean {written[False][-1]:.0f} tokens, longest {longest[-1]}")
 
     print("(the batch runs until its longest piece ends; finished pieces leave the batch)\n")
+    print_operations(sampler, args.bars)
     for module in ("torch", "musegan.sampling"):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
