@@ -155,7 +155,6 @@ class Grammar:
         self.hold_meter = hold_meter
         self.allowed = allowed
         kinds = kind_codes(tok)
-        self.kind = kinds.to(device)  # (V,)
         value = torch.as_tensor(tok.value)  # (V,)
         positions, pitches = tok.token_range("position"), tok.token_range("pitch")
         tempos, meters = tok.token_range("tempo"), tok.token_range("time_signature")
@@ -253,7 +252,7 @@ class Grammar:
     @tempo_pending.setter
     def tempo_pending(self, pending: torch.Tensor | bool) -> None:
         mode = self._c[_MODE]
-        mode.copy_(mode & ~2 | torch.as_tensor(pending, device=mode.device).long() * 2)
+        mode.copy_((mode & ~2) | torch.as_tensor(pending, device=mode.device).long() * 2)
 
     def _usable(self, allowed: torch.Tensor, kinds: torch.Tensor) -> torch.Tensor:
         """``allowed``, widened so every kind keeps a token, the specials and a chosen
