@@ -176,7 +176,7 @@ class Prefixed:
         active = torch.arange(n, device=device)  # pieces still being written
         written = []  # (which pieces, their tokens) at each step
         parked: list[tuple[torch.Tensor, Grammar, Runner]] = []  # (pieces, their state)
-        totals: list[torch.Tensor] = []  # the points draw() gave, since the last look
+        points: list[torch.Tensor] = []  # the points draw() gave, since the last look
         # Finished pieces leave the batch, and unusable logits (NaN) stop the decode.
         # Looking is a host sync on a GPU, so there finished pieces are looked for every
         # DROP_EVERY steps, writing PAD until then; on a CPU a look costs microseconds, and
@@ -185,14 +185,14 @@ class Prefixed:
         # The grammar closes a bar over budget within a few tokens: this bound is never
         # reached.
         for step in range((self.bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
-            token, total = draw(logits, grammar.mask(), sampling.temperature, sampling.top_k,
+            token, point = draw(logits, grammar.mask(), sampling.temperature, sampling.top_k,
                                 sampling.top_p, uniform=uniforms.next(active))
-            totals.append(total)
+            points.append(point)
             token = grammar.resolve(token)
             grammar.update(token)
             written.append((active, token))
-            if len(totals) == DROP_EVERY:
-                _check(totals)
+            if len(points) == DROP_EVERY:
+                _check(points)
             if step % every == every - 1:
                 left = grammar.bars >= grammar.bars_wanted if park else grammar.done
                 if bool(left.any()):  # one host sync on a GPU
@@ -207,7 +207,7 @@ class Prefixed:
                     runner.select(keep)
                     token = token[keep]
             logits = runner.step(token)
-        _check(totals)
+        _check(points)
         ids = torch.full((n, len(written)), self.pad, device=device)
         for step, (at, token) in enumerate(written):
             ids[at, step] = token
@@ -354,17 +354,17 @@ def sample_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 
     """One token per row from logits (n, V), only where mask (n, V) is true, after
     temperature, top-k and top-p (nucleus) filtering; ``uniform`` (n, 1) holds the random
     numbers in [0, 1) to draw with (default: from ``generator``)."""
-    token, total = draw(logits, mask, temperature, top_k, top_p, generator, uniform)
-    _check([total])
+    token, point = draw(logits, mask, temperature, top_k, top_p, generator, uniform)
+    _check([point])
     return token
 
 
-def _check(totals: list[torch.Tensor]) -> None:
+def _check(points: list[torch.Tensor]) -> None:
     """Raise if any of the points ``draw`` gave is not finite (NaN logits); empties the
     list. One host sync on a GPU, for as many steps as the list holds."""
-    if totals and not bool(torch.isfinite(torch.cat(totals)).all()):
+    if points and not bool(torch.isfinite(torch.cat(points)).all()):
         raise _unusable()
-    totals.clear()
+    points.clear()
 
 
 def _unusable() -> MuseganError:
