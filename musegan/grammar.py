@@ -208,9 +208,11 @@ class Grammar:
     @s.setter
     def s(self, s: torch.Tensor) -> None:
         # A step updates s in place, so its columns' views are made once, here: (n,)
-        # each in ``_c`` and (n, 1) each in ``_c1``.
+        # each in ``_c`` and (n, 1) each in ``_c1``; and the mask's three flags have rows
+        # to be written into (as integers: they index its table).
         self._s, self._c, self._c1 = s, s.unbind(1), s.split(1, 1)
         self._rows = torch.arange(len(s), device=s.device)
+        self._flags = torch.empty(3, len(s), dtype=torch.long, device=s.device).unbind(0)
 
     # What callers read (and two they set) of a piece's state, as (n,) tensors.
     @property
@@ -384,10 +386,11 @@ class Grammar:
     def mask(self) -> torch.Tensor:
         """(n, V) true where a token is allowed next."""
         c, c1 = self._c, self._c1
-        runaway = c[_TOKENS_IN_BAR] >= self.budget()
-        finished = c[_BARS] >= c[_BARS_WANTED]
-        reached = c[_REACH] >= c[_BAR_LENGTH]
-        ok = self.table[c[_MODE], runaway.long(), finished.long(), reached.long()]
+        runaway, finished, reached = self._flags
+        torch.ge(c[_TOKENS_IN_BAR], self.budget(), out=runaway)
+        torch.ge(c[_BARS], c[_BARS_WANTED], out=finished)
+        torch.ge(c[_REACH], c[_BAR_LENGTH], out=reached)
+        ok = self.table[c[_MODE], runaway, finished, reached]
         # (Each section of the vocabulary below is a view of ``ok``: ``&=`` writes into it.)
         # Positions rise within a bar and stay inside its meter.
         positions = ok[:, self.positions]
