@@ -494,8 +494,9 @@ COLUMNS = ("mode",  # state * 4 + a chosen tempo still to state * 2 + the tempo 
            "position", "position0",  # in the bar (-1: none yet), and at least 0
            "tokens_in_bar", "bar_length",  # the current bar's tokens; its length in steps
            "tokens_in_bars", "bar_start",  # the closed bars' tokens; where the bar starts
-           "pitch_floor", "pitch0",  # the highest pitch at the position in the voice (-1),
-           "voice_floor",  # and at least 0; the highest voice with notes there (-1: none)
+           "pitch_floor", "pitch0",  # the highest pitch at the position in the voice
+           # (-1: none yet), and the same at least 0
+           "voice_floor",  # the highest voice with notes at the position (-1: none)
            "voice", "voice1",  # the voice stated (-1: none), and at least 0, plus 1
            "row",  # the voice's row in sounding
            "reach",  # where the bar's notes end, in steps from its start

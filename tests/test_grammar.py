@@ -147,6 +147,20 @@ def test_the_last_bar_closes_with_eos_once_its_notes_reach_the_bar_line():
     assert grammar.resolve(torch.tensor([TOK.BAR])).tolist() == [TOK.EOS]
 
 
+def test_an_ended_piece_writes_only_pad_while_the_others_go_on():
+    """On a GPU finished pieces stay in the batch a few steps, writing PAD."""
+    grammar = Grammar(TOK, 2, 1, "cpu", tempo_id=None)
+    for first, second in [(TOK.BAR, TOK.BAR), (TOK.EOS, TOK.token_id("Position_0"))]:
+        grammar.update(torch.tensor([first, second]))
+    assert grammar.done.tolist() == [True, False]
+    for token in note(60) + [TOK.token_id("Position_12"), *note(64)]:
+        mask = grammar.mask()
+        assert mask[0].nonzero().squeeze(1).tolist() == [TOK.PAD]
+        assert mask[1, token]  # the other piece writes its notes
+        grammar.update(torch.tensor([TOK.PAD, token]))
+    assert grammar.done.tolist() == [True, False]
+
+
 def note(pitch: int) -> list[int]:
     return [TOK.token_id(f"Pitch_{pitch}"), TOK.token_id("Velocity_79"),
             TOK.token_id("Duration_3")]
