@@ -241,8 +241,7 @@ class GANModule(L.LightningModule):
         if on_device or not bool(skip):
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            self.clip_gradients(optimizer, gradient_clip_val=self.settings.grad_clip,
-                                gradient_clip_algorithm="norm")
+            self._clip(inner, optimizer)
             if on_device:
                 inner.grad_scale, inner.found_inf = None, skip.float()
             try:
@@ -255,6 +254,22 @@ class GANModule(L.LightningModule):
         self.bad_since_look = self.bad_since_look + bad
         if not on_device and bool(bad):
             self._look_at_bad_steps(loss)
+
+    def _clip(self, inner, optimizer) -> None:
+        """Clip the gradients' norm to ``grad_clip``, as Lightning's ``clip_gradients``
+        does. Under bf16-mixed Lightning refuses to for a fused optimizer (which would
+        unscale an fp16 loss scaler's gradients itself; bf16 has no scaler): there they are
+        clipped here, by the same function Lightning calls."""
+        precision = getattr(self._trainer, "precision_plugin", None)
+        if (getattr(precision, "scaler", "none kept") is None
+                and getattr(inner, "_step_supports_amp_scaling", False)):
+            if self.settings.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for group in inner.param_groups
+                                                for p in group["params"]],
+                                               self.settings.grad_clip)
+        else:
+            self.clip_gradients(optimizer, gradient_clip_val=self.settings.grad_clip,
+                                gradient_clip_algorithm="norm")
 
     def _skips_on_device(self, optimizer, loss: torch.Tensor) -> bool:
         """Whether ``_step`` decides on the device: on a GPU, with an optimizer that skips
