@@ -72,6 +72,24 @@ def test_the_incremental_runner_matches_the_forward_pass_and_drops_rows(layers):
                                        rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("hidden", [16, 256])
+def test_a_rows_step_does_not_depend_on_the_rest_of_its_batch(hidden):
+    # A batch shrinks as its pieces end: each piece must step as it would alone, down to
+    # the bit (a lone row takes another matrix routine on a CPU unless run as two).
+    torch.manual_seed(2)
+    config = ModelConfig(**{**CONFIG.to_dict(), "hidden_dim": hidden})
+    generator = MuseGAN(config).eval().generator
+    theme, tokens = torch.randn(8, 8), torch.randint(1, 40, (8, 6))
+    with torch.no_grad():
+        batch = generator.incremental(theme)
+        together = [batch.step(tokens[:, t]) for t in range(tokens.size(1))]
+        for rows in ([0], [5], [2, 3], [1, 4, 6, 7]):
+            apart = generator.incremental(theme)
+            apart.select(torch.tensor(rows))  # (as pieces leave a batch, or a fork starts)
+            for t in range(tokens.size(1)):
+                assert torch.equal(apart.step(tokens[rows, t]), together[t][rows]), (rows, t)
+
+
 def test_the_theme_changes_what_the_generator_writes(net):
     tokens = torch.randint(1, 40, (2, 6))
     a, _ = net.generator(tokens, net.mapping.sample(2))
