@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.plugins.precision import MixedPrecision
 
 from musegan.callbacks import MusicMetrics, RandomState, RunInfo
 from musegan.config import (
@@ -257,11 +258,12 @@ class GANModule(L.LightningModule):
 
     def _clip(self, inner, optimizer) -> None:
         """Clip the gradients' norm to ``grad_clip``, as Lightning's ``clip_gradients``
-        does. Under bf16-mixed Lightning refuses to for a fused optimizer (which would
-        unscale an fp16 loss scaler's gradients itself; bf16 has no scaler): there they are
-        clipped here, by the same function Lightning calls."""
+        does. Under bf16-mixed Lightning's mixed-precision plugin refuses to for a fused
+        optimizer (which would unscale an fp16 loss scaler's gradients itself; bf16 has no
+        scaler): there they are clipped here, by the same function that plugin calls.
+        (Other plugins, FSDP's and DeepSpeed's, clip in their own ways: Lightning's path.)"""
         precision = getattr(self._trainer, "precision_plugin", None)
-        if (getattr(precision, "scaler", "none kept") is None
+        if (isinstance(precision, MixedPrecision) and precision.scaler is None
                 and getattr(inner, "_step_supports_amp_scaling", False)):
             if self.settings.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_([p for group in inner.param_groups
