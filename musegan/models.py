@@ -323,7 +323,7 @@ class IncrementalGenerator:
         # Each weight is stored (in, out), contiguous: h @ W then reads it in the order the
         # CPU's matrix product runs fastest (a fifth less time at batch 64 than through
         # the transposed view), and a row's result does not depend on how many rows the
-        # product has (see ``step``).
+        # product has (see ``_product``).
         self.weights = [weight_hh.T.contiguous()]  # layer 0: h @ W_hh
         self.biases: list[torch.Tensor | None] = [None]
         for layer in range(1, config.num_layers):  # layers 1+: [x, h] @ [W_ih; W_hh]
@@ -386,19 +386,9 @@ class IncrementalGenerator:
         return last
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
-        """Feed token (B,), return the logits (B, V) of the next one.
-
-        A piece's logits do not depend on the other rows of the batch, nor on how many
-        there are: a batch shrinks as its pieces end, and a piece must come out as it
-        would in any batch. A CPU's matrix product gives each row the same result
-        whatever the row count, except for a single row, which takes another routine
-        (matrix-vector, other rounding): a lone row is run as two."""
-        if token.size(0) == 1 and token.device.type == "cpu":
-            logits, h, c = self._advance(token.expand(2), self.theme_rows.expand(2, -1),
-                                         [h.expand(2, -1) for h in self.h],
-                                         [c.expand(2, -1) for c in self.c])
-            self.h, self.c = [x[:1] for x in h], [x[:1] for x in c]
-            return logits[:1]
+        """Feed token (B,), return the logits (B, V) of the next one. A piece's logits do
+        not depend on the other rows of the batch, nor on how many there are (see
+        ``_product``)."""
         logits, self.h, self.c = self._advance(token, self.theme_rows, self.h, self.c)
         return logits
 
@@ -409,12 +399,12 @@ class IncrementalGenerator:
         hs, cs = list(hs), list(cs)
         for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
             if layer == 0:
-                gates = self.token_table.index_select(0, token).add_(theme_rows)
-                gates.addmm_(h, self.weights[0])
+                gates = _product(self.token_table.index_select(0, token).add_(theme_rows), h,
+                                 self.weights[0], in_place=True)
             else:
                 bias = self.biases[layer]
                 assert x is not None and bias is not None  # set by the layer below / __init__
-                gates = torch.addmm(bias, torch.cat([x, h], 1), self.weights[layer])
+                gates = _product(bias, torch.cat([x, h], 1), self.weights[layer])
             i, f, g, o = gates.sigmoid_().chunk(4, 1)
             c = torch.addcmul(f * c, i, g.mul(2).sub_(1))
             x = torch.tanh(c).mul_(o)
@@ -424,9 +414,7 @@ class IncrementalGenerator:
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         # (a product, not the head's module call: a step is short enough to feel that)
-        if x.size(0) == 1 and x.device.type == "cpu":  # one row as two (see ``step``)
-            return torch.addmm(self.head.bias, x.expand(2, -1), self.head_weight)[:1]
-        return torch.addmm(self.head.bias, x, self.head_weight)
+        return _product(self.head.bias, x, self.head_weight)
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these pieces (indices into the batch)."""
@@ -441,6 +429,18 @@ class IncrementalGenerator:
         self.theme = torch.cat([self.theme, other.theme])
         self.h = [torch.cat(pair) for pair in zip(self.h, other.h, strict=True)]
         self.c = [torch.cat(pair) for pair in zip(self.c, other.c, strict=True)]
+
+
+def _product(input: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+             in_place: bool = False) -> torch.Tensor:
+    """input + x @ weight (``input`` rows, or a bias row), each row as in a product of
+    any number of rows: a batch shrinks as its pieces end, and a piece must come out as it
+    would in any batch. A CPU's matrix product gives a row the same result whatever the
+    row count, except for a single row, which takes another routine (matrix-vector,
+    other rounding): a lone row is multiplied as two. ``in_place`` adds into ``input``."""
+    if x.size(0) == 1 and x.device.type == "cpu":
+        return torch.addmm(input, x.expand(2, -1), weight)[:1]
+    return input.addmm_(x, weight) if in_place else torch.addmm(input, x, weight)
 
 
 class Discriminator(nn.Module):
