@@ -195,7 +195,8 @@ class _Piece:
 
     name: str
     tpq: int
-    notes: list[dict]  # per track: symusic's note arrays (time, duration, pitch, velocity)
+    notes: dict  # every track's notes, track after track: time, duration, pitch, velocity
+    track_sizes: list[int]  # notes per track
     programs: list[int]  # per track: 0-127, or DRUMS
     voices: list[int]  # per track: program * VOICE_SLOTS + slot (0, or 1 + its part's rank)
     bar_segments: list[tuple[int, int, int, int]]  # (first bar's step, bar length, ts, bars)
@@ -535,23 +536,18 @@ class Tokenizer:
         if tpq <= 0:
             raise MidiError(name, f"invalid resolution ({tpq} ticks per quarter note)")
         warnings: list[str] = []
-        notes, programs, names = [], [], []
-        doubled = 0
-        for track in _items(score.tracks):
-            if track.note_num():
-                track_notes, merged = untangle(track.notes.numpy())
-                notes.append(track_notes)
-                doubled += merged
-                programs.append(DRUMS if track.is_drum else track.program)
-                names.append(track.name)
-        if not notes:
+        tracks = [track for track in _items(score.tracks) if track.note_num()]
+        if not tracks:
             raise MidiError(name, "no notes in the file; nothing to learn from")
+        notes, track_sizes, doubled = _untangled([track.notes.numpy() for track in tracks])
+        programs = [DRUMS if track.is_drum else track.program for track in tracks]
+        names = [track.name for track in tracks]
         if doubled:
             warnings.append(f"{doubled} doubled notes (one pitch struck twice at once in "
                             "one track) played once")
         voices = [p * VOICE_SLOTS + (self.part_voices[k] % VOICE_SLOTS if k is not None else 0)
                   for p, k in zip(programs, self.assign_parts(programs, names), strict=True)]
-        last_step = self._to_step(max(int(n["time"].max()) for n in notes), tpq)
+        last_step = self._to_step(int(notes["time"].max()), tpq)
         meters = [(ts.time, ts.numerator, ts.denominator) for ts in _items(score.time_signatures)]
         stated = {(n, d) for _, n, d in meters}
         if meter is not None and not (stated and all(plausible_meter(*ts) for ts in stated)):
@@ -563,7 +559,8 @@ class Tokenizer:
             ts_changes = self._time_signature_changes(meters, name, tpq)
         bar_segments = self._bar_segments(ts_changes, last_step, name, warnings)
         tempo_changes = self._tempo_changes(score, tpq, last_step, warnings)
-        return _Piece(name, tpq, notes, programs, voices, bar_segments, tempo_changes, warnings)
+        return _Piece(name, tpq, notes, track_sizes, programs, voices, bar_segments,
+                      tempo_changes, warnings)
 
     def assign_parts(self, programs: Sequence[int], names: Sequence[str]) -> list[int | None]:
         """Which part (an index into ``parts``) each track of a piece plays, or None for
@@ -682,9 +679,8 @@ class Tokenizer:
     def _grid_notes(self, pieces: list[_Piece]) -> _GridNotes:
         """The notes of all pieces on the grid, in one set of arrays sorted by (piece,
         onset, program, pitch, duration, velocity). ``step`` is the onset in the piece."""
-        tracks = [n for p in pieces for n in p.notes]
-        track_sizes = [len(n["time"]) for n in tracks]
-        piece_sizes = [sum(len(n["time"]) for n in p.notes) for p in pieces]
+        track_sizes = [size for p in pieces for size in p.track_sizes]
+        piece_sizes = [len(p.notes["time"]) for p in pieces]
         # The voices present, ranked: at most 129 programs and MAX_PARTS parts, 8 bits.
         # (Ranked per track, not per note: np.unique over the notes was a fifth of
         # encoding a one-track file.)
@@ -698,12 +694,13 @@ class Tokenizer:
              for program, voice in zip(p.programs, p.voices, strict=True)], dtype=np.int64),
             track_sizes, axis=0)
         high = per_track[:, 4]
-        if len(tracks) == 1:
-            time, length = tracks[0]["time"], tracks[0]["duration"]
-            pitch, velocity = tracks[0]["pitch"], tracks[0]["velocity"]
-        else:
-            time, length, pitch, velocity = (np.concatenate([n[k] for n in tracks]) for k in
+        if len(pieces) == 1:
+            notes = pieces[0].notes
+            time, length, pitch, velocity = (notes[k] for k in
                                              ("time", "duration", "pitch", "velocity"))
+        else:
+            time, length, pitch, velocity = (np.concatenate([p.notes[k] for p in pieces])
+                                             for k in ("time", "duration", "pitch", "velocity"))
         tpq: int | np.ndarray = pieces[0].tpq
         if any(p.tpq != tpq for p in pieces):
             tpq = per_track[:, 1]
@@ -724,11 +721,12 @@ class Tokenizer:
         # One int64 key sorts everything: piece and onset in the high 32 bits; voice,
         # pitch, duration and velocity below, so that unisons always come out one way.
         key = onset << 32 | pitch << 17 | np.minimum(duration, 1023) << 7 | velocity
-        if len(tracks) > 1:  # (one track: piece 0, voice ranked 0, high is 0)
+        if len(track_sizes) > 1:  # (one track: piece 0, voice ranked 0, high is 0)
             key |= high
         order = key.argsort(kind="stable")  # timsort: one sorted run per track
         # (one track: every row is the same, nothing to reorder)
-        piece, _, program, voice, _ = (per_track if len(tracks) == 1 else per_track[order]).T
+        piece, _, program, voice, _ = (per_track if len(track_sizes) == 1 else
+                                       per_track[order]).T
         if len(pieces) == 1:
             short_counts = [int(np.count_nonzero(short))]
             long_counts = [int(np.count_nonzero(too_long))]
@@ -1019,6 +1017,17 @@ class Tokenizer:
         return hashlib.sha256(np.ascontiguousarray(ids, dtype="<u2").tobytes()).hexdigest()
 
 
+def _untangled(tracks: list[dict]) -> tuple[dict, list[int], int]:
+    """A piece's tracks (``Track.notes.numpy()`` each, none empty) as one set of arrays,
+    track after track, each track read as ``untangle`` reads it; with the notes per track
+    and how many doubled notes were dropped. All tracks are untangled in one pass, not
+    one pass each (a pass per track was a tenth of encoding a four-part chorale)."""
+    if len(tracks) == 1:
+        return _untangle(tracks[0], [len(tracks[0]["time"])])
+    notes = {key: np.concatenate([track[key] for track in tracks]) for key in tracks[0]}
+    return _untangle(notes, [len(track["time"]) for track in tracks])
+
+
 def untangle(notes: dict) -> tuple[dict, int]:
     """One reading of a track's overlapping notes of one pitch, whichever library paired
     the file's note-offs with its note-ons (symusic and pretty_midi pair them
@@ -1028,16 +1037,28 @@ def untangle(notes: dict) -> tuple[dict, int]:
     note struck at the same moment is dropped. Returns the notes (``time``, ``duration``,
     ``pitch``, ``velocity`` arrays, as ``Track.notes.numpy()`` gives them) and how many
     were dropped."""
+    out, _, dropped = _untangle(notes, [len(notes["time"])])
+    return out, dropped
+
+
+def _untangle(notes: dict, sizes: list[int]) -> tuple[dict, list[int], int]:
+    """``untangle`` of several tracks' notes, track after track (``sizes``: the notes of
+    each, none empty), each track read on its own: (notes, notes per track, dropped)."""
     start, length = np.asarray(notes["time"]), np.asarray(notes["duration"])
-    if len(start) < 2 or (start[1:] - start[:-1] >= np.maximum(length[:-1], 0)).all():
-        return notes, 0  # one note at a time (a melody line): nothing overlaps
+    apart = start[1:] - start[:-1] >= np.maximum(length[:-1], 0)
+    if len(sizes) > 1:
+        apart[np.cumsum(sizes[:-1]) - 1] = True  # a track's last note, the next one's first
+    if apart.all():
+        return notes, sizes, 0  # one note at a time (a melody line): nothing overlaps
     time = start.astype(np.int64)
     pitch = np.asarray(notes["pitch"], dtype=np.int64)
+    if len(sizes) > 1:  # a pitch of one track is not that pitch in another
+        pitch = pitch + np.repeat(np.arange(len(sizes)) << 8, sizes)
     order = np.lexsort((time, pitch))
     time, pitch = time[order], pitch[order]
     end = time + np.maximum(np.asarray(notes["duration"], dtype=np.int64)[order], 0)
     # (slices into arrays made once, not np.r_, which costs ~20 us a call: this runs for
-    # every track, and was half of encoding the Bach chorales' four-track files)
+    # every piece, and was half of encoding the Bach chorales' four-track files)
     same_pitch = np.zeros(len(time), dtype=bool)  # the next note has the same pitch
     np.equal(pitch[1:], pitch[:-1], out=same_pitch[:-1])
     group = np.zeros(len(time), dtype=np.int64)  # one number per pitch
@@ -1048,14 +1069,16 @@ def untangle(notes: dict) -> tuple[dict, int]:
     next_time[:-1] = time[1:]
     overlaps = same_pitch & (next_time < sounding_until)
     if not overlaps.any():
-        return notes, 0
-    duration = np.empty(len(time), dtype=np.int64)  # back in the track's own order
+        return notes, sizes, 0
+    duration = np.empty(len(time), dtype=np.int64)  # back in the tracks' own order
     duration[order] = np.where(overlaps, next_time, sounding_until) - time
     keep = np.ones(len(time), dtype=bool)
     keep[order] = ~(overlaps & (next_time == time))  # struck twice at once: once
     out = {key: np.asarray(notes[key])[keep] for key in notes}
     out["duration"] = duration[keep].astype(np.asarray(notes["duration"]).dtype)
-    return out, int((~keep).sum())
+    kept = np.add.reduceat(keep, np.cumsum([0, *sizes[:-1]])).tolist() if len(sizes) > 1 \
+        else [int(keep.sum())]
+    return out, kept, len(keep) - sum(kept)
 
 
 _BAR_ID = np.array([Tokenizer.BAR])  # repeated, the Bar tokens of a piece (cheaper than np.full)

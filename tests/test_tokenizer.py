@@ -10,7 +10,7 @@ from midi_factory import CRE, SKIP_NO_CRE, make_score, melody
 from symusic import Score
 
 from musegan import MidiError, MuseganError, Tokenizer
-from musegan.tokenizer import EncodedPiece, untangle
+from musegan.tokenizer import EncodedPiece, _untangled, untangle
 
 TOK = Tokenizer()
 
@@ -162,6 +162,24 @@ def test_a_melody_line_is_untangled_as_the_general_pairing_reads_it(notes):
 
     assert untangle(line)[0] is line  # read as it is
     assert read(line) == read({k: v[::-1] for k, v in line.items()})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 8), st.integers(60, 62)),
+                         min_size=1, max_size=12), min_size=1, max_size=4))
+def test_a_pieces_tracks_read_together_are_each_read_on_its_own(tracks):
+    """The tokenizer untangles all of a piece's tracks in one pass: each track comes out
+    as ``untangle`` reads it alone (a pitch in one track never pairs with another's)."""
+    arrays = [{"time": np.array([t * 120 for t, _, _ in notes], dtype=np.int32),
+               "duration": np.array([d * 120 for _, d, _ in notes], dtype=np.int32),
+               "pitch": np.array([p for *_, p in notes], dtype=np.int8),
+               "velocity": np.full(len(notes), 80, dtype=np.int8)} for notes in tracks]
+    alone = [untangle(track) for track in arrays]
+    together, sizes, dropped = _untangled(arrays)
+    assert sizes == [len(track["time"]) for track, _ in alone]
+    assert dropped == sum(n for _, n in alone)
+    for key in together:
+        assert together[key].tolist() == np.concatenate([t[key] for t, _ in alone]).tolist()
 
 
 @settings(max_examples=300, deadline=None)
