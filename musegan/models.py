@@ -332,6 +332,9 @@ class IncrementalGenerator:
             self.biases.append(bias)
         self.head = generator.head
         self.head_weight = generator.head.weight.T.contiguous()  # (H, V)
+        # Below how many rows each product runs padded (see ``_product``); 1 on a GPU.
+        self.least = [least_rows(w) if w.device.type == "cpu" else 1
+                      for w in [*self.weights, self.head_weight]]
         self.generator, self.theme = generator, theme
         h, c = generator.initial_state(theme)
         self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
@@ -400,11 +403,12 @@ class IncrementalGenerator:
         for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
             if layer == 0:
                 gates = _product(self.token_table.index_select(0, token).add_(theme_rows), h,
-                                 self.weights[0], in_place=True)
+                                 self.weights[0], self.least[0], in_place=True)
             else:
                 bias = self.biases[layer]
                 assert x is not None and bias is not None  # set by the layer below / __init__
-                gates = _product(bias, torch.cat([x, h], 1), self.weights[layer])
+                gates = _product(bias, torch.cat([x, h], 1), self.weights[layer],
+                                 self.least[layer])
             i, f, g, o = gates.sigmoid_().chunk(4, 1)
             c = torch.addcmul(f * c, i, g.mul(2).sub_(1))
             x = torch.tanh(c).mul_(o)
@@ -414,7 +418,7 @@ class IncrementalGenerator:
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         # (a product, not the head's module call: a step is short enough to feel that)
-        return _product(self.head.bias, x, self.head_weight)
+        return _product(self.head.bias, x, self.head_weight, self.least[-1])
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these pieces (indices into the batch)."""
@@ -431,16 +435,46 @@ class IncrementalGenerator:
         self.c = [torch.cat(pair) for pair in zip(self.c, other.c, strict=True)]
 
 
-def _product(input: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+def _product(input: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, least: int,
              in_place: bool = False) -> torch.Tensor:
     """input + x @ weight (``input`` rows, or a bias row), each row as in a product of
     any number of rows: a batch shrinks as its pieces end, and a piece must come out as it
     would in any batch. A CPU's matrix product gives a row the same result whatever the
-    row count, except for a single row, which takes another routine (matrix-vector,
-    other rounding): a lone row is multiplied as two. ``in_place`` adds into ``input``."""
-    if x.size(0) == 1 and x.device.type == "cpu":
-        return torch.addmm(input, x.expand(2, -1), weight)[:1]
+    row count, except below a few rows, which take other routines (other rounding): a
+    product of fewer than ``least`` rows (``least_rows(weight)``) runs with its last row
+    repeated up to that many. ``in_place`` adds into ``input``."""
+    rows = x.size(0)
+    if 0 < rows < least:
+        x = torch.cat([x, x[-1:].expand(least - rows, -1)])
+        if input.dim() == 2 and input.size(0) > 1:  # one input row per row of x
+            input = torch.cat([input, input[-1:].expand(least - rows, -1)])
+        return torch.addmm(input, x, weight)[:rows]
     return input.addmm_(x, weight) if in_place else torch.addmm(input, x, weight)
+
+
+def least_rows(weight: torch.Tensor) -> int:
+    """The fewest rows from which this CPU's product x @ weight gives each row of x the
+    result it has in a product of PROBE_ROWS rows, found by trying (1 to 16 rows, 32 and
+    PROBE_ROWS - 1) once per shape, type and thread count: 2 on the Intel Xeon measured,
+    4 on the AMD EPYC (its routines for 1 to 3 rows round otherwise)."""
+    key = (*weight.shape, weight.dtype, torch.get_num_threads())
+    if key not in _LEAST_ROWS:
+        random = torch.Generator().manual_seed(0)
+        x = torch.randn(PROBE_ROWS, weight.size(0), generator=random).to(weight.dtype)
+        input = torch.randn(PROBE_ROWS, weight.size(1), generator=random).to(weight.dtype)
+        weight = weight.detach().cpu()
+        many = torch.addmm(input, x, weight)
+        least = PROBE_ROWS
+        for rows in (PROBE_ROWS - 1, 32, *range(16, 0, -1)):  # down: all above agree
+            if not torch.equal(torch.addmm(input[:rows], x[:rows], weight), many[:rows]):
+                break
+            least = rows
+        _LEAST_ROWS[key] = least
+    return _LEAST_ROWS[key]
+
+
+PROBE_ROWS = 64  # the product least_rows compares with: a full batch of sampling
+_LEAST_ROWS: dict[tuple, int] = {}
 
 
 class Discriminator(nn.Module):

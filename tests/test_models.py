@@ -75,7 +75,7 @@ def test_the_incremental_runner_matches_the_forward_pass_and_drops_rows(layers):
 @pytest.mark.parametrize("hidden", [16, 256])
 def test_a_rows_step_does_not_depend_on_the_rest_of_its_batch(hidden):
     # A batch shrinks as its pieces end: each piece must step as it would alone, down to
-    # the bit (a lone row takes another matrix routine on a CPU unless run as two).
+    # the bit (a CPU takes other matrix routines for a few rows: they run padded).
     torch.manual_seed(2)
     config = ModelConfig(**{**CONFIG.to_dict(), "hidden_dim": hidden})
     generator = MuseGAN(config).eval().generator
