@@ -455,14 +455,15 @@ def _product(input: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, least: 
 def least_rows(weight: torch.Tensor) -> int:
     """The fewest rows from which this CPU's product x @ weight gives each row of x the
     result it has in a product of PROBE_ROWS rows, found by trying (1 to 16 rows, 32 and
-    PROBE_ROWS - 1) once per shape, type and thread count: 2 on the Intel Xeon measured,
-    4 on the AMD EPYC (its routines for 1 to 3 rows round otherwise)."""
+    PROBE_ROWS - 1) once per shape, type and thread count. On the AMD EPYC measured it
+    is 4 (its routines for 1 to 3 rows round otherwise); on the Intel Xeon only a single
+    row differed, so 2."""
     key = (*weight.shape, weight.dtype, torch.get_num_threads())
     if key not in _LEAST_ROWS:
         random = torch.Generator().manual_seed(0)
         x = torch.randn(PROBE_ROWS, weight.size(0), generator=random).to(weight.dtype)
         input = torch.randn(PROBE_ROWS, weight.size(1), generator=random).to(weight.dtype)
-        weight = weight.detach().cpu()
+        weight = weight.detach()
         many = torch.addmm(input, x, weight)
         least = PROBE_ROWS
         for rows in (PROBE_ROWS - 1, 32, *range(16, 0, -1)):  # down: all above agree

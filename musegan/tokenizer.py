@@ -1076,8 +1076,7 @@ def _untangle(notes: dict, sizes: list[int]) -> tuple[dict, list[int], int]:
     keep[order] = ~(overlaps & (next_time == time))  # struck twice at once: once
     out = {key: np.asarray(notes[key])[keep] for key in notes}
     out["duration"] = duration[keep].astype(np.asarray(notes["duration"]).dtype)
-    kept = np.add.reduceat(keep, np.cumsum([0, *sizes[:-1]])).tolist() if len(sizes) > 1 \
-        else [int(keep.sum())]
+    kept = np.add.reduceat(keep, np.cumsum([0, *sizes[:-1]])).tolist()  # per track
     return out, kept, len(keep) - sum(kept)
 
 
