@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from midi_factory import CRE, SKIP_NO_CRE, make_score, melody
-from symusic import Score
+from symusic import Note, Score, Track
 
 from musegan import MidiError, MuseganError, Tokenizer
-from musegan.tokenizer import EncodedPiece, _untangled, untangle
+from musegan.tokenizer import EncodedPiece, _track_notes, _untangle, untangle
 
 TOK = Tokenizer()
 
@@ -168,18 +168,23 @@ def test_a_melody_line_is_untangled_as_the_general_pairing_reads_it(notes):
 @given(st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 8), st.integers(60, 62)),
                          min_size=1, max_size=12), min_size=1, max_size=4))
 def test_a_pieces_tracks_read_together_are_each_read_on_its_own(tracks):
-    """The tokenizer untangles all of a piece's tracks in one pass: each track comes out
-    as ``untangle`` reads it alone (a pitch in one track never pairs with another's)."""
-    arrays = [{"time": np.array([t * 120 for t, _, _ in notes], dtype=np.int32),
-               "duration": np.array([d * 120 for _, d, _ in notes], dtype=np.int32),
-               "pitch": np.array([p for *_, p in notes], dtype=np.int8),
-               "velocity": np.full(len(notes), 80, dtype=np.int8)} for notes in tracks]
+    """The tokenizer reads all of a piece's tracks as one set of arrays and untangles them
+    in one pass: each track comes out as ``untangle`` reads it alone (a pitch in one track
+    never pairs with another's)."""
+    score = Score(480)
+    for notes in tracks:
+        track = Track(program=0)
+        for t, d, p in notes:
+            track.notes.append(Note(t * 120, d * 120, p, 80))
+        score.tracks.append(track)
+    arrays = [track.notes.numpy() for track in score.tracks]
     alone = [untangle(track) for track in arrays]
-    together, sizes, dropped = _untangled(arrays)
+    together, sizes, dropped = _untangle(*_track_notes(list(score.tracks)))
     assert sizes == [len(track["time"]) for track, _ in alone]
     assert dropped == sum(n for _, n in alone)
-    for key in together:
+    for key in arrays[0]:
         assert together[key].tolist() == np.concatenate([t[key] for t, _ in alone]).tolist()
+    assert [t.note_num() for t in score.tracks] == [len(notes) for notes in tracks]  # unchanged
 
 
 @settings(max_examples=300, deadline=None)
