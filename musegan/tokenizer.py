@@ -723,7 +723,9 @@ class Tokenizer:
         key = onset << 32 | pitch << 17 | np.minimum(duration, 1023) << 7 | velocity
         if len(track_sizes) > 1:  # (one track: piece 0, voice ranked 0, high is 0)
             key |= high
-        order = key.argsort(kind="stable")  # timsort: one sorted run per track
+        order: slice | np.ndarray = slice(None)  # one track in order (most melodies): as is
+        if len(track_sizes) > 1 or bool((key[1:] < key[:-1]).any()):
+            order = key.argsort(kind="stable")  # timsort: one sorted run per track
         # (one track: every row is the same, nothing to reorder)
         piece, _, program, voice, _ = (per_track if len(track_sizes) == 1 else
                                        per_track[order]).T
