@@ -1,6 +1,10 @@
 """Speed on a CUDA GPU, in one run of under five minutes; skips cleanly without CUDA.
 
     python bench/gpu.py [--device cuda:0] [--quick]
+    python bench/gpu.py --device cpu --quick     # a rehearsal: every step but the graphs
+
+(The rehearsal checks that the script runs before a GPU's scarce minutes are spent on
+it; its CPU figures use torch's default threads, so compare them with nothing.)
 
 1. Training tokens/s at the default size (batch 32 x 256, the rollout 128 tokens): the
    MLE step and the adversarial step, fp32 (32-true) and bf16-mixed.
@@ -92,6 +96,12 @@ def training(device: str, quick: bool) -> None:
         print(f"{name:34s}{1000 * small:10.1f}{1000 * default:10.1f}")
 
 
+def sync(device: str) -> None:
+    """Wait for the device's queued work (a no-op on a CPU, which runs in order)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
 def decoding(device: str) -> None:
     from musegan.sampling import Sampler
 
@@ -99,35 +109,37 @@ def decoding(device: str) -> None:
     print(f"{'batch':>6s}{'plain':>10s}{'graphs':>10s}{'forward':>10s}{'plain/fwd':>11s}"
           f"{'graphs/fwd':>11s}")
     samplers = {graphs: Sampler.from_pretrained(None, device=device, cuda_graphs=graphs)
-                for graphs in (False, True)}
+                for graphs in ((False, True) if device.startswith("cuda") else (False,))}
     for batch in (1, 64):
         speeds = {}
         for graphs, sampler in samplers.items():
             theme = sampler.sample_theme(batch, seed=0)
             sampler.generate_ids(n=batch, bars=2, seed=0, theme=theme, open_end=True)  # warm
-            torch.cuda.synchronize()
+            sync(device)
             start = time.perf_counter()
             ids = sampler.generate_ids(n=batch, bars=8, seed=0, theme=theme, open_end=True)
-            torch.cuda.synchronize()
+            sync(device)
             speeds[graphs] = sum(map(len, ids)) / (time.perf_counter() - start)
         sampler = samplers[False]
         theme = sampler.sample_theme(batch, seed=0)
         tokens = torch.randint(4, len(sampler.tokenizer), (batch, 256), device=device)
         with torch.no_grad():
             sampler.net.generator(tokens, theme)
-            torch.cuda.synchronize()
+            sync(device)
             start = time.perf_counter()
             sampler.net.generator(tokens, theme)
-            torch.cuda.synchronize()
+            sync(device)
         forward = batch * 256 / (time.perf_counter() - start)
-        print(f"{batch:6d}{speeds[False]:10,.0f}{speeds[True]:10,.0f}{forward:10,.0f}"
-              f"{speeds[False] / forward:10.2f}x{speeds[True] / forward:10.2f}x")
+        graphs = (f"{speeds[True]:10,.0f}", f"{speeds[True] / forward:10.2f}x") \
+            if True in speeds else (f"{'-':>10s}", f"{'-':>11s}")  # no CUDA graphs on a CPU
+        print(f"{batch:6d}{speeds[False]:10,.0f}{graphs[0]}{forward:10,.0f}"
+              f"{speeds[False] / forward:10.2f}x{graphs[1]}")
 
 
 def end_to_end(device: str) -> None:
     print()
     with tempfile.TemporaryDirectory() as out:
-        for graphs in ([], ["--cuda-graphs"]):
+        for graphs in ([], ["--cuda-graphs"]) if device.startswith("cuda") else ([],):
             command = [sys.executable, "-m", "musegan.cli", "generate", "-n", "4", "--bars",
                        "16", "--seed", "0", "--out", out, "--force", "--device", device,
                        *graphs]
@@ -142,11 +154,13 @@ def main() -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("bench/gpu.py: no CUDA device here (torch.cuda.is_available() is false); "
               "skipped")
         return 0
-    print(f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}\n")
+    name = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
+            else f"CPU rehearsal ({torch.get_num_threads()} threads)")
+    print(f"{name}, torch {torch.__version__}\n")
     training(args.device, args.quick)
     decoding(args.device)
     end_to_end(args.device)
