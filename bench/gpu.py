@@ -102,6 +102,11 @@ def sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
+def graph_settings(device: str) -> tuple[bool, ...]:
+    """With and without CUDA graphs on a GPU; a CPU has none."""
+    return (False, True) if device.startswith("cuda") else (False,)
+
+
 def decoding(device: str) -> None:
     from musegan.sampling import Sampler
 
@@ -109,7 +114,7 @@ def decoding(device: str) -> None:
     print(f"{'batch':>6s}{'plain':>10s}{'graphs':>10s}{'forward':>10s}{'plain/fwd':>11s}"
           f"{'graphs/fwd':>11s}")
     samplers = {graphs: Sampler.from_pretrained(None, device=device, cuda_graphs=graphs)
-                for graphs in ((False, True) if device.startswith("cuda") else (False,))}
+                for graphs in graph_settings(device)}
     for batch in (1, 64):
         speeds = {}
         for graphs, sampler in samplers.items():
@@ -130,16 +135,16 @@ def decoding(device: str) -> None:
             sampler.net.generator(tokens, theme)
             sync(device)
         forward = batch * 256 / (time.perf_counter() - start)
-        graphs = (f"{speeds[True]:10,.0f}", f"{speeds[True] / forward:10.2f}x") \
-            if True in speeds else (f"{'-':>10s}", f"{'-':>11s}")  # no CUDA graphs on a CPU
-        print(f"{batch:6d}{speeds[False]:10,.0f}{graphs[0]}{forward:10,.0f}"
-              f"{speeds[False] / forward:10.2f}x{graphs[1]}")
+        graphed, graphed_ratio = ((f"{speeds[True]:10,.0f}", f"{speeds[True] / forward:10.2f}x")
+                                  if True in speeds else (f"{'-':>10s}", f"{'-':>11s}"))
+        print(f"{batch:6d}{speeds[False]:10,.0f}{graphed}{forward:10,.0f}"
+              f"{speeds[False] / forward:10.2f}x{graphed_ratio}")
 
 
 def end_to_end(device: str) -> None:
     print()
     with tempfile.TemporaryDirectory() as out:
-        for graphs in ([], ["--cuda-graphs"]) if device.startswith("cuda") else ([],):
+        for graphs in (["--cuda-graphs"] if on else [] for on in graph_settings(device)):
             command = [sys.executable, "-m", "musegan.cli", "generate", "-n", "4", "--bars",
                        "16", "--seed", "0", "--out", out, "--force", "--device", device,
                        *graphs]
