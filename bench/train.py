@@ -7,7 +7,8 @@
 batch 4 x 32 tokens, the rollout 32 tokens: milliseconds per MLE, discriminator and
 adversarial step (Lightning, four optimizers, theme GAN, regulariser) beside a bare
 PyTorch loop training an LSTM language model of the same size. Targets: MLE <= 15 ms,
-adversarial <= 50 ms. On a GPU this is what launches and host syncs cost.
+adversarial <= 50 ms. On a GPU this is what launches and host syncs cost. Then the
+adversarial step's Gumbel rollout alone, forward and backward, with its operation count.
 
 Default sizes:
 
@@ -168,6 +169,7 @@ def tiny(args) -> int:
             settings = dataclasses.replace(mle, **epochs)
             steps[f"musegan {name} step"] = lightning_seconds(
                 batches, settings, "32-true", tokenizer, args.device, TINY, median=True)
+        rollout_ms, rollout_ops = rollout_cost(len(tokenizer), args.batches)
         used = torch.get_num_threads()
     targets = {"musegan MLE step": 15, "musegan adversarial step": 50}
     print(f"tiny sizes (all 16), batch 4 x 32 tokens, rollout 32, median of {args.batches} "
@@ -177,7 +179,40 @@ def tiny(args) -> int:
     for name, seconds in steps.items():
         target = f"<= {targets[name]}" if name in targets else ""
         print(f"{name:32s}{1000 * seconds:9.1f}{seconds / bare:8.1f}{target:>9s}")
+    print(f"\nof the adversarial step, its rollout of 32 tokens, forward and backward: "
+          f"{rollout_ms:.1f} ms, {rollout_ops:,} ATen operations (on a GPU, most are a launch)")
     return 0
+
+
+def rollout_cost(vocab_size: int, repeats: int) -> tuple[float, int]:
+    """The tiny generator's Gumbel rollout (training mode: dropout on), forward and
+    backward: the median's milliseconds, and the ATen operations it dispatches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    net = MuseGAN(dataclasses.replace(TINY, vocab_size=vocab_size)).train()
+    theme = torch.randn(4, TINY.theme_dim)
+    start = torch.ones(4, dtype=torch.long)
+
+    def once():
+        _, soft = net.generator.gumbel_rollout(theme, 32, 0.5, start)
+        soft.pow(2).sum().backward()
+
+    once()
+    with Count():
+        once()
+    seconds = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        once()
+        seconds.append(time.perf_counter() - began)
+    return 1000 * statistics.median(seconds), Count.ops
 
 
 def main() -> int:

@@ -234,18 +234,34 @@ class Generator(nn.Module):
                 for k in range(self.config.num_layers)]
 
     def _cell_step(self, token: torch.Tensor, theme: torch.Tensor, layers: list,
-                   state: tuple[list, list]) -> torch.Tensor:
+                   state: tuple[list, list], masks: list | None = None) -> torch.Tensor:
         """One step from ``token`` (B,): updates ``state`` (per-layer h and c lists) in
         place and returns the top layer's output (B, H). The same computation as
-        ``hidden`` over one token, dropout included in training mode."""
+        ``hidden`` over one token; in training mode ``masks`` holds this step's dropout
+        masks (``_dropout_masks``), one for the input and one before each layer above."""
         hs, cs = state
-        x = self.drop(torch.cat([self.embed(token), theme.to(self.embed.weight.dtype)], -1))
+        x = torch.cat([self.embed(token), theme.to(self.embed.weight.dtype)], -1)
         for k, weights in enumerate(layers):
-            if k:
-                x = F.dropout(x, self.lstm.dropout, self.training)
+            if masks is not None and masks[k] is not None:
+                x = x * masks[k]
             hs[k], cs[k] = torch.lstm_cell(x, (hs[k], cs[k]), *weights)
             x = hs[k]
         return x
+
+    def _dropout_masks(self, length: int, batch: int, device) -> list:
+        """Every step's dropout masks for a rollout of ``length`` tokens, drawn at once:
+        per site a (length, B, width) tensor of 0 and 1 / (1 - p), or None where nothing
+        is dropped (eval mode, p = 0). The sites: the first layer's input, each layer's
+        input above it, the head's input. One draw per site instead of one ``dropout``
+        per token and site (three ops each, and on a GPU three launches)."""
+        config = self.config
+        rates = [self.drop.p] + [self.lstm.dropout] * (config.num_layers - 1) + [self.drop.p]
+        widths = ([config.embed_dim + config.theme_dim]
+                  + [config.hidden_dim] * config.num_layers)
+        dtype = self.embed.weight.dtype
+        return [torch.empty(length, batch, width, device=device, dtype=dtype)
+                .bernoulli_(1 - p).div_(1 - p) if self.training and p > 0 else None
+                for p, width in zip(rates, widths, strict=True)]
 
     def _start(self, theme: torch.Tensor):
         h, c = self.initial_state(theme)
@@ -260,10 +276,12 @@ class Generator(nn.Module):
         through the recurrence (Professor Forcing judges them).
         """
         layers, state = self._cells(), self._start(theme)
+        masks = self._dropout_masks(length, start.size(0), theme.device)
         token, tokens, outputs = start, [], []
-        for _ in range(length):
-            out = self._cell_step(token, theme, layers, state)
-            logits = self.head(self.drop(out))
+        for step in range(length):
+            here = [m if m is None else m[step] for m in masks]
+            out = self._cell_step(token, theme, layers, state, here)
+            logits = self.head(out if here[-1] is None else out * here[-1])
             token = torch.multinomial(F.softmax(logits.detach().float(), -1), 1).squeeze(1)
             tokens.append(token)
             outputs.append(out)
@@ -278,13 +296,16 @@ class Generator(nn.Module):
         Gumbel noise for every step is drawn at once.
         """
         layers, state = self._cells(), self._start(theme)
-        noise = -torch.empty(length, start.size(0), self.config.vocab_size,
-                             device=theme.device).exponential_().log()  # Gumbel(0, 1)
+        masks = self._dropout_masks(length, start.size(0), theme.device)
+        # Gumbel(0, 1) noise over tau: a step's (logits + noise) / tau is then one op
+        noise = torch.empty(length, start.size(0), self.config.vocab_size,
+                            device=theme.device).exponential_().log_().div_(-tau)
         token, hard, soft = start, [], []
         for step in range(length):
-            out = self._cell_step(token, theme, layers, state)
-            logits = self.head(self.drop(out)).float()
-            sample = torch.softmax((logits + noise[step]) / tau, -1)  # (B, V)
+            here = [m if m is None else m[step] for m in masks]
+            out = self._cell_step(token, theme, layers, state, here)
+            logits = self.head(out if here[-1] is None else out * here[-1]).float()
+            sample = torch.softmax(torch.add(noise[step], logits, alpha=1 / tau), -1)  # (B, V)
             token = sample.argmax(-1)
             hard.append(token)
             soft.append(sample)

@@ -144,6 +144,46 @@ def test_rollouts_step_the_same_lstm_as_teacher_forcing(net):
     net.train()
 
 
+def test_rollouts_drop_out_in_training_and_not_in_eval(net):
+    """The rollouts' dropout masks, drawn for all steps at once, keep each unit with
+    probability 1 - p and scale it by 1 / (1 - p), as ``nn.Dropout`` does; none in eval."""
+    gen, p = net.generator, net.generator.drop.p
+    assert p > 0 and all(m is None for m in gen._dropout_masks(5, 3, "cpu"))
+    net.train()
+    masks = gen._dropout_masks(200, 8, "cpu")
+    widths = [gen.config.embed_dim + gen.config.theme_dim] + [gen.config.hidden_dim] * (
+        gen.config.num_layers)
+    assert [m.shape for m in masks] == [(200, 8, w) for w in widths]
+    for mask in masks:
+        values = mask.unique()
+        assert torch.allclose(values, torch.tensor([0.0, 1 / (1 - p)]))
+        assert abs((mask == 0).float().mean().item() - p) < 0.02
+    theme = net.mapping.sample(3).detach()
+    start = torch.full((3,), 1, dtype=torch.long)
+    torch.manual_seed(1)
+    first = gen.gumbel_rollout(theme, 6, tau=0.5, start=start)
+    torch.manual_seed(1)
+    again = gen.gumbel_rollout(theme, 6, tau=0.5, start=start)
+    torch.manual_seed(2)
+    other = gen.gumbel_rollout(theme, 6, tau=0.5, start=start)
+    assert torch.equal(first[1], again[1]) and not torch.equal(first[1], other[1])
+    # The masks are what changes the training rollout: with masks of ones it is eval's;
+    # a drawn mask at any one site (the same noise after it) changes it.
+    drawn = gen._dropout_masks(6, 3, "cpu")
+    ones = [torch.ones_like(m) for m in drawn]
+    runs = []
+    for masks in [ones] + [ones[:j] + [drawn[j]] + ones[j + 1:] for j in range(len(drawn))]:
+        gen._dropout_masks = lambda *a, masks=masks: masks  # drawing nothing, as in eval
+        torch.manual_seed(1)
+        runs.append(gen.gumbel_rollout(theme, 6, tau=0.5, start=start)[1])
+    del gen._dropout_masks
+    net.eval()
+    torch.manual_seed(1)
+    plain = gen.gumbel_rollout(theme, 6, tau=0.5, start=start)[1]
+    assert torch.allclose(runs[0], plain)
+    assert not any(torch.allclose(run, plain) for run in runs[1:])
+
+
 def test_feeding_prefixes_of_several_lengths_and_repeats_gives_each_rows_own_logits(net):
     net.eval()
     theme = net.mapping.sample(2).repeat_interleave(2, 0)  # rows 0, 1 share a theme; 2, 3 too
