@@ -46,15 +46,15 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def print_operations(sampler: Sampler, bars: int) -> None:
-    """Tensor operations per step at batch 64, counted (the machine's noise does not move
-    a count; on a GPU each one that is not a view is about one kernel launch): the decoder
-    against the bare loop's nn.LSTM step."""
+def count_operations(fn):
+    """Run ``fn()`` and count the tensor operations it dispatches: (its result, all
+    operations, those that are not views), or (its result, None, None) where this torch
+    has no TorchDispatchMode. A count does not move with the machine's noise; on a GPU
+    each operation that is not a view is about one kernel launch."""
     try:
         from torch.utils._python_dispatch import TorchDispatchMode
     except ImportError:  # a private module: say so rather than fail
-        print("(operations per step: not counted, this torch has no TorchDispatchMode)\n")
-        return
+        return fn(), None, None
 
     class Count(TorchDispatchMode):
         def __init__(self):
@@ -65,13 +65,20 @@ def print_operations(sampler: Sampler, bars: int) -> None:
             self.ops[func.overloadpacket.__name__] += 1
             return func(*args, **(kwargs or {}))
 
-    def counted(fn) -> tuple[int, int]:
-        count = Count()
-        with count:
-            steps = fn()
-        views = sum(n for name, n in count.ops.items() if name in VIEWS)
-        total = sum(count.ops.values())
-        return round(total / steps), round((total - views) / steps)
+    count = Count()
+    with count:
+        result = fn()
+    total = sum(count.ops.values())
+    return result, total, total - sum(n for name, n in count.ops.items() if name in VIEWS)
+
+
+def print_operations(sampler: Sampler, bars: int) -> None:
+    """Tensor operations per step at batch 64, counted: the decoder against the bare
+    loop's nn.LSTM step."""
+
+    def counted(fn) -> tuple[int, int] | None:
+        steps, total, not_views = count_operations(fn)
+        return None if total is None else (round(total / steps), round(not_views / steps))
 
     net, tok = sampler.net, sampler.tokenizer
     theme = sampler.sample_theme(64, seed=0)
@@ -89,6 +96,9 @@ def print_operations(sampler: Sampler, bars: int) -> None:
         return steps
 
     ours, theirs = counted(decoder), counted(bare)
+    if ours is None or theirs is None:
+        print("(operations per step: not counted, this torch has no TorchDispatchMode)\n")
+        return
     print(f"tensor operations per step at batch 64 (not views): decoder {ours[0]} ({ours[1]}),"
           f" (a) {theirs[0]} ({theirs[1]})\n")
 

@@ -36,6 +36,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import importlib.util  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -169,7 +170,7 @@ def tiny(args) -> int:
             settings = dataclasses.replace(mle, **epochs)
             steps[f"musegan {name} step"] = lightning_seconds(
                 batches, settings, "32-true", tokenizer, args.device, TINY, median=True)
-        rollout_ms, rollout_ops = rollout_cost(len(tokenizer), args.batches)
+        rollout_ms, rollout_ops, rollout_kernels = rollout_cost(len(tokenizer), args.batches)
         used = torch.get_num_threads()
     targets = {"musegan MLE step": 15, "musegan adversarial step": 50}
     print(f"tiny sizes (all 16), batch 4 x 32 tokens, rollout 32, median of {args.batches} "
@@ -179,23 +180,21 @@ def tiny(args) -> int:
     for name, seconds in steps.items():
         target = f"<= {targets[name]}" if name in targets else ""
         print(f"{name:32s}{1000 * seconds:9.1f}{seconds / bare:8.1f}{target:>9s}")
+    counted = ("" if rollout_ops is None else f", {rollout_ops:,} tensor operations "
+               f"({rollout_kernels:,} not views: on a GPU about one launch each)")
     print(f"\nof the adversarial step, its rollout of 32 tokens, forward and backward: "
-          f"{rollout_ms:.1f} ms, {rollout_ops:,} ATen operations (on a GPU, most are a launch)")
+          f"{rollout_ms:.1f} ms{counted}")
     return 0
 
 
-def rollout_cost(vocab_size: int, repeats: int) -> tuple[float, int]:
+def rollout_cost(vocab_size: int, repeats: int) -> tuple[float, int | None, int | None]:
     """The tiny generator's Gumbel rollout (training mode: dropout on), forward and
-    backward: the median's milliseconds, and the ATen operations it dispatches."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Count(TorchDispatchMode):
-        ops = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            Count.ops += 1
-            return func(*args, **(kwargs or {}))
-
+    backward: the median's milliseconds, and its tensor operations, all and not views
+    (``count_operations`` of bench/sample.py)."""
+    spec = importlib.util.spec_from_file_location("bench_sample", os.path.join(_HERE, "sample.py"))
+    assert spec is not None and spec.loader is not None
+    bench_sample = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_sample)
     net = MuseGAN(dataclasses.replace(TINY, vocab_size=vocab_size)).train()
     theme = torch.randn(4, TINY.theme_dim)
     start = torch.ones(4, dtype=torch.long)
@@ -205,14 +204,13 @@ def rollout_cost(vocab_size: int, repeats: int) -> tuple[float, int]:
         soft.pow(2).sum().backward()
 
     once()
-    with Count():
-        once()
+    _, total, not_views = bench_sample.count_operations(once)
     seconds = []
     for _ in range(repeats):
         began = time.perf_counter()
         once()
         seconds.append(time.perf_counter() - began)
-    return 1000 * statistics.median(seconds), Count.ops
+    return 1000 * statistics.median(seconds), total, not_views
 
 
 def main() -> int:
