@@ -1,6 +1,7 @@
 """Tokenizing one file at a time, counted in CPU instructions: the figure noise cannot move.
 
     python bench/instructions.py          # needs valgrind, and MidiTok (pip install -e .[bench])
+    python bench/instructions.py --rollout [--tree OTHER_CHECKOUT]
 
 On a shared machine the wall-clock figures of bench/tokenize.py move by a third from one
 run to the next, MidiTok's as much as musegan's. Instructions do not. Each count runs a
@@ -8,6 +9,13 @@ fresh Python under ``valgrind --tool=callgrind`` twice, once encoding the files 
 not, and takes the difference per file: musegan's ``Tokenizer.encode_piece(path)``
 (parse included), symusic's parse alone, and MidiTok's REMI ``encode(path)``. It takes
 about 10 minutes, most of it MidiTok's import under valgrind.
+
+--rollout counts the training rollout instead: the tiny generator of bench/train.py --tiny
+(all sizes 16, dropout on) writing 32 tokens at batch 4 with ``gumbel_rollout`` and the
+backward pass from its soft one-hots, instructions per rollout (6 rollouts less 1, after
+one uncounted). ``--tree`` counts another checkout's musegan beside this one's (say, a
+``git worktree`` of the commit before a change): the before-and-after figure of a change
+to the rollout, in about 3 minutes a tree.
 """
 
 from __future__ import annotations
@@ -61,9 +69,32 @@ if work:
 """
 
 
+ROLLOUT = """
+import sys
+sys.path.insert(0, sys.argv[2])
+import dataclasses, torch
+from musegan.models import ModelConfig, MuseGAN
+torch.set_num_threads(1)
+torch.manual_seed(0)
+sizes = ModelConfig(embed_dim=16, hidden_dim=16, num_layers=2, theme_dim=16, noise_dim=16,
+                    mapping_width=16, encoder_dim=16, disc_embed_dim=16, disc_hidden_dim=16)
+net = MuseGAN(dataclasses.replace(sizes, vocab_size=601)).train()
+theme, start = torch.randn(4, 16), torch.ones(4, dtype=torch.long)
+for _ in range(int(sys.argv[1])):
+    _, soft = net.generator.gumbel_rollout(theme, 32, 0.5, start)
+    soft.pow(2).sum().backward()
+"""
+ROLLOUTS = 6  # counted: 6 rollouts less 1
+
+
 def instructions(setup: str, files: list[Path], work: bool) -> int:
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
                "-c", SCRIPT.format(setup=setup), str(int(work)), *map(str, files)]
+    return counted(command)
+
+
+def counted(command: list[str]) -> int:
+    """The instructions valgrind counts running ``command``."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     found = re.search(r"Collected : (\d+)", run.stderr)
@@ -76,14 +107,37 @@ def per_file(setup: str, files: list[Path]) -> float:
     return (instructions(setup, files, True) - instructions(setup, files, False)) / len(files)
 
 
+def per_rollout(tree: Path) -> float:
+    """Instructions a tiny training rollout takes (forward and backward), musegan from
+    ``tree``: ROLLOUTS rollouts less one, each count in a fresh process."""
+    def run(rollouts: int) -> int:
+        return counted(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                        sys.executable, "-c", ROLLOUT, str(rollouts), str(tree)])
+    return (run(ROLLOUTS) - run(1)) / (ROLLOUTS - 1)
+
+
+def rollouts(trees: list[Path]) -> int:
+    print("CPU instructions per tiny training rollout (valgrind): 32 tokens at batch 4, "
+          "forward and backward\n")
+    for tree in trees:
+        print(f"{str(tree):40s}{per_rollout(tree):16,.0f}", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=50, help="files per set (default 50)")
+    parser.add_argument("--rollout", action="store_true",
+                        help="count the tiny training rollout instead of tokenizing")
+    parser.add_argument("--tree", type=Path, action="append", default=[],
+                        help="with --rollout: another checkout to count beside this one")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed; this bench counts instructions with it",
               file=sys.stderr)
         return 1
+    if args.rollout:
+        return rollouts([ROOT, *(tree.resolve() for tree in args.tree)])
     # bench/tokenize.py's Bach chorales (rendered to MIDI once, cached in bench/out/)
     spec = importlib.util.spec_from_file_location("bench_tokenize", HERE / "tokenize.py")
     assert spec is not None and spec.loader is not None

@@ -279,8 +279,9 @@ class Generator(nn.Module):
         token, tokens, outputs = start, [], []
         for step in range(length):
             out = self._cell_step(token, theme, layers, state, masks, step)
-            logits = self.head(_dropped(out, masks[-1], step))
-            token = torch.multinomial(F.softmax(logits.detach().float(), -1), 1).squeeze(1)
+            with torch.no_grad():  # the sample takes no gradient: no graph for the head
+                logits = self.head(_dropped(out, masks[-1], step))
+                token = torch.multinomial(F.softmax(logits.float(), -1), 1).squeeze(1)
             tokens.append(token)
             outputs.append(out)
         return torch.stack(tokens, 1), torch.stack(outputs, 1)
@@ -290,23 +291,32 @@ class Generator(nn.Module):
         """Write ``length`` tokens after ``start`` (B,) with Gumbel-softmax relaxation.
 
         Returns hard ids (B, length) and their soft one-hots (B, length, V); gradients
-        flow through the soft one-hots (RelGAN). Each next input is the hard sample. The
-        Gumbel noise for every step is drawn at once.
+        flow through the soft one-hots (RelGAN). Each next input is the hard sample, the
+        argmax of (logits + Gumbel noise) / tau, so the loop needs only the argmax: it
+        runs the head without recording gradients, and the soft one-hots, the same
+        values, come from one head pass and one softmax over all steps after it (a
+        backward pass of one matrix product and one softmax, not ``length`` of each).
         """
         layers, state = self._cells(), self._start(theme)
-        masks = self._dropout_masks(length, start.size(0), theme.device)
-        # Gumbel(0, 1) noise over tau: a step's (logits + noise) / tau is then one op
-        noise = torch.empty(length, start.size(0), self.config.vocab_size,
-                            device=theme.device).exponential_().log_().div_(-tau)
-        token, hard, soft = start, [], []
+        batch, vocab = start.size(0), self.config.vocab_size
+        masks = self._dropout_masks(length, batch, theme.device)
+        # Gumbel(0, 1) noise, -log(-log U), over tau: (logits + noise) / tau is then one
+        # op. (From uniforms: a third of the time of exponential_'s -log E on a CPU.)
+        noise = torch.rand(batch, length, vocab, device=theme.device).log_().neg_().log_()
+        noise = noise.div_(-tau)
+        token, hard, outputs = start, [], []
         for step in range(length):
             out = self._cell_step(token, theme, layers, state, masks, step)
-            logits = self.head(_dropped(out, masks[-1], step)).float()
-            sample = torch.softmax(torch.add(noise[step], logits, alpha=1 / tau), -1)  # (B, V)
-            token = sample.argmax(-1)
+            with torch.no_grad():
+                logits = self.head(_dropped(out, masks[-1], step)).float()
+                token = torch.add(noise[:, step], logits, alpha=1 / tau).argmax(-1)
             hard.append(token)
-            soft.append(sample)
-        return torch.stack(hard, 1), torch.stack(soft, 1)
+            outputs.append(out)
+        out = torch.stack(outputs, 1)  # (B, length, H)
+        if masks[-1] is not None:
+            out = out * masks[-1].transpose(0, 1)
+        soft = torch.softmax(torch.add(noise, self.head(out).float(), alpha=1 / tau), -1)
+        return torch.stack(hard, 1), soft
 
 
 def _dropped(x: torch.Tensor, masks: torch.Tensor | None, step: int) -> torch.Tensor:

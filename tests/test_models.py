@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -117,6 +119,21 @@ def test_gumbel_rollout_passes_gradients_from_the_discriminator_to_the_generator
     (steps.mean() + sequence.mean()).backward()
     assert net.generator.head.weight.grad.abs().sum() > 0
     assert net.generator.lstm.weight_ih_l0.grad.abs().sum() > 0
+
+
+def test_gumbel_rollout_soft_one_hots_peak_at_the_hard_tokens(net):
+    """The loop picks each token from its own step's head; the soft one-hots come from
+    one head pass over all steps after it: the same logits, dropout masks and noise."""
+    generator = copy.deepcopy(net.generator)
+    with torch.no_grad():  # logits that outweigh the noise, so a wrong mask shows
+        generator.head.weight.mul_(30)
+    theme = net.mapping.sample(8).detach()
+    start = torch.full((8,), 1, dtype=torch.long)
+    for training in (False, True):
+        generator.train(training)
+        torch.manual_seed(3)
+        hard, soft = generator.gumbel_rollout(theme, 12, tau=0.5, start=start)
+        assert torch.equal(soft.argmax(-1), hard)
 
 
 def test_spectral_norm_on_the_discriminator_and_critic_linear_layers(net):
