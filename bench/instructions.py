@@ -1,7 +1,7 @@
 """Tokenizing one file at a time, counted in CPU instructions: the figure noise cannot move.
 
     python bench/instructions.py          # needs valgrind, and MidiTok (pip install -e .[bench])
-    python bench/instructions.py --rollout [--tree OTHER_CHECKOUT]
+    python bench/instructions.py --training rollout|step [--tree OTHER_CHECKOUT]
 
 On a shared machine the wall-clock figures of bench/tokenize.py move by a third from one
 run to the next, MidiTok's as much as musegan's. Instructions do not. Each count runs a
@@ -10,12 +10,13 @@ not, and takes the difference per file: musegan's ``Tokenizer.encode_piece(path)
 (parse included), symusic's parse alone, and MidiTok's REMI ``encode(path)``. It takes
 about 10 minutes, most of it MidiTok's import under valgrind.
 
---rollout counts the training rollout instead: the tiny generator of bench/train.py --tiny
-(all sizes 16, dropout on) writing 32 tokens at batch 4 with ``gumbel_rollout`` and the
-backward pass from its soft one-hots, instructions per rollout (6 rollouts less 1, after
-one uncounted). ``--tree`` counts another checkout's musegan beside this one's (say, a
-``git worktree`` of the commit before a change): the before-and-after figure of a change
-to the rollout, in about 3 minutes a tree.
+--training counts training instead, at bench/train.py --tiny's sizes (all 16, dropout on):
+``rollout``, the generator writing 32 tokens at batch 4 with ``gumbel_rollout`` and the
+backward pass from its soft one-hots (6 rollouts less 1; about 3 minutes a tree), or
+``step``, the whole adversarial step as ``bench/train.py --tiny`` runs it, Lightning and
+four optimizers included (11 steps less 1, after two uncounted; about 9 minutes a tree).
+``--tree`` counts another checkout's musegan beside this one's (say, a ``git worktree``
+of the commit before a change): a change's before-and-after, as a ratio to this tree.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ if work:
 """
 
 
-ROLLOUT = """
+# The training counts: musegan comes from the tree in argv[2]; argv[1] says how many.
+TRAINING = {
+    "rollout": """
 import sys
 sys.path.insert(0, sys.argv[2])
 import dataclasses, torch
@@ -83,8 +86,27 @@ theme, start = torch.randn(4, 16), torch.ones(4, dtype=torch.long)
 for _ in range(int(sys.argv[1])):
     _, soft = net.generator.gumbel_rollout(theme, 32, 0.5, start)
     soft.pow(2).sum().backward()
-"""
-ROLLOUTS = 6  # counted: 6 rollouts less 1
+""",
+    # bench/train.py --tiny's adversarial phase: its first two steps, then argv[1] more
+    "step": """
+import sys
+sys.path.insert(0, sys.argv[2])
+import dataclasses, importlib.util, torch
+spec = importlib.util.spec_from_file_location("bench_train", sys.argv[3])
+bench_train = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench_train)
+from musegan.tokenizer import Tokenizer
+torch.set_num_threads(1)
+torch.manual_seed(0)
+tokenizer = Tokenizer()
+batches = bench_train.tiny_batches(len(tokenizer), int(sys.argv[1]) + 2)
+settings = dataclasses.replace(bench_train.TINY_SETTINGS, **bench_train.PHASES["adversarial"])
+bench_train.lightning_seconds(batches, settings, "32-true", tokenizer, "cpu", bench_train.TINY)
+""",
+}
+COUNTED = {"rollout": (1, 6), "step": (1, 11)}  # counted: the second figure less the first
+WHAT = {"rollout": "tiny training rollout: 32 tokens at batch 4, forward and backward",
+        "step": "tiny adversarial training step (bench/train.py --tiny's, with Lightning)"}
 
 
 def instructions(setup: str, files: list[Path], work: bool) -> int:
@@ -107,37 +129,39 @@ def per_file(setup: str, files: list[Path]) -> float:
     return (instructions(setup, files, True) - instructions(setup, files, False)) / len(files)
 
 
-def per_rollout(tree: Path) -> float:
-    """Instructions a tiny training rollout takes (forward and backward), musegan from
-    ``tree``: ROLLOUTS rollouts less one, each count in a fresh process."""
-    def run(rollouts: int) -> int:
+def per_repeat(what: str, tree: Path) -> float:
+    """Instructions one rollout or step takes, musegan from ``tree``: the difference of
+    two counts (COUNTED) over the repeats between them, each count in a fresh process."""
+    def run(repeats: int) -> int:
         return counted(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                        sys.executable, "-c", ROLLOUT, str(rollouts), str(tree)])
-    return (run(ROLLOUTS) - run(1)) / (ROLLOUTS - 1)
+                        sys.executable, "-c", TRAINING[what], str(repeats), str(tree),
+                        str(HERE / "train.py")])
+    fewer, more = COUNTED[what]
+    return (run(more) - run(fewer)) / (more - fewer)
 
 
-def rollouts(trees: list[Path]) -> int:
-    print("CPU instructions per tiny training rollout (valgrind): 32 tokens at batch 4, "
-          "forward and backward\n")
-    for tree in trees:
-        print(f"{str(tree):40s}{per_rollout(tree):16,.0f}", flush=True)
+def training(what: str, trees: list[Path]) -> int:
+    print(f"CPU instructions per {WHAT[what]} (valgrind)\n")
+    counts = [per_repeat(what, tree) for tree in trees]
+    for tree, count in zip(trees, counts, strict=True):
+        print(f"{str(tree):40s}{count:16,.0f}{count / counts[0]:8.3f}x", flush=True)
     return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=50, help="files per set (default 50)")
-    parser.add_argument("--rollout", action="store_true",
-                        help="count the tiny training rollout instead of tokenizing")
+    parser.add_argument("--training", choices=sorted(TRAINING),
+                        help="count a tiny training rollout or step instead of tokenizing")
     parser.add_argument("--tree", type=Path, action="append", default=[],
-                        help="with --rollout: another checkout to count beside this one")
+                        help="with --training: another checkout to count beside this one")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed; this bench counts instructions with it",
               file=sys.stderr)
         return 1
-    if args.rollout:
-        return rollouts([ROOT, *(tree.resolve() for tree in args.tree)])
+    if args.training:
+        return training(args.training, [ROOT, *(tree.resolve() for tree in args.tree)])
     # bench/tokenize.py's Bach chorales (rendered to MIDI once, cached in bench/out/)
     spec = importlib.util.spec_from_file_location("bench_tokenize", HERE / "tokenize.py")
     assert spec is not None and spec.loader is not None
