@@ -12,7 +12,7 @@ about 10 minutes, most of it MidiTok's import under valgrind.
 
 --training counts training instead, at bench/train.py --tiny's sizes (all 16, dropout on):
 ``rollout``, the generator writing 32 tokens at batch 4 with ``gumbel_rollout`` and the
-backward pass from its soft one-hots (6 rollouts less 1; about 3 minutes a tree), or
+backward pass from its soft one-hots (6 rollouts less 1; about 4 minutes a tree), or
 ``step``, the whole adversarial step as ``bench/train.py --tiny`` runs it, Lightning and
 four optimizers included (11 steps less 1, after two uncounted; about 9 minutes a tree).
 ``--tree`` counts another checkout's musegan beside this one's (say, a ``git worktree``
@@ -31,6 +31,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
+import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -70,19 +71,20 @@ if work:
 """
 
 
-# The training counts: musegan comes from the tree in argv[2]; argv[1] says how many.
+# The training counts: argv[1] says how many, musegan comes from the tree in argv[2],
+# argv[3] is bench/train.py and argv[4] its TINY config (JSON).
 TRAINING = {
     "rollout": """
 import sys
 sys.path.insert(0, sys.argv[2])
-import dataclasses, torch
+import json, torch
 from musegan.models import ModelConfig, MuseGAN
+from musegan.tokenizer import Tokenizer
 torch.set_num_threads(1)
 torch.manual_seed(0)
-sizes = ModelConfig(embed_dim=16, hidden_dim=16, num_layers=2, theme_dim=16, noise_dim=16,
-                    mapping_width=16, encoder_dim=16, disc_embed_dim=16, disc_hidden_dim=16)
-net = MuseGAN(dataclasses.replace(sizes, vocab_size=601)).train()
-theme, start = torch.randn(4, 16), torch.ones(4, dtype=torch.long)
+config = ModelConfig.from_dict(json.loads(sys.argv[4])).for_tokenizer(Tokenizer())
+net = MuseGAN(config).train()
+theme, start = torch.randn(4, config.theme_dim), torch.ones(4, dtype=torch.long)
 for _ in range(int(sys.argv[1])):
     _, soft = net.generator.gumbel_rollout(theme, 32, 0.5, start)
     soft.pow(2).sum().backward()
@@ -129,20 +131,27 @@ def per_file(setup: str, files: list[Path]) -> float:
     return (instructions(setup, files, True) - instructions(setup, files, False)) / len(files)
 
 
-def per_repeat(what: str, tree: Path) -> float:
-    """Instructions one rollout or step takes, musegan from ``tree``: the difference of
-    two counts (COUNTED) over the repeats between them, each count in a fresh process."""
+def per_repeat(what: str, tree: Path, tiny: str) -> float:
+    """Instructions one rollout or step takes, musegan from ``tree``, at the ``tiny``
+    sizes (JSON): the difference of two counts (COUNTED) over the repeats between them,
+    each count in a fresh process."""
     def run(repeats: int) -> int:
         return counted(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                         sys.executable, "-c", TRAINING[what], str(repeats), str(tree),
-                        str(HERE / "train.py")])
+                        str(HERE / "train.py"), tiny])
     fewer, more = COUNTED[what]
     return (run(more) - run(fewer)) / (more - fewer)
 
 
 def training(what: str, trees: list[Path]) -> int:
+    # bench/train.py's tiny sizes, read here (outside valgrind) and handed to each count
+    spec = importlib.util.spec_from_file_location("bench_train", HERE / "train.py")
+    assert spec is not None and spec.loader is not None
+    bench_train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_train)
+    tiny = json.dumps(bench_train.TINY.to_dict())
     print(f"CPU instructions per {WHAT[what]} (valgrind)\n")
-    counts = [per_repeat(what, tree) for tree in trees]
+    counts = [per_repeat(what, tree, tiny) for tree in trees]
     for tree, count in zip(trees, counts, strict=True):
         print(f"{str(tree):40s}{count:16,.0f}{count / counts[0]:8.3f}x", flush=True)
     return 0

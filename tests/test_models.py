@@ -158,6 +158,7 @@ def test_rollouts_step_the_same_lstm_as_teacher_forcing(net):
     torch.manual_seed(5)
     hard, soft = net.generator.gumbel_rollout(theme, 6, tau=0.5, start=start)
     logits, _ = net.generator(torch.cat([start[:, None], hard[:, :-1]], 1), theme)
+    assert soft.shape == (3, 6, logits.size(-1)) and torch.allclose(soft.sum(-1), torch.ones(3, 6))
     torch.manual_seed(5)  # the rollout's one draw in eval mode: its Gumbel noise
     gumbel = -torch.rand(3, 6, logits.size(-1)).log().neg().log()
     assert torch.equal(hard, (logits + gumbel).argmax(-1))
