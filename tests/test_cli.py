@@ -261,6 +261,35 @@ def test_cli_help_and_version():
         assert result.returncode == 0 and "usage: musegan" in result.stdout
 
 
+def test_a_verbs_first_imports_are_frozen_and_the_collector_comes_back(tmp_path, monkeypatch):
+    import gc
+
+    from musegan.cli import quick_imports
+
+    module = tmp_path / "fresh_module_for_quick_imports.py"
+    module.write_text("ITEMS = [[i] for i in range(999)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    frozen = gc.get_freeze_count()
+    try:
+        with quick_imports():
+            assert not gc.isenabled()
+            import fresh_module_for_quick_imports
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(fresh_module_for_quick_imports.ITEMS)
+        frozen = gc.get_freeze_count()
+        with quick_imports():  # nothing new imported: nothing frozen
+            import fresh_module_for_quick_imports  # noqa: F401,F811
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+        gc.disable()  # a caller's disabled collector stays off
+        with quick_imports():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        sys.modules.pop("fresh_module_for_quick_imports", None)
+
+
 # ---------------------------------------------------------------- bad input, row by row
 
 @pytest.fixture(scope="module")
