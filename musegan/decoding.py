@@ -181,7 +181,7 @@ class Prefixed:
         # Looking is a host sync on a GPU, so there finished pieces are looked for every
         # DROP_EVERY steps, writing PAD until then; on a CPU a look costs microseconds, and
         # is done every step. Unusable logits are looked for every DROP_EVERY steps.
-        every = 1 if device.type == "cpu" or park else DROP_EVERY
+        every = 1 if park else looks_every(device)
         # The grammar closes a bar over budget within a few tokens: this bound is never
         # reached.
         for step in range((self.bars + 1) * (MAX_TOKENS_PER_BAR + 8)):
@@ -234,6 +234,11 @@ def _fork(grammar: Grammar, runner: Runner, rows: torch.Tensor) -> tuple[Grammar
 
 
 DROP_EVERY = 8  # steps between looks for finished pieces, on a GPU
+
+
+def looks_every(device: torch.device) -> int:
+    """Steps between looks for finished pieces on this device (see ``Prefixed._write``)."""
+    return 1 if device.type == "cpu" else DROP_EVERY
 
 
 @torch.inference_mode()

@@ -254,6 +254,25 @@ def test_cuda_graphs_write_the_pieces_the_plain_steps_write(sampler):
             assert_well_formed(row, bars=4)
 
 
+def test_looking_for_finished_pieces_every_few_steps_as_on_a_gpu_writes_the_same_pieces(
+        sampler, monkeypatch):
+    # On a GPU the loop looks for finished pieces every DROP_EVERY steps (a look is a host
+    # sync), and a finished piece stays in the batch until then. Run that path here.
+    import musegan.decoding as decoding
+
+    settings = [dict(n=6, bars=3, seed=4), dict(n=3, bars=4, seed=1, form="AB", part_bars=2),
+                dict(n=2, bars=2, seed=7, open_end=True, melody=False)]
+    plain = [sampler.generate_ids(**kwargs) for kwargs in settings]
+    looks = []
+    monkeypatch.setattr(decoding, "looks_every",
+                        lambda device: looks.append(device) or decoding.DROP_EVERY)
+    assert [sampler.generate_ids(**kwargs) for kwargs in settings] == plain
+    assert looks  # the patched path ran
+    for ids, kwargs in zip(plain, settings, strict=True):
+        for row in ids:
+            assert_well_formed(row, bars=kwargs["bars"])
+
+
 def test_generate_files_writes_in_batches_each_piece_regenerating_from_its_sidecar(sampler,
                                                                                   tmp_path):
     import json
