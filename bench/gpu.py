@@ -11,7 +11,9 @@ it; its CPU figures use torch's default threads, so compare them with nothing.)
 2. Steps per second at the tiny size (all 16, batch 4 x 32) and the default size: the
    fixed cost of a step (launches and host syncs), beside a bare PyTorch loop.
 3. Decoding tokens/s at batch 1 and 64 (the bundled model, 8 bars, open end), with and
-   without CUDA graphs, beside the teacher-forced forward pass over as many tokens.
+   without CUDA graphs, beside the teacher-forced forward pass over as many tokens; on a
+   GPU also at batch 512, which says whether ``generate_files``' 64 pieces at once
+   (``WRITE_AT_ONCE``, measured on a CPU) leaves a GPU idle.
 4. `musegan generate -n 4 --bars 16 --device cuda`, end to end, process start included.
 
 Each figure comes from bench/train.py's and bench/sample.py's own functions, so the CPU
@@ -115,7 +117,7 @@ def decoding(device: str) -> None:
           f"{'graphs/fwd':>11s}")
     samplers = {graphs: Sampler.from_pretrained(None, device=device, cuda_graphs=graphs)
                 for graphs in graph_settings(device)}
-    for batch in (1, 64):
+    for batch in (1, 64, 512) if device.startswith("cuda") else (1, 64):
         speeds = {}
         for graphs, sampler in samplers.items():
             theme = sampler.sample_theme(batch, seed=0)
