@@ -15,7 +15,9 @@ The four run in rounds, one after another; a speed is the best round's, a ratio 
 median round's (both figures of a ratio seconds apart, so a busy spell moves both).
 Then the tensor operations a step takes at batch 64 (counted: noise does not move them),
 and the wall time of `musegan generate -n 4 --bars 16` end to end, on its own and while
-two other processes keep both cores busy (the bench starts and stops them).
+two other processes keep both cores busy (the bench starts and stops them); and the
+garbage collector's time in that command, with the CLI's imports frozen (``quick_imports``)
+and without.
 """
 
 from __future__ import annotations
@@ -108,6 +110,28 @@ VIEWS = {"view", "select", "slice", "unsqueeze", "squeeze", "expand", "t", "tran
          "_unsafe_view", "detach", "permute", "reshape"}
 
 
+# `musegan <args>` in this process, timing every collection (gc.callbacks); without
+# `frozen`, the CLI's quick_imports does nothing, as before it existed.
+GC_TIMED = """
+import contextlib, gc, sys, time
+seconds, counts, began = [0.0], [0, 0, 0], [0.0]
+def timed(phase, info):
+    if phase == "start":
+        began[0] = time.perf_counter()
+    else:
+        seconds[0] += time.perf_counter() - began[0]
+        counts[info["generation"]] += 1
+gc.callbacks.append(timed)
+import musegan.cli
+if not {frozen}:
+    musegan.cli.quick_imports = contextlib.nullcontext
+status = musegan.cli.main(sys.argv[1:])
+print(f"{{sum(counts)}} collections ({{counts[2]}} of the oldest generation), "
+      f"{{seconds[0]:.3f}} s", file=sys.stderr)
+sys.exit(status)
+"""
+
+
 @torch.no_grad()
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -194,6 +218,12 @@ def main() -> int:
                     spinner.wait()
             print(f"musegan generate -n 4 --bars 16, end to end, {busy} other busy processes: "
                   f"{seconds:.2f} s (target: under {target} s)")
+        for frozen in (True, False):
+            collected = subprocess.run(
+                [sys.executable, "-c", GC_TIMED.format(frozen=frozen), *command[3:]],
+                check=True, capture_output=True, env=environment, text=True).stderr
+            print(f"  garbage collection in it, imports {'frozen' if frozen else 'not frozen'}: "
+                  f"{collected.strip().splitlines()[-1]}")
     print("target: musegan at batch 64 >= 0.8x of (b)")
     print("(the decoder's figure is the loop the target is about; generate's adds the "
           "tonic ending's candidates)")
