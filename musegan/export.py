@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from musegan import __version__
 from musegan.config import TrainSettings
-from musegan.corpus import Corpus, is_corpus
 from musegan.errors import MuseganError, output_exists
 from musegan.form import PART_BARS, check_form
 from musegan.modelfile import (  # noqa: F401  (the loader's old home: musegan.export.load_model)
@@ -25,8 +22,15 @@ from musegan.modelfile import (  # noqa: F401  (the loader's old home: musegan.e
     save_model,
 )
 from musegan.regularize import trained_attributes
-from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint
-from musegan.tokenizer import Tokenizer
+from musegan.runs import (  # noqa: F401  (corpus_holds: its old home was here)
+    CHECKPOINTS,
+    CONFIG_FILE,
+    LAST,
+    RUN_INFO,
+    corpus_holds,
+    corpus_limits,
+    load_checkpoint,
+)
 
 PHASE_NAMES = {"mle": "maximum likelihood", "d_pretrain": "discriminator pre-training",
                "adversarial": "adversarial"}
@@ -61,30 +65,11 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
         card["form"] = form
     if melody:
         card["melody"] = True
-    data = (json.loads((run_dir / RUN_INFO).read_text()).get("data")
-            if (run_dir / RUN_INFO).is_file() else None)
-    if data and is_corpus(Path(data)):  # what the sampler keeps to (Sampler.corpus_tokens)
-        counts = Corpus(data).token_counts("train")
-        card["unseen_tokens"] = np.flatnonzero(counts == 0).tolist()
-        card["corpus_holds"] = corpus_holds(tokenizer, counts > 0)
+    card.update(corpus_limits(run_dir, tokenizer))  # what the sampler keeps to
     out = Path(out) if out else run_dir / "model.safetensors"
     if out.exists() and not force:
         raise output_exists(out)
     return save_model(net, tokenizer, out, card, fp16=fp16)
-
-
-def corpus_holds(tokenizer: Tokenizer, seen: np.ndarray) -> dict:
-    """What a corpus holds, in words, from which of the vocabulary's tokens it has (V,):
-    its instruments (programs and parts), meters and tempo range."""
-    def names(kind: str) -> list[str]:
-        return [tokenizer.vocab[i].split("_", 1)[1] for i in tokenizer.token_range(kind)
-                if seen[i]]
-
-    voices = [tokenizer.part_name(int(tokenizer.voice[i]))
-              for kind in ("program", "part") for i in tokenizer.token_range(kind) if seen[i]]
-    tempos = [float(t) for t in names("tempo")]
-    return {"voices": voices, "meters": names("time_signature"),
-            "tempo_bpm": [min(tempos), max(tempos)] if tempos else []}
 
 
 def pick_checkpoint(run: Path, which: str) -> Path:

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from musegan.errors import MuseganError, output_exists
 from musegan.models import ModelConfig, MuseGAN, build_model
 from musegan.regularize import trained_attributes
-from musegan.runs import load_checkpoint
+from musegan.runs import corpus_limits, load_checkpoint
 from musegan.tokenizer import Tokenizer
 
 MODEL_FORMAT = "musegan-model"
@@ -163,8 +163,12 @@ def _load_lightning(path: Path, device: str | torch.device) -> LoadedModel:
     state = load_checkpoint(path)
     net, tokenizer, hparams = checkpoint_networks(state, path)
     net.to(device).eval()
+    # (RUN/checkpoints/NAME.ckpt) the run's corpus says what the model may write, as the
+    # card of a model exported from it does
+    limits = corpus_limits(path.parent.parent, tokenizer)
     return LoadedModel(net, tokenizer, {"checkpoint": path.name, "epoch": state.get("epoch"),
-                                        "theme_attributes": trained_attributes(hparams["train"])})
+                                        "theme_attributes": trained_attributes(hparams["train"]),
+                                        **limits})
 
 
 def _direction(facts: dict, steps: torch.Tensor) -> dict:

@@ -6,15 +6,20 @@ starts without Lightning's import cost.
 
 from __future__ import annotations
 
+import json
 import pickle
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from musegan.errors import MuseganError
+
+if TYPE_CHECKING:
+    from musegan.tokenizer import Tokenizer
 
 CHECKPOINTS = "checkpoints"  # RUN/checkpoints/: last.ckpt and best-epochNNN.ckpt
 LAST = "last.ckpt"
@@ -55,3 +60,36 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
             raise MuseganError(f"{path} is not a PyTorch checkpoint; give a .ckpt that "
                                "musegan train wrote, or a .safetensors model") from None
         raise MuseganError(f"{path}: cannot load this checkpoint ({message[:160]})") from None
+
+
+def corpus_limits(run_dir: Path, tokenizer: Tokenizer) -> dict:
+    """What a run's training corpus holds, for the model card and the sampler
+    (``Sampler.corpus_tokens``): ``unseen_tokens``, the token ids its training split never
+    has, and ``corpus_holds``, its voices, meters and tempo range in words. Empty when the
+    run does not say where its corpus is, or the corpus is gone or has another tokenizer."""
+    from musegan.corpus import Corpus, is_corpus
+
+    info = run_dir / RUN_INFO
+    data = json.loads(info.read_text()).get("data") if info.is_file() else None
+    if not data or not is_corpus(Path(data)):
+        return {}
+    corpus = Corpus(data)
+    if corpus.tokenizer != tokenizer:
+        return {}
+    counts = corpus.token_counts("train")
+    return {"unseen_tokens": np.flatnonzero(counts == 0).tolist(),
+            "corpus_holds": corpus_holds(tokenizer, counts > 0)}
+
+
+def corpus_holds(tokenizer: Tokenizer, seen: np.ndarray) -> dict:
+    """What a corpus holds, in words, from which of the vocabulary's tokens it has (V,):
+    its instruments (programs and parts), meters and tempo range."""
+    def names(kind: str) -> list[str]:
+        return [tokenizer.vocab[i].split("_", 1)[1] for i in tokenizer.token_range(kind)
+                if seen[i]]
+
+    voices = [tokenizer.part_name(int(tokenizer.voice[i]))
+              for kind in ("program", "part") for i in tokenizer.token_range(kind) if seen[i]]
+    tempos = [float(t) for t in names("tempo")]
+    return {"voices": voices, "meters": names("time_signature"),
+            "tempo_bpm": [min(tempos), max(tempos)] if tempos else []}

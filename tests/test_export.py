@@ -53,6 +53,24 @@ def test_export_and_load_give_the_same_logits_with_no_pickle(trained_run, tmp_pa
                    __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(path)))
 
 
+def test_a_checkpoint_keeps_to_its_corpus_as_its_exported_model_does(trained_run, tmp_path):
+    exported = load_model(export_model(trained_run, tmp_path / "model.safetensors"))
+    unseen = exported.card["unseen_tokens"]
+    assert unseen  # the tiny corpus lacks most programs, meters and tempos
+    assert not (trained_run / "model.safetensors").exists()  # the folder loads last.ckpt
+    for path in (trained_run / "checkpoints" / "last.ckpt", trained_run):
+        sampler = Sampler.from_pretrained(path)
+        assert sampler.model.card["unseen_tokens"] == unseen
+        assert sampler.meters == Sampler.from_pretrained(tmp_path / "model.safetensors").meters
+        written = {t for row in sampler.generate_ids(n=3, bars=2, seed=1) for t in row}
+        assert not written & set(unseen)
+    # a checkpoint away from its run (no run.json beside it) has no corpus to keep to
+    moved = tmp_path / "elsewhere" / "last.ckpt"
+    moved.parent.mkdir()
+    moved.write_bytes((trained_run / "checkpoints" / "last.ckpt").read_bytes())
+    assert "unseen_tokens" not in load_model(moved).card
+
+
 def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
 
