@@ -128,6 +128,17 @@ def test_the_bach_chorales_model_writes_four_named_voices():
 
 
 @pytest.mark.parametrize("name", Sampler.available())
+def test_every_bundled_models_card_names_what_its_corpus_holds(name):
+    from musegan.modelfile import model_file
+
+    sampler = Sampler.from_pretrained(name)
+    holds = sampler.model.card["corpus_holds"]
+    assert holds["meters"] == sampler.meters and holds["voices"]
+    card = model_file(sampler.path).with_suffix(".md").read_text()
+    assert "writes only what its corpus holds" in card and ", ".join(holds["meters"]) in card
+
+
+@pytest.mark.parametrize("name", Sampler.available())
 def test_every_bundled_model_carries_a_critic_that_prefers_real_music(name, tmp_path):
     sampler = Sampler.from_pretrained(name)
     assert sampler.has_critic and 0.5 < sampler.model.critic_facts["auc_own_samples"] <= 1
