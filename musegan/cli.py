@@ -137,6 +137,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    if args.no_primer and not args.primer:
+        raise MuseganError("--no-primer is for --primer FILE.mid (it leaves the primer's "
+                           "notes out)")
     with quick_imports():
         from musegan.sampling import Sampler, generate_files
 
@@ -676,7 +679,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, help=SEED_HELP)
     generate.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
     generate.add_argument("--no-primer", action="store_true",
-                          help="leave the primer out of the written files")
+                          help="leave the primer's notes out of the written files; its "
+                               "bars stay as rests, so the new music lines up after the "
+                               "primer in a DAW")
     themes = generate.add_mutually_exclusive_group()
     themes.add_argument("--theme", metavar="FILE", help="themes from a .npy or .json file")
     themes.add_argument("--theme-from", metavar="FILE.mid",

@@ -340,6 +340,7 @@ GENERATE_ROWS = [  # (flags, what the one-line error must say)
                                           reason="root writes to read-only folders")),
     (["--threads", "0"], "--threads must be at least 1"),
     (["--cuda-graphs"], "--cuda-graphs needs --device cuda"),
+    (["--no-primer"], "--no-primer is for --primer"),
     (["--device", "tpu"], "--device tpu: use cpu, cuda or cuda:N"),
     pytest.param(["--device", "cuda"], "--device cuda: no CUDA device here",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here")),
