@@ -286,7 +286,7 @@ def _critique(args: argparse.Namespace) -> int:
 
             png = Path(file).with_suffix(".critique.png")
             if png.exists() and not args.force:
-                raise output_exists(png)
+                raise output_exists(png, has_out=False)
             piano_roll_png(pretty_midi.PrettyMIDI(file), png, title=Path(file).name,
                            bar_scores=result["bars"])
             result["plot"] = str(png)

@@ -26,18 +26,20 @@ class MuseganError(Exception):
 class OutputExistsError(MuseganError):
     """A file or folder would be replaced, and the caller did not ask for that."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, has_out: bool = True):
+        self.path, self.has_out = Path(path), has_out
+        elsewhere = " or choose another --out" if has_out else ""
         super().__init__(f"{path} exists; pass force=True to replace it, or write elsewhere",
-                         cli=f"{path} exists; pass --force to replace it or choose another --out")
+                         cli=f"{path} exists; pass --force to replace it{elsewhere}")
 
     def __reduce__(self):
-        return type(self), (self.path,)
+        return type(self), (self.path, self.has_out)
 
 
-def output_exists(path: str | Path) -> OutputExistsError:
-    """The error for an output that exists (raise it)."""
-    return OutputExistsError(path)
+def output_exists(path: str | Path, has_out: bool = True) -> OutputExistsError:
+    """The error for an output that exists (raise it); ``has_out=False`` for a command
+    with no ``--out`` to choose another place with."""
+    return OutputExistsError(path, has_out)
 
 
 class MidiError(MuseganError, ValueError):

@@ -52,6 +52,12 @@ def test_critique_gives_a_score_per_bar_in_0_1(critic_model, tmp_path):
     [row] = json.loads(cli.stdout)
     assert row["file"] == str(tune) and len(row["bars"]) == 12
     assert row["score"] == pytest.approx(result["score"])
+    plot = ("critique", str(tune), "--model", str(path), "--plot")
+    assert musegan_cli(*plot).returncode == 0 and tune.with_suffix(".critique.png").is_file()
+    again = musegan_cli(*plot)  # critique has no --out: the error does not offer one
+    assert again.returncode == 2
+    assert again.stderr.strip().endswith("six-bars.critique.png exists; pass --force to "
+                                         "replace it"), again.stderr
 
 
 def test_the_critic_ranks_real_tunes_above_random_notes(critic_model, tmp_path):
