@@ -21,6 +21,7 @@ regenerates it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from musegan.critic import Judgement, canonical, judge
 from musegan.decoding import decode, one_line, rest_bars_at_end
 from musegan.edit import CANDIDATES, Change, Edit, infill, polish, restyle
 from musegan.errors import MuseganError, output_exists, writable_folder
-from musegan.files import write_midi, write_text
+from musegan.files import write_bytes, write_midi, write_text
 from musegan.form import PART_BARS, check_form, decode_form
 from musegan.grammar import MAX_TOKENS_PER_BAR  # noqa: F401  (re-exported for callers)
 from musegan.midi import MidiSource
@@ -184,20 +185,35 @@ class Sampler:
         return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
     @staticmethod
-    def save_theme(theme: torch.Tensor, path: str | Path) -> None:
-        """Write themes as .npy or .json (a list of lists)."""
+    def save_theme(theme: torch.Tensor, path: str | Path, force: bool = False) -> Path:
+        """Write themes as .npy or .json (a list of lists), by the file's suffix; an
+        existing file only with ``force``. Returns the path."""
         path = Path(path)
+        if path.suffix.lower() not in (".npy", ".json"):
+            raise MuseganError(f"{path}: a theme file is .npy or .json")
+        if path.exists() and not force:
+            raise output_exists(path)
         array = theme.detach().cpu().reshape(-1, theme.shape[-1]).numpy()
-        if path.suffix == ".json":
-            path.write_text(json.dumps(array.tolist()) + "\n")
-        else:
-            np.save(path, array)
+        if path.suffix.lower() == ".json":
+            return write_text(path, json.dumps(array.tolist()) + "\n")
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        return write_bytes(path, buffer.getvalue())
 
     def load_theme(self, path: str | Path) -> torch.Tensor:
         """Read themes written by ``save_theme`` (.npy or .json); checks their size."""
         path = Path(path)
+        if not path.is_file():
+            raise MuseganError(f"{path}: " + ("is a folder, not a theme file" if path.is_dir()
+                                              else "no such theme file; check the path"))
+        if path.suffix.lower() not in (".npy", ".json"):
+            raise MuseganError(f"{path}: not a theme file; give a .npy or .json theme file "
+                               "or a sidecar musegan wrote (for a piece's theme, "
+                               "theme_from / --theme-from)",
+                               cli=f"{path}: not a theme file; give a .npy or .json theme "
+                                   "file, or use --theme-from for a MIDI file's theme")
         try:
-            if path.suffix == ".json":
+            if path.suffix.lower() == ".json":
                 data = json.loads(path.read_text())
                 if isinstance(data, dict):  # a sidecar of generate or an edit: its theme
                     if "theme" not in data:

@@ -190,6 +190,19 @@ def test_themes_sample_interpolate_save_and_load(sampler, tmp_path):
     for name in ("t.npy", "t.json"):
         Sampler.save_theme(themes, tmp_path / name)
         torch.testing.assert_close(sampler.load_theme(tmp_path / name), themes)
+        with pytest.raises(MuseganError, match="exists; pass force=True"):
+            Sampler.save_theme(themes[:1], tmp_path / name)  # nothing replaced unasked
+        torch.testing.assert_close(sampler.load_theme(tmp_path / name), themes)
+        Sampler.save_theme(themes[:1], tmp_path / name, force=True)
+        torch.testing.assert_close(sampler.load_theme(tmp_path / name), themes[:1])
+    with pytest.raises(MuseganError, match=r"\.npy or \.json"):
+        Sampler.save_theme(themes, tmp_path / "t")
+    tune = tmp_path / "tune.mid"
+    tune.write_bytes(make_score([(0, False, [(0, 480, 60, 90)])]).dumps_midi())
+    for path, message in ((tune, "not a theme file"), (tmp_path / "nope.json", "no such theme"),
+                          (tmp_path, "is a folder")):
+        with pytest.raises(MuseganError, match=message):
+            sampler.load_theme(path)
     np.save(tmp_path / "wrong.npy", np.zeros((1, 3), np.float32))
     with pytest.raises(MuseganError, match="3 numbers"):
         sampler.load_theme(tmp_path / "wrong.npy")
