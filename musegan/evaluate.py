@@ -191,6 +191,8 @@ def _items(source, label: str) -> list[tuple[str, object]]:
     """(name, path or PrettyMIDI) for each piece of a set: a folder, or a list."""
     if isinstance(source, (str, os.PathLike)):
         folder = Path(source)
+        if folder.is_file():
+            raise MuseganError(f"{folder} is a file; give a folder of the {label} pieces")
         if not folder.is_dir():
             raise MuseganError(f"{folder}: no such folder for the {label} pieces; check the path")
         paths = sorted(p for p in folder.rglob("*") if p.is_file() and is_midi_path(p))

@@ -575,6 +575,9 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     from musegan.prepare import prepare_corpus
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MuseganError(f"{out} is a file; the run folder must be a folder",
+                           cli=f"{out} is a file; give --out a folder")
     last = out / CHECKPOINTS / LAST
     if resume and not last.is_file():
         raise MuseganError(f"nothing to resume: {last} does not exist")

@@ -113,6 +113,8 @@ def test_bad_files_are_skipped_and_too_few_pieces_is_a_clear_error(tmp_path):
         evaluate(folder, tmp_path / "empty")
     with pytest.raises(MuseganError, match="no such folder"):
         evaluate(tmp_path / "missing", folder)
+    with pytest.raises(MuseganError, match="only.mid is a file; give a folder of the generated"):
+        evaluate(lonely / "only.mid", folder)
     with pytest.raises(MuseganError, match="list of 1 pieces: only 1 usable generated"):
         evaluate([piece(scale())], folder)
 

@@ -71,6 +71,14 @@ def test_music_metrics_are_logged_and_can_pick_the_best_checkpoint(corpus, tmp_p
         train(corpus, tmp_path / "bad", config)
 
 
+def test_a_file_as_the_run_folder_is_a_clear_error_and_stays_as_it_was(corpus, tmp_path):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    with pytest.raises(MuseganError, match="notes.txt is a file; the run folder must be"):
+        train(corpus, taken, tiny_config())
+    assert taken.read_text() == "mine"
+
+
 def test_resume_from_python_continues_a_run_of_other_sizes_with_its_own_config(corpus, tmp_path):
     config = tiny_config(adversarial=False, mle_epochs=2, samples_per_validation=0)
     config.set("trainer.max_epochs", 1)
