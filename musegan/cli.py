@@ -697,7 +697,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also render a WAV (needs FluidSynth and a GM soundfont)")
     generate.add_argument("--steer", action="append", metavar="NAME=ALPHA",
                           help="move the themes along a learned direction, e.g. density=+1.5 "
-                               "(+1 is about one real-data std; see musegan steer --list)")
+                               "(+1 is about one real-data std; see musegan steer --list); "
+                               "repeat it to steer several")
     generate.add_argument("--force", action="store_true", help="replace existing files")
     generate.add_argument("--device", default="cpu",
                           help="cpu (default), cuda or cuda:N; a GPU pays off for many pieces")
@@ -746,7 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
     critic.add_argument("--bars", type=int, default=8, help="bars per window (default 8)")
     critic.add_argument("--samples", type=int, default=512,
                         help="the model's own pieces to fit against (default 512)")
-    critic.add_argument("--epochs", type=int, default=8)
+    critic.add_argument("--epochs", type=int, default=8,
+                        help="passes over the windows while fitting (default 8)")
     critic.add_argument("--seed", type=int, default=0, help="the fit's seed (default 0)")
     critic.add_argument("--out", help="write here instead of into the model")
     critic.add_argument("--force", action="store_true", help="replace the model file in place")
@@ -755,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
     critique = verbs.add_parser(
         "critique", help="score MIDI files with a model's critic, per bar and per piece",
         description="How real a model's critic finds each file (0-1) and each of its bars.")
-    critique.add_argument("files", nargs="+", metavar="FILE.mid")
+    critique.add_argument("files", nargs="+", metavar="FILE.mid", help="the pieces to score")
     critique.add_argument("--model", metavar="NAME|PATH", help=MODEL_HELP)
     critique.add_argument("--json", action="store_true",
                           help="print a list with one {file, score, bars} object per file")
@@ -853,7 +855,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  musegan restyle a.mid --steer density=+1.5 --keep pitches")
     restyle_verb.add_argument("--style", metavar="B.mid|THEME",
                               help="the piece (or theme file, .npy/.json) whose theme to use")
-    restyle_verb.add_argument("--keep", choices=("rhythm", "pitches"), required=True)
+    restyle_verb.add_argument("--keep", choices=("rhythm", "pitches"), required=True,
+                              help="what stays of FILE: its rhythm (onsets and durations) or "
+                                   "its sequence of pitches")
     restyle_verb.add_argument("-n", type=int, default=4, help="how many versions (default 4)")
     restyle_verb.add_argument("--meter", metavar="N/D",
                               help="with --keep pitches: the meter (default: the style's)")

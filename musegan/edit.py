@@ -67,7 +67,7 @@ def check_bars(bars: tuple[int, int], count: int, piece: str = "the piece") -> t
     if first < 1 or last < first or last > count:
         what = ("bar 0 does not exist: bars count from 1" if first < 1 or last < 1
                 else f"bars {first}-{last} is an empty range" if last < first
-                else f"bar {last} is past the end")
+                else f"bar {max(first, count + 1)} is past the end")
         raise MuseganError(f"{what}; {piece} has {count} bars (1-{count})")
     return first, last
 

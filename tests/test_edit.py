@@ -66,6 +66,7 @@ def test_infill_with_the_same_seed_writes_the_same_piece(sampler, tune):
 @pytest.mark.parametrize("bars, message", [
     ((0, 3), "bar 0 does not exist: bars count from 1; the piece has 8 bars"),
     ((5, 9), "bar 9 is past the end; the piece has 8 bars"),
+    ((10, 12), "bar 10 is past the end; the piece has 8 bars"),  # the range's first
     ((5, 4), "bars 5-4 is an empty range; the piece has 8 bars"),
 ])
 def test_a_range_outside_the_piece_is_a_clear_error(sampler, tune, bars, message):
