@@ -3,7 +3,8 @@
 The stream ``musegan.tokenizer`` writes is::
 
     BOS
-    Bar [TimeSig] [Tempo] [Program|Track]               # a bar's header
+    Bar [TimeSig] [Tempo] [Program|Track]               # a bar's header (the first
+                                                        # bar's states TimeSig and Tempo)
         Position [Tempo] ([Program|Track] Pitch Velocity Duration)+
         ...
     Bar ...
@@ -23,7 +24,9 @@ adds what a table cannot say:
   (a doubled note, which MIDI can only write as a second track); nor does a voice strike
   a pitch it is still sounding (MIDI cannot tell such notes apart either);
 * with ``allowed``, only those tokens (say, those the training corpus holds);
-* one tempo, stated in the first bar, unless ``tempo_changes``; with
+* a new piece's first bar states its meter and then its tempo, as every stream the
+  tokenizer writes does (a file without them would play in MIDI's 4/4 at 120 bpm, and
+  a tempo stated later would be a change); one tempo, unless ``tempo_changes``; with
   ``time_signature_id``, one meter;
 * a piece has exactly the bars asked for. EOS stands only in the last bar; there the
   model's Bar is taken as the end too (``resolve``), once the bar's notes reach its bar
@@ -192,7 +195,10 @@ class Grammar:
                                      device=device)
         self._trash = int(is_voice.sum()) * 128  # that row's first cell, flattened
         start = torch.zeros(len(COLUMNS), dtype=torch.long)
-        start[_MODE] = (State.START * 2 + (tempo_id is not None)) * 2 + 1  # tempo open
+        # A new piece's tempo is pending (it must state one, in its first bar's header,
+        # after its meter); a continuation's only when one is chosen. The tempo is open.
+        pending = tempo_id is not None or not hold_meter
+        start[_MODE] = (State.START * 2 + pending) * 2 + 1
         start[[_BARS_WANTED, _POSITION, _PITCH_FLOOR, _VOICE_FLOOR, _VOICE]] = torch.tensor(
             [bars, -1, -1, -1, -1])
         start[_BAR_LENGTH] = int(tok.bar_steps[tok.default_time_signature])
@@ -279,12 +285,13 @@ class Grammar:
                 ok = torch.isin(kind, torch.tensor([code(k) for k in names], dtype=kind.dtype))
                 if self.tempo_id is not None:  # the caller chose the tempo
                     ok &= (kind != tempo) | (torch.arange(len(kind)) == self.tempo_id)
-                    if pending and state in (State.BAR, State.TIME_SIGNATURE):
-                        # state it before anything else
-                        ok &= (kind == tempo) | ((kind == time_signature)
-                                                 & (state == State.BAR))
                 elif self.hold_meter:
                     ok &= kind != tempo
+                if pending and state == State.BAR:  # a header that must state the tempo:
+                    # a new piece's meter first, then its tempo; a continuation's tempo
+                    ok &= kind == (tempo if self.hold_meter else time_signature)
+                elif pending and state == State.TIME_SIGNATURE:
+                    ok &= kind == tempo
                 if self.hold_meter:
                     ok &= kind != time_signature
                 rows[state, pending] = ok

@@ -28,6 +28,7 @@ def quick(tmp_path_factory):
     with torch.no_grad():
         net.generator.head.bias[TOK.BAR] += 3.0
         net.generator.head.bias[list(TOK.token_range("time_signature"))] = -50.0
+        net.generator.head.bias[TOK.token_id("TimeSig_4/4")] = -8.0  # when one must be
     path = save_model(net, TOK, tmp_path_factory.mktemp("form") / "m.safetensors",
                       card={"form": "AB"})
     return Sampler.from_pretrained(path)
@@ -62,7 +63,7 @@ def test_aabb_pieces_repeat_their_parts_exactly_bar_by_bar(quick):
 
 def test_a_tune_with_a_form_ends_on_the_tonic_unless_asked_not_to(quick):
     checked = 0
-    for ids in quick.generate_ids(n=6, form="AABA", part_bars=2, seed=5):
+    for ids in quick.generate_ids(n=8, form="AABA", part_bars=2, seed=5):
         body = ids[:-1]
         # The piece ends as the first A did, whose last bar was chosen in the key of the
         # notes before it: its first bar's (where that bar has notes).
@@ -77,10 +78,15 @@ def test_a_tune_with_a_form_ends_on_the_tonic_unless_asked_not_to(quick):
 
 
 def test_plain_pieces_have_their_bars_and_end_on_the_tonic(quick):
-    for ids in quick.generate_ids(n=4, bars=3, seed=6):
+    checked = 0
+    for ids in quick.generate_ids(n=6, bars=3, seed=6):
         body = ids[:-1]
         assert TOK.tokens(ids).count("Bar") == 3
-        assert ends_on_tonic(body, TOK, tonic_chord(body[:last_bar(body, TOK)[0]], TOK))
+        before = body[:last_bar(body, TOK)[0]]
+        if "Pitch" in " ".join(TOK.tokens(before)):  # else the key is the last bar's own
+            assert ends_on_tonic(body, TOK, tonic_chord(before, TOK))
+            checked += 1
+    assert checked >= 3
 
 
 def test_the_model_card_names_the_default_form_and_bars_alone_write_none(quick):

@@ -18,14 +18,18 @@ def test_the_table_names_every_state_and_only_known_kinds():
         assert set(kinds) <= set(KINDS) | {"eos"}
 
 
-def walk(grammar: Grammar, n: int, seed: int, steps: int = 4000) -> list[list[int]]:
-    """Each piece picks uniformly among the tokens its mask allows, until EOS."""
+def walk(grammar: Grammar, n: int, seed: int, steps: int = 4000,
+         prefer: int | None = None) -> list[list[int]]:
+    """Each piece picks uniformly among the tokens its mask allows, until EOS; with
+    ``prefer``, that token wherever the mask allows it."""
     generator = torch.Generator().manual_seed(seed)
     rows: list[list[int]] = [[TOK.BOS] for _ in range(n)]
     for _ in range(steps):
         mask = grammar.mask()
         assert mask.any(1).all(), "a piece was left with no allowed token"
         token = torch.multinomial(mask.float(), 1, generator=generator).squeeze(1)
+        if prefer is not None:
+            token = torch.where(mask[:, prefer], prefer, token)
         token = grammar.resolve(token)
         grammar.update(token)
         for row, t in zip(rows, token.tolist(), strict=True):
@@ -184,15 +188,34 @@ def test_a_bar_may_hold_a_few_times_the_pieces_mean_bar_and_no_more():
 
 
 def test_a_piece_keeps_one_tempo_unless_tempo_changes_are_asked_for():
-    tempo = TOK.tempo_id(100)
+    tempo, meter = TOK.tempo_id(100), TOK.token_id("TimeSig_3/4")
     for changes in (False, True):
         grammar = Grammar(TOK, 1, 4, "cpu", tempo_id=None, tempo_changes=changes)
         grammar.update(torch.tensor([TOK.BAR]))
-        assert grammar.mask()[0, tempo]  # the first header may state it
+        # the first header states the meter, then the tempo, before anything else
+        assert set(grammar.mask()[0].nonzero().squeeze(1).tolist()) == set(
+            TOK.token_range("time_signature"))
+        grammar.update(torch.tensor([meter]))
+        assert set(grammar.mask()[0].nonzero().squeeze(1).tolist()) == set(
+            TOK.token_range("tempo"))
         for token in [tempo, TOK.token_id("Position_0"), *note(60)]:
             grammar.update(torch.tensor([token]))
         grammar.update(torch.tensor([TOK.BAR]))
         assert bool(grammar.mask()[0, tempo]) == changes
+        assert grammar.mask()[0, TOK.token_id("Position_0")]  # later headers may be bare
+
+
+def test_every_new_piece_opens_with_its_meter_and_tempo_whatever_the_model_wants():
+    # A model that would rather write bars of nothing: the first bar states both anyway,
+    # from those the corpus holds.
+    allowed = torch.ones(len(TOK), dtype=torch.bool)
+    allowed[list(TOK.token_range("time_signature"))] = False
+    allowed[TOK.token_id("TimeSig_3/4")] = True
+    grammar = Grammar(TOK, 4, 3, "cpu", tempo_id=None, allowed=allowed)
+    for row in walk(grammar, 4, seed=2, prefer=TOK.BAR):
+        names = TOK.tokens(row)
+        assert names[1:3] == ["Bar", "TimeSig_3/4"] and names[3].startswith("Tempo_"), names
+        assert sum(name.startswith(("TimeSig", "Tempo")) for name in names) == 2
 
 
 def test_a_chosen_meter_is_stated_first_and_kept():
