@@ -32,6 +32,7 @@ from safetensors.numpy import save_file
 from musegan import __version__
 from musegan.corpus import Corpus
 from musegan.errors import MuseganError, output_exists
+from musegan.runs import corpus_holds
 from musegan.tokenizer import Tokenizer
 
 MARKOV_FORMAT = "musegan-markov"
@@ -89,9 +90,13 @@ class MarkovModel(torch.nn.Module):
             tables[f"offsets_{context}"] = np.r_[starts, len(grams)].astype(np.int64)
             tables[f"next_{context}"] = grams[:, context].astype(np.int32)
             tables[f"count_{context}"] = counts.astype(np.int64)
+        seen = np.bincount(np.concatenate(pieces), minlength=len(corpus.tokenizer)) > 0
         card = {"kind": "markov", "order": order, "data": str(corpus.directory),
                 "split": split, "pieces": len(pieces),
-                "tokens": int(sum(len(p) for p in pieces)), "musegan_version": __version__}
+                "tokens": int(sum(len(p) for p in pieces)), "musegan_version": __version__,
+                # what the sampler keeps to, as for a trained model (Sampler.corpus_tokens)
+                "unseen_tokens": np.flatnonzero(~seen).tolist(),
+                "corpus_holds": corpus_holds(corpus.tokenizer, seen)}
         return cls(corpus.tokenizer, order, tables, card)
 
     def _lookup(self) -> list[dict]:

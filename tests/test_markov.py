@@ -40,6 +40,14 @@ def test_a_high_order_model_of_a_tiny_corpus_plays_its_tunes_back(corpus, tmp_pa
         assert row in pieces  # 12 tokens of context pin each tune down
     midis = sampler.generate(n=2, bars=2, seed=1)
     assert [len(m.get_downbeats()) for m in midis] == [2, 2]
+    # it keeps to the corpus's meters, as a trained model does
+    seen = {t for p in pieces for t in p}
+    meters = [name.split("_")[1] for t, name in enumerate(data.tokenizer.vocab)
+              if t in seen and KINDS[data.tokenizer.kind[t]] == "time_signature"]
+    assert sampler.meters == meters == sampler.model.card["corpus_holds"]["meters"]
+    unheld = next(m for m in ("5/4", "7/8", "1/4") if m not in meters)
+    with pytest.raises(MuseganError, match=f"meter {unheld} is not one"):
+        sampler.generate_ids(n=1, bars=2, seed=0, meter=unheld)
 
 
 def test_reading_on_gives_what_reading_everything_gives_and_forms_repeat(corpus, tmp_path):
