@@ -348,8 +348,11 @@ class Sampler:
         melody = self.melody if melody is None else melody
         check_sampling(n, temperature, top_k, top_p)
         tok, net = self.tokenizer, self.net
+        # The themes and the decoding draw from two streams of the seed, so a seed gives
+        # the same pieces whether the themes are drawn here or were drawn before from it
+        # (``generate_files``, and so ``musegan generate``, draws them first).
+        theme = self.themes(n, theme, primer, _generator(seed, self.device))
         generator = _generator(seed, self.device)
-        theme = self.themes(n, theme, primer, generator)
         if best_of > 1:  # K candidates per piece, from its theme, in one batch
             theme = theme.repeat_interleave(best_of, dim=0)
         tempo_id = None

@@ -301,8 +301,11 @@ def test_generate_files_writes_in_batches_each_piece_regenerating_from_its_sidec
                              theme=torch.tensor([last["theme"]] * last["batch_size"]))
     assert midi_bytes(again[last["batch_index"]]) == midi_bytes(
         pretty_midi.PrettyMIDI(str(paths[-1])))
-    # By default the pieces are written at once.
+    # By default the pieces are written at once, and they are what generate() gives for
+    # the same seed (musegan generate --seed 4 as Sampler.generate(seed=4)).
     paths = generate_files(sampler, tmp_path / "default", n=3, bars=2, seed=4)
     assert {json.loads(p.with_suffix(".json").read_text())["batch_size"] for p in paths} == {3}
+    assert [midi_bytes(m) for m in sampler.generate(n=3, bars=2, seed=4)] == [
+        midi_bytes(pretty_midi.PrettyMIDI(str(p))) for p in paths]
     with pytest.raises(MuseganError, match="batch must be at least 1"):
         generate_files(sampler, tmp_path / "none", n=1, bars=2, batch=0)
