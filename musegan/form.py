@@ -29,6 +29,7 @@ from musegan.decoding import (
     Sampling,
     Writer,
     decode_until,
+    note_steps,
     read_prefix,
 )
 from musegan.errors import MuseganError
@@ -291,13 +292,30 @@ def force_tonic_ending(ids: list[int], tokenizer: Tokenizer, chord: set[int],
     fits = [n for n in notes if n[0] <= bar_length - beat] or [min(notes)]
     position = max(n[0] for n in fits)
     top = max((n for n in fits if n[0] == position), key=lambda n: n[2])
-    pitch = min(pitches, key=lambda p: (abs(p - top[2]), p))
-    # The bar up to the Pitch of that onset's first note, then the one note, held.
+    # The bar up to the Pitch of that onset's first note, then the one note, held: of a
+    # pitch its voice is not still sounding there (MIDI could not tell the two apart).
     first_pitch = min(n[1] for n in notes if n[0] == position)
+    held = _sounding(ids[:first_pitch], tokenizer, position)
+    pitch = min(pitches, key=lambda p: (p in held, abs(p - top[2]), p))
     velocity = ids[top[1] + 1]
     return ids[:first_pitch] + [tokenizer.token_range("pitch")[pitch], velocity,
                                 _duration_token(tokenizer, max(beat, bar_length - position),
                                                 allowed)]
+
+
+def _sounding(ids: list[int], tokenizer: Tokenizer, position: int) -> set[int]:
+    """The pitches the voice in force at the end of ``ids`` still sounds at ``position``
+    of the last bar: its notes struck before then whose durations reach past it."""
+    durations, starts, _ = note_steps(ids, tokenizer)
+    now = starts[-1] + position
+    voice, voices = tokenizer.token_range("program")[0], {}  # program 0's own voice first
+    for i, token in enumerate(ids):
+        if tokenizer.voice[token] >= 0:
+            voice = token
+        elif i in durations:
+            voices[i] = voice
+    return {int(tokenizer.value[ids[i - 2]]) for i, (onset, length) in durations.items()
+            if voices.get(i) == voice and onset < now < onset + length}
 
 
 def _duration_token(tokenizer: Tokenizer, steps: int, allowed: torch.Tensor | None = None) -> int:

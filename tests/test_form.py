@@ -161,6 +161,22 @@ def test_an_ending_made_by_hand_holds_a_tonic_chord_note_to_the_bar_line():
     assert "Pitch_66" not in names
 
 
+def test_an_ending_made_by_hand_strikes_no_pitch_its_voice_still_holds():
+    # A soprano E4 held from the bar's start past the bar line; the last onset's note
+    # would move to E4 as the nearest tonic-chord pitch, and MIDI could not tell the two
+    # E4s of one track apart (decoding puts one on a second track).
+    position, pitch = TOK.token_range("position"), TOK.token_range("pitch")
+    velocity = TOK.token_range("velocity")[8]
+    ids = [TOK.BOS, TOK.BAR, TOK.token_id("TimeSig_4/4"), position[0], pitch[64], velocity,
+           TOK.token_id("Duration_72"), position[24], pitch[65], velocity,
+           TOK.token_id("Duration_6")]
+    chord = {0, 4, 7}
+    ended = force_tonic_ending(ids, TOK, chord)
+    assert ends_on_tonic(ended, TOK, chord)
+    assert TOK.tokens(ended)[-3] == "Pitch_67"  # the nearest free one: G4, not E4
+    assert len(TOK.decode(ended).instruments) == 1
+
+
 def test_a_melody_model_writes_one_line_each_note_ending_where_the_next_begins(quick):
     for melody in (True, False):
         overlaps = 0
