@@ -31,7 +31,7 @@ from safetensors.numpy import save_file
 
 from musegan import __version__
 from musegan.corpus import Corpus
-from musegan.errors import MuseganError, output_exists
+from musegan.errors import MuseganError, output_exists, writable_folder
 from musegan.runs import corpus_holds
 from musegan.tokenizer import Tokenizer
 
@@ -147,7 +147,7 @@ class MarkovModel(torch.nn.Module):
         path = Path(path)
         if path.exists() and not force:
             raise output_exists(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(path.parent)  # a clear error, not safetensors' I/O traceback
         temporary = path.with_name(f".{path.name}.partial")
         save_file(self.tables, str(temporary), metadata={
             "format": MARKOV_FORMAT, "version": MARKOV_VERSION, "order": str(self.order),

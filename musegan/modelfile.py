@@ -30,7 +30,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from musegan.errors import MuseganError, output_exists
+from musegan.errors import MuseganError, output_exists, writable_folder
 from musegan.models import ModelConfig, MuseGAN, build_model
 from musegan.regularize import trained_attributes
 from musegan.runs import corpus_limits, load_checkpoint
@@ -72,7 +72,7 @@ def save_model(net: MuseGAN, tokenizer: Tokenizer, out: str | Path, card: dict |
                for name, t in net.state_dict().items()
                if name.split(".")[0] in MuseGAN.SAMPLING_PARTS}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(out.parent)  # a clear error, not safetensors' I/O traceback
     save_file(tensors, str(out), metadata={
         "format": MODEL_FORMAT, "version": MODEL_VERSION,
         "model": json.dumps(net.config.to_dict()), "tokenizer": json.dumps(tokenizer.to_dict()),

@@ -71,6 +71,14 @@ def test_a_checkpoint_keeps_to_its_corpus_as_its_exported_model_does(trained_run
     assert "unseen_tokens" not in load_model(moved).card
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="no /proc here")
+def test_exporting_where_nothing_can_be_written_is_one_line(trained_run):
+    done = musegan_cli("export", str(trained_run), "--out", "/proc/musegan-test.safetensors")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("musegan export: error: cannot write to /proc (No such "
+                                   "file or directory); choose another --out"), done.stderr
+
+
 def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
 

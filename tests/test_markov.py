@@ -1,3 +1,4 @@
+import os
 from collections import Counter
 
 import numpy as np
@@ -78,6 +79,13 @@ def test_save_and_load_keep_the_model_and_never_overwrite(corpus, tmp_path):
     np.testing.assert_allclose(loaded.probabilities(history), model.probabilities(history))
     with pytest.raises(MuseganError, match="force=True"):
         model.save(path)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="no /proc here")
+def test_a_folder_it_cannot_write_to_is_a_clear_error(corpus):
+    model = MarkovModel.fit(Corpus(corpus), order=2)
+    with pytest.raises(MuseganError, match="cannot write to /proc"):
+        model.save("/proc/musegan-test.safetensors")
 
 
 def test_unique_rows_matches_numpy():
