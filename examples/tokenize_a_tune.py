@@ -6,14 +6,19 @@ With no file, it uses a Bach chorale from music21's bundled corpus.
 """
 
 import argparse
+import sys
+from pathlib import Path
 
-from musegan import Tokenizer
+from musegan import MuseganError, Tokenizer
 from musegan.prepare import bach_chorales, render_chorale
 
 parser = argparse.ArgumentParser(description="Tokenize a MIDI file and write it back.")
 parser.add_argument("midi", nargs="?", help="a MIDI file (default: a Bach chorale)")
 parser.add_argument("--out", default="again.mid", help="where to write the decoded file")
+parser.add_argument("--force", action="store_true", help="replace --out if it exists")
 args = parser.parse_args()
+if Path(args.out).exists() and not args.force:
+    sys.exit(f"{args.out} exists; pass --force to replace it or choose another --out")
 
 if args.midi:
     source = args.midi
@@ -23,10 +28,13 @@ else:
     source = render_chorale(chorale.path)
 
 tok = Tokenizer()
-ids = tok.encode(source)
+try:
+    ids = tok.encode(source)
+except MuseganError as err:
+    sys.exit(f"error: {err}")
+bars = [i for i, t in enumerate(ids) if t == Tokenizer.BAR] + [len(ids) - 1]  # and EOS
 print(f"{len(ids)} tokens from a vocabulary of {len(tok)}; the first bar:")
-first_bars = tok.tokens(ids[:ids.index(Tokenizer.BAR, 2)])
-print("  " + " ".join(first_bars))
+print("  " + " ".join(tok.tokens(ids[:bars[1]])))
 
 midi = tok.decode(ids)
 midi.write(args.out)
