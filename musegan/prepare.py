@@ -554,10 +554,25 @@ def _existing_output(out: Path, tokenizer: Tokenizer, settings: dict, force: boo
     if force:  # rebuilt from these sources; pieces of unchanged files need no re-reading
         return previous if previous.tokenizer == tokenizer else None
     if not same:
-        problem = f"{out} holds a corpus prepared from other sources or settings"
+        problem = f"{out} holds a corpus prepared {_what_differs(previous, tokenizer, settings)}"
         raise MuseganError(f"{problem}; pass force=True to rebuild it, or choose another folder",
                            cli=f"{problem}; pass --force to rebuild it, or choose another --out")
     return previous
+
+
+def _what_differs(previous: fmt.Corpus, tokenizer: Tokenizer, settings: dict) -> str:
+    """Why a corpus cannot be reused, in words: "with other settings (meter)", "with other
+    parts (it has ..., these files give ...)", ..."""
+    before = previous.manifest.get("settings") or {}
+    changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
+    if changed:
+        return f"from other sources or settings ({', '.join(changed)})"
+    if previous.tokenizer.parts != tokenizer.parts:
+        def named(parts) -> str:
+            return ", ".join(name for name, _ in parts) or "none"
+        return (f"with other parts (it has {named(previous.tokenizer.parts)}; now "
+                f"{named(tokenizer.parts)}, in that order, which changes the token ids)")
+    return "with another tokenizer"
 
 
 def _same_pieces(previous: fmt.Corpus, partial: Path) -> bool:

@@ -121,10 +121,15 @@ def test_split_is_stable_when_files_are_added_and_reruns_reuse_work(tmp_path):
 def test_an_existing_output_is_never_clobbered_without_force(good_folder, tmp_path):
     out = tmp_path / "out"
     prepare_corpus([str(good_folder)], out, progress=False)
-    with pytest.raises(MuseganError, match="force=True"):
+    with pytest.raises(MuseganError, match=r"other sources or settings \(sources\); pass "
+                                           "force=True"):
         prepare_corpus([str(good_folder / "tune1.mid")], out, progress=False)
-    with pytest.raises(MuseganError, match="force=True"):
+    with pytest.raises(MuseganError, match="another tokenizer; pass force=True"):
         prepare_corpus([str(good_folder)], out, tokenizer=Tokenizer(velocity_bins=8),
+                       progress=False)
+    with pytest.raises(MuseganError, match=r"other parts \(it has none; now "
+                                           "Lead, in that order"):
+        prepare_corpus([str(good_folder)], out, tokenizer=Tokenizer(parts=[("Lead", 0)]),
                        progress=False)
     assert len(Corpus(out)) == 8
     prepare_corpus([str(good_folder / "tune1.mid")], out, force=True, progress=False)
