@@ -55,11 +55,20 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
             "settings), and loading it could run code; only load checkpoints you trust, "
             "and share models as .safetensors (musegan export)") from None
     except Exception as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "central directory" in message or "zip archive" in message:
+        if not _is_torch_archive(path):  # text, an empty file, another zip, ...
             raise MuseganError(f"{path} is not a PyTorch checkpoint; give a .ckpt that "
                                "musegan train wrote, or a .safetensors model") from None
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MuseganError(f"{path}: cannot load this checkpoint ({message[:160]})") from None
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """Whether ``path`` is a zip archive as ``torch.save`` writes them (NAME/data.pkl)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def corpus_limits(run_dir: Path, tokenizer: Tokenizer) -> dict:

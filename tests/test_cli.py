@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import pretty_midi
 import pytest
@@ -309,6 +310,10 @@ def files(sampler, tmp_path_factory):
                    "--seed", "3", "--out", str(root / "songs"))
     assert done.returncode == 0, done.stderr
     (root / "random.ckpt").write_bytes(bytes(range(256)) * 20)
+    (root / "text.ckpt").write_text("hello world")
+    (root / "empty.ckpt").write_bytes(b"")
+    with zipfile.ZipFile(root / "zip.ckpt", "w") as archive:  # a zip, not torch's
+        archive.writestr("notes.txt", "x")
     with open(root / "pickled.ckpt", "wb") as file:
         pickle.dump({"weights": [1, 2, 3]}, file, protocol=4)
     (root / "afile").write_text("not a folder")
@@ -330,6 +335,9 @@ GENERATE_ROWS = [  # (flags, what the one-line error must say)
      "-n 3 and --steps 5 disagree"),
     (["--steps", "3"], "--steps is for --interpolate"),
     (["--model", "{root}/random.ckpt"], "random.ckpt is not a PyTorch checkpoint"),
+    (["--model", "{root}/text.ckpt"], "text.ckpt is not a PyTorch checkpoint"),
+    (["--model", "{root}/empty.ckpt"], "empty.ckpt is not a PyTorch checkpoint"),
+    (["--model", "{root}/zip.ckpt"], "zip.ckpt is not a PyTorch checkpoint"),
     (["--model", "{root}/pickled.ckpt"], "pickled.ckpt is a plain pickle"),
     (["--model", "{root}/midi"], "is a folder with no model.safetensors"),
     (["--out", "{root}/afile/sub"], "cannot write to"),
