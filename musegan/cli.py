@@ -463,23 +463,29 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     with quick_imports():
-        from musegan.modelfile import load_model
+        from musegan.modelfile import load_model, model_card_markdown, model_file
         from musegan.sampling import DEFAULT_MODEL, bundled_models
 
     models = bundled_models()
     if args.name:
-        if args.name not in models:
-            raise MuseganError(f"no bundled model is called {args.name}; the bundled models "
-                               f"are {', '.join(sorted(models)) or 'none'}")
-        card = models[args.name].with_suffix(".md")
-        print(card.read_text().rstrip() if card.is_file() else f"{args.name} has no card")
+        if args.name in models:
+            path = models[args.name]
+        elif Path(args.name).exists():  # a model file or run folder of one's own
+            path = model_file(args.name)
+        else:
+            raise MuseganError(f"no bundled model is called {args.name}, and there is no such "
+                               "file; the bundled models are "
+                               f"{', '.join(sorted(models)) or 'none'}")
+        card = path.with_suffix(".md")
+        print(card.read_text().rstrip() if card.is_file() and path.suffix != ".ckpt" else
+              model_card_markdown(load_model(path).card, path.name).rstrip())
         return 0
     if not models:
         print("no model is bundled with this musegan")
         return 0
     for name, path in sorted(models.items()):
         print(model_line(name, path, load_model(path).card, default=name == DEFAULT_MODEL))
-    print("musegan models NAME prints a model's card")
+    print("musegan models NAME (or a model file) prints a model's card")
     return 0
 
 
@@ -868,7 +874,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = verbs.add_parser("models", help="list the bundled models, one line each, or "
                                              "print one's model card")
-    models.add_argument("name", nargs="?", metavar="NAME", help="print this model's card")
+    models.add_argument("name", nargs="?", metavar="NAME|PATH",
+                        help="print this model's card: a bundled model's name, or a model "
+                             "file or run folder of your own")
     models.set_defaults(handler=_models)
     for verb in verbs.choices.values():
         verb.add_argument("--threads", type=int, metavar="N",

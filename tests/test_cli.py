@@ -413,7 +413,7 @@ def test_a_closed_pipe_is_not_an_error(sampler):
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
 
 
-def test_models_lists_one_line_each_and_prints_a_card_by_name():
+def test_models_lists_one_line_each_and_prints_a_card_by_name(sampler, tmp_path):
     done = run_cli("models")
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0 and len(lines) == len(Sampler.available()) + 1
@@ -422,6 +422,12 @@ def test_models_lists_one_line_each_and_prints_a_card_by_name():
     card = run_cli("models", "cre-melody")
     assert card.returncode == 0 and card.stdout.startswith("# Model card: cre-melody")
     assert run_cli("models", "nope").returncode == 2
+    own = run_cli("models", str(sampler.path))  # a model file of one's own, by its path
+    assert own.returncode == 0 and own.stdout.startswith("# Model card: m.safetensors")
+    bare = tmp_path / "bare.safetensors"  # no card beside it: written from the file's own
+    bare.write_bytes(sampler.path.read_bytes())
+    card = run_cli("models", str(bare))
+    assert card.returncode == 0 and card.stdout.startswith("# Model card: bare.safetensors")
 
 
 def test_the_prepare_summary_counts_warnings_without_placeholders():
