@@ -42,7 +42,7 @@ import numpy as np
 import pretty_midi
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-from musegan.errors import MidiError, MuseganError
+from musegan.errors import MidiError, MuseganError, output_exists
 from musegan.midi import MidiSource, load_score, score_to_pretty_midi
 
 TOKENIZER_FORMAT = "musegan-tokenizer"
@@ -423,9 +423,12 @@ class Tokenizer:
             raise MuseganError(f"unknown tokenizer settings {sorted(unknown)}")
         return cls(TokenizerConfig(**data["config"]))
 
-    def save(self, path: str | Path) -> None:
-        """Write ``to_dict()`` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+    def save(self, path: str | Path, force: bool = False) -> None:
+        """Write ``to_dict()`` as JSON; an existing file only with ``force``."""
+        path = Path(path)
+        if path.exists() and not force:
+            raise output_exists(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:

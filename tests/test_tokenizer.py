@@ -233,6 +233,11 @@ def test_to_dict_is_json_safe_and_rebuilds_an_equal_tokenizer(tmp_path):
     tok.save(tmp_path / "tokenizer.json")
     assert Tokenizer.load(tmp_path / "tokenizer.json") == tok
     assert Tokenizer.load(tmp_path / "tokenizer.json") != TOK
+    with pytest.raises(MuseganError, match="exists; pass force=True"):  # never unasked
+        TOK.save(tmp_path / "tokenizer.json")
+    assert Tokenizer.load(tmp_path / "tokenizer.json") == tok
+    TOK.save(tmp_path / "tokenizer.json", force=True)
+    assert Tokenizer.load(tmp_path / "tokenizer.json") == TOK
 
 
 def test_an_incompatible_version_is_a_clear_error(tmp_path):
