@@ -583,6 +583,11 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
         raise MuseganError(f"nothing to resume: {last} does not exist")
     if resume:
         saved = RunConfig.load(out / CONFIG_FILE)
+        if saved.trainer.fast_dev_run:  # its settings are a smoke test's: one step a phase
+            raise MuseganError(f"{out} was a fast_dev_run check, which trains nothing worth "
+                               "resuming; start a run in another folder",
+                               cli=f"{out} was a --fast-dev-run check, which trains nothing "
+                                   "worth resuming; start a run with another --out")
         if config is None:  # the run's own settings
             config = saved
         elif config.model != saved.model:

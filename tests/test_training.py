@@ -47,6 +47,8 @@ def test_fast_dev_run_trains_every_phase_and_writes_the_run(corpus, tmp_path):
     assert len(samples) == 3 * config.train.samples_per_validation
     assert all(pretty_midi.PrettyMIDI(str(s)) is not None for s in samples)
     assert RunConfig.load(run / "config.yaml").to_dict() == config.to_dict()
+    with pytest.raises(MuseganError, match="was a fast_dev_run check"):  # not "trained"
+        train(corpus, run, resume=True)
 
 
 def test_music_metrics_are_logged_and_can_pick_the_best_checkpoint(corpus, tmp_path):
