@@ -259,9 +259,8 @@ def read_prefix(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: in
     else:
         prefix_ids = torch.tensor(prefix, device=device).expand(n, -1)
     _replay(grammar, prefix_ids, lengths, 1)  # BOS stands before the grammar's start
-    if continuation:  # the primer's own tempo does not count
-        grammar.tempo_pending = tempo_id is not None
     if continuation:
+        grammar.tempo_pending = tempo_id is not None  # the primer's own tempo does not count
         grammar.bars_wanted = grammar.bars + bars
     runner = net.incremental(theme)
     logits = runner.feed(prefix_ids, lengths)  # the primer sets the state

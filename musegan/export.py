@@ -22,15 +22,7 @@ from musegan.modelfile import (  # noqa: F401  (the loader's old home: musegan.e
     save_model,
 )
 from musegan.regularize import trained_attributes
-from musegan.runs import (  # noqa: F401  (corpus_holds: its old home was here)
-    CHECKPOINTS,
-    CONFIG_FILE,
-    LAST,
-    RUN_INFO,
-    corpus_holds,
-    corpus_limits,
-    load_checkpoint,
-)
+from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, corpus_limits, load_checkpoint
 
 PHASE_NAMES = {"mle": "maximum likelihood", "d_pretrain": "discriminator pre-training",
                "adversarial": "adversarial"}

@@ -4,7 +4,7 @@ The stream ``musegan.tokenizer`` writes is::
 
     BOS
     Bar [TimeSig] [Tempo] [Program|Track]               # a bar's header (the first
-                                                        # bar's states TimeSig and Tempo)
+                                                        # bar states TimeSig and Tempo)
         Position [Tempo] ([Program|Track] Pitch Velocity Duration)+
         ...
     Bar ...

@@ -561,8 +561,8 @@ def _existing_output(out: Path, tokenizer: Tokenizer, settings: dict, force: boo
 
 
 def _what_differs(previous: fmt.Corpus, tokenizer: Tokenizer, settings: dict) -> str:
-    """Why a corpus cannot be reused, in words: "with other settings (meter)", "with other
-    parts (it has ..., these files give ...)", ..."""
+    """Why a corpus cannot be reused, in words: "from other sources or settings (meter)",
+    "with other parts (it has ..., now ...)" or "with another tokenizer"."""
     before = previous.manifest.get("settings") or {}
     changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
     if changed:

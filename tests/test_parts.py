@@ -16,10 +16,10 @@ from musegan import Sampler, Tokenizer
 from musegan.config import fit_windows
 from musegan.corpus import Corpus
 from musegan.errors import MuseganError
-from musegan.export import corpus_holds
 from musegan.modelfile import save_model
 from musegan.models import ModelConfig, MuseGAN
 from musegan.prepare import prepare_corpus
+from musegan.runs import corpus_holds
 from musegan.sampling import generate_files
 from musegan.tokenizer import learn_parts, plausible_meter
 
