@@ -80,7 +80,7 @@ def _train(args: argparse.Namespace) -> int:
     with quick_imports():
         from musegan.config import fit_windows
         from musegan.corpus import Corpus, is_corpus
-        from musegan.training import CONFIG_FILE, RunConfig, train
+        from musegan.training import CONFIG_FILE, RunConfig, check_config, train
 
     saved = Path(args.out or "") / CONFIG_FILE
     if args.resume and args.out and saved.is_file():
@@ -107,6 +107,7 @@ def _train(args: argparse.Namespace) -> int:
     for assignment in args.set or []:
         key, _, value = assignment.partition("=")
         config.set(key, value)
+    check_config(config)
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0

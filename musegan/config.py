@@ -184,6 +184,42 @@ class RunConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def check(self) -> None:
+        """Raise a one-line MuseganError for the first setting that makes no sense (a
+        batch of 0, a learning rate below 0, an unknown monitor, ...), before anything
+        is built or written. The Lightning Trainer's own names (accelerator, strategy,
+        precision) are checked by ``musegan.training.check_config``."""
+        for section in SECTIONS:
+            for name, value in vars(getattr(self, section)).items():
+                key = f"{section}.{name}"
+                if key in RANGES and value is not None:
+                    _check_range(key, value, *RANGES[key])
+                elif key in CHOICES and value not in CHOICES[key]:
+                    _refuse(key, value, "one of " + ", ".join(map(str, CHOICES[key])))
+        s, t = self.train, self.trainer
+        low_high = s.transpose
+        if (not isinstance(low_high, (list, tuple)) or len(low_high) != 2
+                or not all(_is_int(x) for x in low_high) or low_high[0] > low_high[1]):
+            _refuse("train.transpose", low_high, "[LOW, HIGH] semitones, LOW <= HIGH, "
+                    "e.g. [-5, 6] (or [0, 0]: off)")
+        unknown = [a for a in s.theme_attributes or [] if a not in THEME_ATTRIBUTES]
+        if unknown:
+            _refuse("train.theme_attributes", unknown,
+                    "a list of " + ", ".join(THEME_ATTRIBUTES) + " ([] turns it off)")
+        if not s.epochs and t.max_epochs is None and not t.fast_dev_run:
+            raise MuseganError("no epochs to train: train.mle_epochs is 0 and the adversarial "
+                               "phase is off; set train.mle_epochs (or trainer.max_epochs)",
+                               cli="no epochs to train: --mle-epochs is 0 and the adversarial "
+                                   "phase is off; give --mle-epochs N")
+        for key in ("trainer.limit_train_batches", "trainer.limit_val_batches"):
+            value = getattr(t, key.split(".")[1])
+            if value is not None and not (_is_int(value) and value >= 1 or isinstance(
+                    value, float) and 0 < value <= 1):
+                _refuse(key, value, "a count of batches (1 or more) or a share in (0, 1]")
+        if not _devices_ok(t.devices):
+            _refuse("trainer.devices", t.devices,
+                    "auto, a count (1 or more; -1 for all), or device numbers such as 0,1")
+
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         try:
@@ -193,6 +229,78 @@ class RunConfig:
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+
+# What each number may be: (lowest, highest, whether the lowest itself is allowed);
+# None is no bound. A setting left at None (a default chosen at run time) is not checked.
+RANGES = {
+    **{f"model.{name}": (1, None, True) for name in (
+        "embed_dim", "hidden_dim", "num_layers", "theme_dim", "noise_dim", "mapping_layers",
+        "mapping_width", "encoder_dim", "disc_embed_dim", "disc_hidden_dim")},
+    "model.dropout": (0, 1, True),
+    "train.seq_len": (0, None, True), "train.adv_seq_len": (0, None, True),
+    "train.batch_size": (1, None, True), "train.num_workers": (0, None, True),
+    "train.mle_epochs": (0, None, True), "train.d_pretrain_epochs": (0, None, True),
+    "train.adv_epochs": (0, None, True),
+    **{f"train.{name}": (0, None, False) for name in (
+        "lr", "adv_lr", "d_lr", "theme_lr", "gumbel_beta_max")},
+    **{f"train.{name}": (0, None, True) for name in (
+        "grad_clip", "theme_noise", "mle_weight", "feature_matching", "attribute_weight",
+        "samples_per_validation")},
+    "train.token_dropout": (0, 1, True),
+    "train.real_label": (0, 1, False), "train.d_win_accuracy": (0, 1, False),
+    "train.max_bad_steps": (1, None, True), "train.sample_bars": (1, None, True),
+    "train.sample_every": (1, None, True),
+    "trainer.num_nodes": (1, None, True), "trainer.max_epochs": (1, None, True),
+    "trainer.seed": (0, 2**32 - 1, True), "trainer.fast_dev_run": (0, None, True),
+    "trainer.log_every_n_steps": (1, None, True),
+}
+CHOICES = {"train.monitor": tuple(MONITORS), "train.adversarial_mode": ADVERSARIAL_MODES,
+           "model.theme_norm": ("layernorm", "tanh")}
+# The command line's shortcut for a setting, named in its errors.
+FLAGS = {"train.batch_size": "--batch-size", "train.seq_len": "--seq-len",
+         "train.mle_epochs": "--mle-epochs", "train.adv_epochs": "--adv-epochs",
+         "train.monitor": "--monitor", "trainer.accelerator": "--accelerator",
+         "trainer.devices": "--devices", "trainer.strategy": "--strategy",
+         "trainer.num_nodes": "--num-nodes", "trainer.precision": "--precision",
+         "trainer.max_epochs": "--max-epochs", "trainer.seed": "--seed",
+         "trainer.limit_train_batches": "--limit-train-batches",
+         "trainer.limit_val_batches": "--limit-val-batches",
+         "trainer.fast_dev_run": "--fast-dev-run"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refuse(key: str, value: Any, expected: str) -> None:
+    flag = f"{FLAGS[key]} ({key})" if key in FLAGS else key
+    raise MuseganError(f"setting {key} must be {expected}; got {value!r}",
+                       cli=f"{flag} must be {expected}; got {value!r}")
+
+
+def _check_range(key: str, value: Any, low: float | None, high: float | None,
+                 low_allowed: bool) -> None:
+    """Refuse ``value`` unless it is a finite number from ``low`` (or above it, where
+    ``low_allowed`` is false) up to ``high`` inclusive."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if (number and math.isfinite(value)
+            and (low is None or (value >= low if low_allowed else value > low))
+            and (high is None or value <= high)):
+        return
+    lowest = f"at least {low}" if low_allowed else f"above {low}"
+    _refuse(key, value, lowest if high is None else f"{lowest} and at most {high}")
+
+
+def _devices_ok(devices: Any) -> bool:
+    """Whether Lightning can read ``devices``: auto, a count, -1, or device numbers."""
+    if devices in ("auto", -1, "-1") or _is_int(devices) and devices >= 1:
+        return True
+    if isinstance(devices, str):
+        parts = [p.strip() for p in devices.split(",") if p.strip()]
+        return bool(parts) and all(p.isdigit() for p in parts) and (
+            "," in devices or int(parts[0]) >= 1)
+    return (isinstance(devices, (list, tuple)) and bool(devices)
+            and all(_is_int(d) and d >= 0 for d in devices))
 
 
 def _coerce(name: str, current: Any, value: Any) -> Any:

@@ -31,6 +31,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.plugins.precision import MixedPrecision
@@ -596,10 +597,8 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
                                cli=f"--resume continues {out} with its own model sizes; "
                                    "start a new run (another --out) to change them")
     config = config or RunConfig()
+    check_config(config)
     monitor = config.train.monitor
-    if monitor not in MONITORS:
-        raise MuseganError(f"cannot pick checkpoints by '{monitor}'; use one of: "
-                           + ", ".join(MONITORS))
     if monitor != "val/nll" and not config.train.samples_per_validation:
         raise MuseganError(f"train.monitor {monitor} is computed on validation samples; set "
                            "train.samples_per_validation above 0",
@@ -612,6 +611,8 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
                            "or choose another folder",
                            cli=f"{out} already holds a run; pass --resume to continue it, "
                                "or choose another --out")
+    if resume:
+        _check_epochs_left(config, last)
     if data_dir is None:
         data_dir = bach_corpus_dir()
         ready = Path(data_dir) / "corpus.json"
@@ -639,9 +640,6 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
                        tokenizer=tokenizer.to_dict())
     if s.init_from and not resume:
         module.start_from(s.init_from)
-    if _rank_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(config.to_yaml())
     # Two callbacks: with save_last=True Lightning writes last.ckpt only when a better
     # checkpoint is saved, so a resume after validation stops improving would lose epochs.
     last_checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename=LAST[:-5],
@@ -656,11 +654,88 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     strategy = "ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy
     info = RunInfo(out, data_dir, resume)
     with quiet(verbose), training_threads(module.net.config.hidden_dim):
-        trainer = _trainer(t, s, out, strategy, best_checkpoint, last_checkpoint, info)
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None,
-                    weights_only=True)
+        try:
+            trainer = _trainer(t, s, out, strategy, best_checkpoint, last_checkpoint, info)
+        except (MisconfigurationException, TypeError, ValueError) as err:
+            raise MuseganError(f"the Lightning Trainer refused these trainer settings: "
+                               f"{str(err).splitlines()[0]}") from None
+        with _clean_if_no_checkpoint(out, last, keep=resume or not _rank_zero()):
+            if _rank_zero():
+                out.mkdir(parents=True, exist_ok=True)
+                (out / CONFIG_FILE).write_text(config.to_yaml())
+            trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None,
+                        weights_only=True)
     info.write(trainer, module)
     return out
+
+
+def check_config(config: RunConfig) -> None:
+    """Raise a one-line MuseganError for a setting that makes no sense: the ranges of
+    ``RunConfig.check``, and Trainer names Lightning does not know (an accelerator,
+    strategy or precision), before anything is written."""
+    from lightning.fabric.connector import _convert_precision_to_unified_args
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    config.check()
+    t = config.trainer
+    known = {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}
+    if isinstance(t.accelerator, str) and t.accelerator not in known:
+        _refuse_trainer("accelerator", t.accelerator, sorted(known))
+    known = {"auto", *StrategyRegistry.available_strategies()}
+    if isinstance(t.strategy, str) and t.strategy not in known:
+        _refuse_trainer("strategy", t.strategy, ["auto", "ddp", "fsdp", "deepspeed", "..."])
+    with warnings.catch_warnings():  # Lightning's note on legacy values such as 16
+        warnings.simplefilter("ignore")
+        try:
+            _convert_precision_to_unified_args(t.precision)
+        except ValueError:
+            _refuse_trainer("precision", t.precision, ["32-true", "bf16-mixed", "16-mixed",
+                                                       "64-true", "..."])
+
+
+def _refuse_trainer(name: str, value: Any, known: list[str]) -> None:
+    expected = "one of " + ", ".join(map(str, known))
+    raise MuseganError(f"setting trainer.{name} must be {expected}; got {value!r}",
+                       cli=f"--{name} must be {expected}; got {value!r}")
+
+
+def _check_epochs_left(config: RunConfig, last: Path) -> None:
+    """Refuse a resume whose epochs are all trained already: Lightning would stop at
+    once, and the run would say it trained."""
+    # mmap: the epoch counter without reading the weights
+    done = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("epoch", -1) + 1
+    t = config.trainer
+    total = t.max_epochs if t.max_epochs is not None else config.train.epochs
+    if total <= done:
+        setting, flag = (("trainer.max_epochs", "--max-epochs") if t.max_epochs is not None
+                         else ("train.mle_epochs", "--mle-epochs"))
+        more = getattr(t if t.max_epochs is not None else config.train,
+                       setting.split(".")[1]) + done + 1 - total
+        problem = (f"{last.parent.parent} has trained {done} epochs already, and these "
+                   f"settings stop at {total}")
+        raise MuseganError(f"{problem}; raise {setting} (to {more}, say) to train on",
+                           cli=f"{problem}; give {flag} {more} (or more) to train on")
+
+
+@contextlib.contextmanager
+def _clean_if_no_checkpoint(out: Path, last: Path, keep: bool):
+    """Remove what a failed start wrote into ``out`` (its config.yaml, logs, samples)
+    when it failed before its first checkpoint, so that the folder can be trained into
+    again; what was there before is kept, and so is everything when ``keep``."""
+    import shutil
+
+    existed = out.exists()
+    before = set(out.iterdir()) if existed else set()
+    try:
+        yield
+    except BaseException:
+        if not keep and not last.exists():
+            for path in set(out.iterdir()) - before if out.exists() else ():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            if not existed and out.exists() and not any(out.iterdir()):
+                out.rmdir()
+        raise
 
 
 def _trainer(t: TrainerSettings, s: TrainSettings, out: Path, strategy: str, best_checkpoint,

@@ -67,6 +67,13 @@ def test_print_config_shows_every_default_and_reads_back(tmp_path):
     assert RunConfig.load(tmp_path / "some.yaml").train.theme_attributes == ["entropy", "leaps"]
     bad = musegan_cli("train", "--print-config", "--set", "train.nope=1")
     assert bad.returncode == 2 and "unknown setting 'train.nope'" in bad.stderr
+    for flags, says in [(["--batch-size", "0"], "--batch-size (train.batch_size) must be "
+                                                 "at least 1; got 0"),
+                        (["--precision", "banana"], "--precision must be one of 32-true"),
+                        (["--devices", "0"], "--devices (trainer.devices) must be auto")]:
+        bad = musegan_cli("train", "--print-config", *flags)  # never echoed as a config
+        assert bad.returncode == 2 and says in bad.stderr and not bad.stdout
+        assert len(bad.stderr.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------- generate

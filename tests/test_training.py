@@ -95,6 +95,54 @@ def test_resume_from_python_continues_a_run_of_other_sizes_with_its_own_config(c
     bigger.set("model.hidden_dim", 2 * TINY_MODEL["hidden_dim"])
     with pytest.raises(MuseganError, match="its own model sizes"):
         train(corpus, run, bigger, resume=True)
+    before = saved.read_text()
+    with pytest.raises(MuseganError, match="has trained 2 epochs already, and these settings "
+                                           r"stop at 2; raise trainer.max_epochs \(to 3"):
+        train(corpus, run, resume=True)  # all its epochs are trained: not "trained" again
+    assert saved.read_text() == before
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("train.batch_size", 0, "train.batch_size must be at least 1; got 0"),
+    ("train.lr", -1e-3, "train.lr must be above 0"),
+    ("train.token_dropout", 1.5, "train.token_dropout must be at least 0 and at most 1"),
+    ("train.transpose", [5, -5], "LOW <= HIGH"),
+    ("train.mle_epochs", -1, "train.mle_epochs must be at least 0"),
+    ("trainer.devices", 0, "trainer.devices must be auto, a count"),
+    ("trainer.num_nodes", 0, "trainer.num_nodes must be at least 1"),
+    ("trainer.precision", "banana", "trainer.precision must be one of 32-true"),
+    ("trainer.strategy", "banana", "trainer.strategy must be one of auto, ddp"),
+    ("trainer.accelerator", "banana", "trainer.accelerator must be one of auto, cpu"),
+    ("trainer.limit_train_batches", 2.5, "a count of batches .* or a share in"),
+    ("train.monitor", "val/loudness", "train.monitor must be one of val/nll"),
+])
+def test_a_setting_that_makes_no_sense_is_refused_before_anything_is_written(
+        corpus, tmp_path, key, value, says):
+    config = tiny_config()
+    config.set(key, value)
+    config.set("trainer.fast_dev_run", 1)  # which must not hide a bad count either
+    with pytest.raises(MuseganError, match=says):
+        train(corpus, tmp_path / "run", config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_start_that_fails_before_its_first_checkpoint_leaves_the_folder_as_it_was(
+        corpus, tmp_path, monkeypatch):
+    def broken(self, tokens, batch_idx):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(GANModule, "training_step", broken)
+    config = tiny_config(adversarial=False)
+    config.set("trainer.fast_dev_run", 1)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(corpus, tmp_path / "new", config)
+    assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(corpus, mine, config)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]  # no config.yaml: trainable
 
 
 def test_model_settings_are_the_model_config_less_what_the_tokenizer_gives():
