@@ -48,6 +48,9 @@ DEFAULT_BARS = 16  # bars of a piece with no form, unless asked for
 # Rows `generate_files` writes at once (pieces times best-of candidates): on 2 CPU cores
 # 32 pieces of 16 bars took 3.9-4.1 s in one batch against 6.5-7.4 s in batches of 8.
 WRITE_AT_ONCE = 64
+# Steering directions are measured at alpha = -1 and +1 (in real excerpts' standard
+# deviations); past this many the theme is far from any the model has written from.
+STEER_LIMIT = 5.0
 note_default()
 
 
@@ -152,6 +155,12 @@ class Sampler:
                     cli=f"this model cannot steer '{name}'; it knows: "
                         + (known
                            or "none; add them with: musegan steer --fit MODEL --data DATA_DIR"))
+            if not (isinstance(alpha, (int, float)) and abs(alpha) <= STEER_LIMIT):
+                raise MuseganError(
+                    f"steering {name} takes an alpha from -{STEER_LIMIT:g} to "
+                    f"+{STEER_LIMIT:g} (standard deviations of real music), got {alpha}",
+                    cli=f"--steer {name}=ALPHA takes an ALPHA from -{STEER_LIMIT:g} to "
+                        f"+{STEER_LIMIT:g} (standard deviations of real music), got {alpha}")
             theme = steer_theme(theme, self.steering[name]["steps"], alpha)
         return self.on_theme_space(theme) if alphas else theme
 
@@ -339,14 +348,11 @@ class Sampler:
                          meter: str | None = None, best_of: int = 1) -> list[Choice]:
         """n pieces, each the best of ``best_of`` candidates by the critic (see
         ``generate``), with which candidate won and the scores."""
-        if best_of < 1:
-            raise MuseganError(f"best_of must be at least 1, got {best_of}",
-                               cli=f"--best-of must be at least 1, got {best_of}")
+        check_sampling(n, temperature, top_k, top_p, best_of)
         if best_of > 1:
             self.require_critic("best-of-K")
         form, bars = self.plan(bars, form, part_bars)
         melody = self.melody if melody is None else melody
-        check_sampling(n, temperature, top_k, top_p)
         tok, net = self.tokenizer, self.net
         # The themes and the decoding draw from two streams of the seed, so a seed gives
         # the same pieces whether the themes are drawn here or were drawn before from it
@@ -591,10 +597,13 @@ def check_device(device: str | torch.device) -> torch.device:
 
 
 def check_sampling(n: int, temperature: float, top_k: int | None,
-                   top_p: float | None) -> None:
+                   top_p: float | None, best_of: int = 1) -> None:
     """One clear error for a setting that sampling cannot use."""
     if n < 1:
         raise MuseganError(f"n must be at least 1, got {n}", cli=f"-n must be at least 1, got {n}")
+    if not 1 <= best_of <= WRITE_AT_ONCE:  # a piece's candidates are written in one batch
+        raise MuseganError(f"best_of must be from 1 to {WRITE_AT_ONCE}, got {best_of}",
+                           cli=f"--best-of must be from 1 to {WRITE_AT_ONCE}, got {best_of}")
     if temperature <= 0:
         raise MuseganError(f"temperature must be above 0, got {temperature}",
                            cli=f"--temperature must be above 0, got {temperature}")
@@ -649,7 +658,7 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                            cli=f"{out} is a file; give --out a folder")
     form, bars = sampler.plan(bars, form, part_bars)
     check_sampling(n if themes is None or themes.size(0) <= 1 else themes.size(0),
-                   temperature, top_k, top_p)
+                   temperature, top_k, top_p, best_of)
     if audio and not audio_available():
         raise MuseganError(INSTALL_AUDIO)
     if primer is not None:

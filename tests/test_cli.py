@@ -251,6 +251,12 @@ def test_cli_steer_fit_list_and_generate(setup, tmp_path):
                   str(tmp_path / "x"))
     assert unknown.returncode == 2 and "density, leaps" in unknown.stderr
     assert not (tmp_path / "x").exists()  # nothing written
+    for alpha in ("1000", "nan", "-inf"):
+        far = run("generate", "--model", str(out), "--steer", f"density={alpha}", "--out",
+                  str(tmp_path / "x"))
+        assert far.returncode == 2 and "--steer density=ALPHA takes an ALPHA from -5 to +5" \
+            in far.stderr and len(far.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
     no_data = run("steer", "--fit", str(model))
     assert no_data.returncode == 2 and "--data" in no_data.stderr
     in_place = run("steer", "--fit", str(out), "--data", str(root / "corpus"))
@@ -338,6 +344,8 @@ GENERATE_ROWS = [  # (flags, what the one-line error must say)
     (["-n", "0"], "-n must be at least 1, got 0"),
     (["-n", "-2"], "-n must be at least 1, got -2"),
     (["--temperature", "0"], "--temperature must be above 0"),
+    (["--best-of", "0"], "--best-of must be from 1 to 64, got 0"),
+    (["--best-of", "100000"], "--best-of must be from 1 to 64, got 100000"),
     (["--interpolate", "{root}/a.mid", "{root}/b.mid", "-n", "3", "--steps", "5"],
      "-n 3 and --steps 5 disagree"),
     (["--steps", "3"], "--steps is for --interpolate"),

@@ -244,6 +244,7 @@ def test_tempo_sets_the_tempo(sampler):
     ({"bars": 0}, "bars must be at least 1"),
     ({"temperature": 0}, "temperature must be above 0"),
     ({"tempo": -5}, "tempo must be above 0"),
+    ({"best_of": 0}, "best_of must be from 1 to 64, got 0"),
 ])
 def test_bad_settings_are_clear_errors(sampler, kwargs, message):
     with pytest.raises(MuseganError, match=message):
