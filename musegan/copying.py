@@ -52,7 +52,8 @@ class CopyIndex:
 
     def __init__(self, melodies: Sequence[np.ndarray], n: int = 8):
         if n < 1:
-            raise MuseganError(f"n-gram length {n} is not positive; pass n=8 or so")
+            raise MuseganError(f"n-gram length {n} is not positive; pass n=8 or so",
+                               cli=f"--ngram must be at least 1 (8 is the default), got {n}")
         self.n = n
         self.table: dict[tuple, list[int]] = {}
         for piece, tokens in enumerate(melodies):

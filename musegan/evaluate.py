@@ -313,6 +313,14 @@ def evaluate(generated: PieceSet, reference: PieceSet, train: PieceSet | None = 
             holds a report and ``force`` is not set.
     """
     began = time.perf_counter()
+    if max_pieces is not None and max_pieces < 2:
+        raise MuseganError(f"max_pieces must be at least 2 (the comparison needs two pieces a "
+                           f"set), got {max_pieces}",
+                           cli=f"--max-pieces must be at least 2 (the comparison needs two "
+                               f"pieces a set), got {max_pieces}")
+    if n < 1:
+        raise MuseganError(f"n, the n-gram length, must be at least 1, got {n}",
+                           cli=f"--ngram must be at least 1 (8 is the default), got {n}")
     out = Path(out) if out is not None else None
     if out is not None and not force:
         existing = [name for name in REPORT_FILES if (out / name).exists()] + \

@@ -212,6 +212,13 @@ def test_cli_evaluate_writes_the_report_and_fails_in_one_line(tmp_path):
                 "--out", str(tmp_path / "r2"))
     assert empty.returncode == 2 and len(empty.stderr.strip().splitlines()) == 1
     assert str(tmp_path / "empty") in empty.stderr
+    for flags, says in [(["--max-pieces", "-1"], "--max-pieces must be at least 2"),
+                        (["--max-pieces", "0"], "--max-pieces must be at least 2"),
+                        (["--ngram", "0"], "--ngram must be at least 1 (8 is the default)")]:
+        bad = run(str(tmp_path / "generated"), "--reference", str(tmp_path / "real"),
+                  "--out", str(tmp_path / "r3"), *flags)
+        assert bad.returncode == 2 and says in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "r3").exists()
 
 
 @pytest.mark.slow
