@@ -379,10 +379,14 @@ def _polish(args: argparse.Namespace) -> int:
           "tried": [c.__dict__ for c in changes],
           "regenerate": "Sampler.polish(source, bars_max, seed=seed, candidates=candidates)"}],
         plot=args.plot, shade=[kept], force=args.force)
+    # The scores `critique` gives the piece and the written file (the critic reads the
+    # whole piece both ways, so a bar's score also moves with the bars changed after it).
+    before, after = sampler.judge([ids, new], as_written=True)
     for c in changes:
-        print(f"bar {c.bar}: {c.before:.2f} -> {c.after:.2f} "
-              + ("changed" if c.kept else "kept (the new bar scored no higher)"))
-    print(f"wrote {path}: {len(kept)} of {len(changes)} weak bars changed (seed {seed})")
+        print(f"bar {c.bar}: {before.bars[c.bar - 1]:.2f} -> {after.bars[c.bar - 1]:.2f} "
+              + ("changed" if c.kept else "not changed (no new bar scored higher)"))
+    print(f"wrote {path}: {len(kept)} of {len(changes)} weak bars changed (seed {seed}); "
+          f"the piece scores {before.score:.2f} -> {after.score:.2f}")
     return 0
 
 

@@ -38,6 +38,7 @@ from musegan.decoding import (
     one_line,
     sample_token,
 )
+from musegan.critic import canonical
 from musegan.errors import MuseganError
 from musegan.grammar import MAX_TOKENS_PER_BAR, Grammar
 from musegan.tokenizer import KINDS, Tokenizer
@@ -160,8 +161,9 @@ def infill(sampler, ids: list[int], bars: tuple[int, int], n: int = 1,
     defaults to the whole piece's own."""
     if method not in ("rescore", "continue"):
         raise MuseganError(f"unknown infill method {method!r} (rescore or continue)")
-    if n < 1 or candidates < 1:
-        raise MuseganError(f"n and candidates must be at least 1, got {n} and {candidates}")
+    if n < 1:
+        raise MuseganError(f"n must be at least 1, got {n}", cli=f"-n must be at least 1, got {n}")
+    _check_candidates(candidates)
     tok = sampler.tokenizer
     offsets = bar_offsets(ids, tok)
     first, last = check_bars(bars, len(offsets), piece)
@@ -203,6 +205,12 @@ def infill(sampler, ids: list[int], bars: tuple[int, int], n: int = 1,
     return [Edit(whole[i], (first, last), i, float(weights[i])) for i in order[:n].tolist()]
 
 
+def _check_candidates(candidates: int) -> None:
+    if candidates < 1:
+        raise MuseganError(f"candidates must be at least 1, got {candidates}",
+                           cli=f"--candidates must be at least 1, got {candidates}")
+
+
 # ---------------------------------------------------------------------- polish
 
 @dataclass
@@ -228,7 +236,9 @@ def polish(sampler, ids: list[int], bars_max: int | None = None, seed: int | Non
         raise MuseganError(f"{piece} has no bars to polish")
     bars_max = max(1, count // 4) if bars_max is None else bars_max
     if bars_max < 1:
-        raise MuseganError(f"bars_max must be at least 1, got {bars_max}")
+        raise MuseganError(f"bars_max must be at least 1, got {bars_max}",
+                           cli=f"--bars-max must be at least 1, got {bars_max}")
+    _check_candidates(candidates)
     theme = sampler.encode_theme(tok.decode(ids))
     scores = sampler.judge([ids], as_written=True)[0].bars
     weakest = sorted(range(count), key=lambda i: scores[i])[:bars_max]
@@ -238,12 +248,15 @@ def polish(sampler, ids: list[int], bars_max: int | None = None, seed: int | Non
         options = infill(sampler, ids, (bar + 1, bar + 1), n=4, theme=theme,
                          seed=None if seed is None else seed + number, candidates=candidates,
                          temperature=temperature, piece=piece)
-        judged = sampler.judge([o.ids for o in options], as_written=True)
-        best = max(range(len(options)), key=lambda i: judged[i].bars[bar])
+        # Each option as the file it would be written as, so that the scores are the ones
+        # `critique` gives the written piece.
+        rows = [canonical(o.ids, tok) for o in options]
+        judged = sampler.judge(rows, as_written=True)
+        best = max(range(len(rows)), key=lambda i: judged[i].bars[bar])
         after = judged[best].bars[bar]
         kept = after > before
         if kept:
-            ids, scores = options[best].ids, judged[best].bars
+            ids, scores = rows[best], judged[best].bars
         changes.append(Change(bar + 1, before, after, kept))
     return ids, changes
 
@@ -261,7 +274,7 @@ def restyle(sampler, ids: list[int], theme: torch.Tensor, keep: str = "rhythm", 
     if keep not in KEEP:
         raise MuseganError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
     if n < 1:
-        raise MuseganError(f"n must be at least 1, got {n}")
+        raise MuseganError(f"n must be at least 1, got {n}", cli=f"-n must be at least 1, got {n}")
     tok, device = sampler.tokenizer, sampler.device
     themes = theme.reshape(1, -1).expand(n, -1).contiguous()
     generator = torch.Generator(device=device).manual_seed(int(seed)) if seed is not None \
@@ -369,7 +382,8 @@ def _separate_repeats(ids: list[int], tokenizer: Tokenizer) -> list[int]:
 
 def check_outputs(out, stems: list[str], plot: bool = False, force: bool = False) -> list:
     """The MIDI paths ``write_edits`` would write; an error now if one exists (unless
-    ``force``) or ``out`` is not a folder, before any work is done."""
+    ``force``) or ``out`` is not a folder that can be written to, before any work is
+    done. Nothing is made: an edit that fails leaves no empty folder behind."""
     from pathlib import Path
 
     from musegan.errors import output_exists, writable_folder
@@ -383,7 +397,7 @@ def check_outputs(out, stems: list[str], plot: bool = False, force: bool = False
                if q.exists() and (q.suffix != ".png" or plot)]
     if clashes and not force:
         raise output_exists(clashes[0])
-    writable_folder(out)
+    writable_folder(out, keep=False)
     return paths
 
 

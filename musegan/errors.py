@@ -51,18 +51,24 @@ class MidiError(MuseganError, ValueError):
         super().__init__(f"{source}: {reason}")
 
 
-def writable_folder(path: str | Path) -> Path:
+def writable_folder(path: str | Path, keep: bool = True) -> Path:
     """Make the folder ``path`` (and its parents) and check a file can be written in it,
-    before any work is done: a clear error now rather than a traceback after the work."""
+    before any work is done: a clear error now rather than a traceback after the work.
+    With ``keep=False`` the folders it made are removed again (a check only, for work
+    that may still fail before it writes)."""
     import os
     import tempfile
 
     folder = Path(path)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(dir=folder, prefix=".musegan-probe-")
         os.close(handle)
         os.unlink(probe)
+        if not keep:
+            for made in missing:  # deepest first
+                made.rmdir()
     except OSError as err:
         reason = err.strerror or str(err)
         raise MuseganError(f"cannot write to {folder} ({reason}); choose a folder you can "

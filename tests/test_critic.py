@@ -115,7 +115,20 @@ def test_polish_replaces_only_weak_bars_and_only_with_better_ones(critic_model, 
                        "4", "--model", str(path), "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     assert f"{sum(c.kept for c in changes)} of 2 weak bars changed" in done.stdout
-    assert (tmp_path / "out" / "eight-bars-polished-s1.mid").is_file()
+    written = tmp_path / "out" / "eight-bars-polished-s1.mid"
+    last = changes[-1]  # the written piece is the one its last score was given to
+    assert sampler.critique(written)["bars"][last.bar - 1] == pytest.approx(
+        last.after if last.kept else last.before, abs=1e-6)
+    was, now = sampler.critique(tune)["bars"], sampler.critique(written)["bars"]
+    for change in changes:  # the command prints what `critique` says of both files
+        assert f"bar {change.bar}: {was[change.bar - 1]:.2f} -> {now[change.bar - 1]:.2f}" \
+            in done.stdout
+    for flags, says in [(["--bars-max", "0"], "--bars-max must be at least 1, got 0"),
+                        (["--candidates", "0"], "--candidates must be at least 1, got 0")]:
+        bad = musegan_cli("polish", str(tune), *flags, "--model", str(path), "--out",
+                          str(tmp_path / "never"))
+        assert bad.returncode == 2 and says in bad.stderr
+        assert not (tmp_path / "never").exists()  # a failed edit leaves no empty folder
 
 
 def notes_by_bar(tok, notes) -> dict[int, list]:
