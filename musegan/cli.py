@@ -409,17 +409,23 @@ def _restyle(args: argparse.Namespace) -> int:
     meter = "/".join(map(str, _meter(args.meter, "--meter"))) if args.meter else None
     if meter and args.keep == "rhythm":
         raise MuseganError("--keep rhythm keeps the piece's meter; drop --meter")
-    written_in = meter or (sampler.style_meter(style) if args.keep == "pitches"
-                           and not theme_file else None)  # for the sidecar
     stem = f"{Path(args.file).stem}-as-{Path(style).stem}-{args.keep}-s{seed}"
     check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
                   args.force)
     rows = sampler.restyle_ids(args.file, source, args.keep, args.n, seed, args.temperature,
                                meter, theme=theme)
+    written_in = [sampler.written_meter(row) if args.keep == "pitches" else None
+                  for row in rows]
+    wanted = sampler.style_meter(style) if args.keep == "pitches" and not theme_file else None
+    if wanted and not meter and wanted not in sampler.meters:
+        shown = ", ".join(sorted({m for m in written_in if m}))
+        print(f"note: {Path(style).name} is in {wanted}, which {sampler.name}'s corpus does "
+              f"not have; the model chose the meter ({shown}); --meter N/D picks one",
+              file=sys.stderr)
     paths = write_edits(
         sampler, rows, args.out, [f"{stem}-{i:03d}" for i in range(len(rows))],
         [{"tool": "restyle", "source": args.file, "style": args.style, "keep": args.keep,
-          "meter": written_in, "seed": seed, "index": i, "temperature": args.temperature,
+          "meter": meter, "written_meter": written_in[i], "seed": seed, "index": i, "temperature": args.temperature,
           "steer": steer or None, "theme": theme.reshape(-1).tolist(),
           "regenerate": "Sampler.restyle(source, theme, keep, n, seed=seed, "
                         "temperature=temperature, meter=meter)[index]"}

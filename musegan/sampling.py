@@ -471,17 +471,22 @@ class Sampler:
                                cli="--keep rhythm keeps the piece's meter; drop --meter")
         meter_id = self.meter_id(meter) if meter else None
         if meter_id is None and keep == "pitches" and not isinstance(style, torch.Tensor):
-            found = self.style_meter(style)  # the style's own, whether the corpus had it
-            meter_id = self.meter_id(found, any_token=True) if found else None
+            found = self.style_meter(style)  # the style's own, where the model writes it;
+            # a meter its corpus lacked would be masked out as it writes (the model's own
+            # meter, then, as ``written_meter`` of the rows says)
+            meter_id = self.meter_id(found) if found in self.meters else None
         return restyle(self, self.tokenizer.encode(midi), theme, keep, n, seed, temperature,
                        meter_id)
 
     def style_meter(self, style: MidiSource) -> str | None:
         """The first time signature a piece states, as "6/8" (None if it states none):
-        the meter ``restyle(keep="pitches")`` writes in."""
+        the meter ``restyle(keep="pitches")`` writes in, where the model's corpus has it."""
+        return self.written_meter(self.tokenizer.encode(style))
+
+    def written_meter(self, ids: list[int]) -> str | None:
+        """The first time signature token ``ids`` hold, as "6/8" (None if none)."""
         meter = KINDS.index("time_signature")
-        token = next((t for t in self.tokenizer.encode(style)
-                      if self.tokenizer.kind[t] == meter), None)
+        token = next((t for t in ids if self.tokenizer.kind[t] == meter), None)
         return None if token is None else self.tokenizer.tokens([token])[0].split("_", 1)[1]
 
     def restyle(self, midi: MidiSource, style: MidiSource | torch.Tensor,
@@ -492,7 +497,7 @@ class Sampler:
         (1, theme_dim)). ``keep="rhythm"``: every onset, duration, velocity and voice is
         the piece's own and the model chooses the pitches; ``keep="pitches"``: its
         sequence of pitches stays and the model writes the rhythm, in the style's meter
-        (or ``meter``)."""
+        where the model's corpus has it, else in one the model chooses (or ``meter``)."""
         return self.to_midi(self.restyle_ids(midi, style, keep, n, seed, temperature, meter))
 
     def generate(self, n: int = 1, bars: int | None = None, temperature: float = 1.0,

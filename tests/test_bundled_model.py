@@ -55,6 +55,27 @@ def build_outputs(root: Path) -> dict[str, int]:
             for folder in folders if folder.exists() for path in [folder, *folder.rglob("*")]}
 
 
+def test_restyle_in_a_meter_its_corpus_lacks_writes_one_it_has(sampler, tmp_path):
+    import pretty_midi
+    from midi_factory import musegan_cli, piece, random_tune
+
+    style = piece(random_tune(5, bars=4))
+    style.time_signature_changes = [pretty_midi.TimeSignature(3, 4, 0)]
+    assert "3/4" not in sampler.meters  # a folk corpus of reels, jigs, ...
+    style.write(str(tmp_path / "waltz.mid"))
+    piece(random_tune(3, bars=8)).write(str(tmp_path / "tune.mid"))
+    done = musegan_cli("restyle", tmp_path / "tune.mid", "--style", tmp_path / "waltz.mid",
+                       "--keep", "pitches", "-n", "2", "--seed", "1", "--out", tmp_path / "out")
+    assert done.returncode == 0 and "is in 3/4, which cre-melody's corpus does not have" \
+        in done.stderr
+    for path in sorted((tmp_path / "out").glob("*.mid")):
+        midi = pretty_midi.PrettyMIDI(str(path))
+        [meter] = {f"{t.numerator}/{t.denominator}" for t in midi.time_signature_changes}
+        assert meter in sampler.meters and len(midi.get_tempo_changes()[0]) == 1
+        sidecar = path.with_suffix(".json").read_text()
+        assert f'"written_meter": "{meter}"' in sidecar  # what the file holds
+
+
 def test_a_wheel_carries_the_model(tmp_path):
     # Built from a copy: setuptools writes build/ and musegan.egg-info/ beside the sources.
     source = tmp_path / "source"

@@ -145,3 +145,9 @@ def test_the_restyle_command_keeps_rhythm(sampler, tune, tmp_path):
     [written] = (tmp_path / "out").glob("*.mid")
     assert written.name == "a-as-b-rhythm-s1-000.mid"
     assert np.array_equal(TOK.quantize(str(written))["onset"], TOK.quantize(tune)["onset"])
+    for flags, says in [(["--keep", "rhythm", "-n", "0"], "-n must be at least 1, got 0"),
+                        (["--keep", "pitches", "--meter", "7/3"], "meter 7/3 is not one")]:
+        bad = musegan_cli("restyle", str(source), "--style", str(style), *flags,
+                          "--model", str(sampler.path), "--out", str(tmp_path / "never"))
+        assert bad.returncode == 2 and says in bad.stderr, bad.stderr
+        assert not (tmp_path / "never").exists()  # a failed edit leaves no empty folder
