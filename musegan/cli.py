@@ -333,6 +333,7 @@ def _infill(args: argparse.Namespace) -> int:
     stem = f"{Path(args.file).stem}-bars{first}-{last}-s{seed}"
     check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
                   args.force)
+    _note_merged_tracks(sampler, args.file)
     theme, steer = _edit_theme(sampler, args, args.file)
     edits = sampler.infill_edits(args.file, (first, last), n=args.n, seed=seed, theme=theme,
                                  temperature=args.temperature, candidates=args.candidates,
@@ -355,6 +356,20 @@ def _infill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_merged_tracks(sampler, file: str) -> None:
+    """Say so when the model's tokenizer writes a piece's tracks as fewer (a four-voice
+    chorale edited with a one-line folk model comes back as one track)."""
+    from musegan.midi import load_score
+
+    tracks = sum(1 for t in load_score(file).tracks if t.notes)
+    kept = sum(1 for t in sampler.tokenizer.decode_score(sampler.tokenizer.encode(file)).tracks
+               if t.notes)
+    if kept < tracks:
+        print(f"note: {Path(file).name} has {tracks} tracks, and {sampler.name} writes them as "
+              f"{kept} (its corpus had no parts like them); a model trained on such pieces "
+              "keeps them (see musegan models)", file=sys.stderr)
+
+
 def _pieces(n: int) -> str:
     return f"{n} piece" + ("" if n == 1 else "s")
 
@@ -370,6 +385,7 @@ def _polish(args: argparse.Namespace) -> int:
     stem = f"{Path(args.file).stem}-polished-s{seed}"
     check_outputs(args.out, [stem], args.plot, args.force)
     ids = sampler.tokenizer.encode(args.file)
+    _note_merged_tracks(sampler, args.file)
     new, changes = polish(sampler, ids, args.bars_max, seed, args.candidates, piece=args.file)
     kept = [c.bar for c in changes if c.kept]
     [path] = write_edits(
@@ -412,6 +428,7 @@ def _restyle(args: argparse.Namespace) -> int:
     stem = f"{Path(args.file).stem}-as-{Path(style).stem}-{args.keep}-s{seed}"
     check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
                   args.force)
+    _note_merged_tracks(sampler, args.file)
     rows = sampler.restyle_ids(args.file, source, args.keep, args.n, seed, args.temperature,
                                meter, theme=theme)
     written_in = [sampler.written_meter(row) if args.keep == "pitches" else None

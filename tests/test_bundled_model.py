@@ -76,6 +76,27 @@ def test_restyle_in_a_meter_its_corpus_lacks_writes_one_it_has(sampler, tmp_path
         assert f'"written_meter": "{meter}"' in sidecar  # what the file holds
 
 
+def test_an_edit_says_when_the_model_writes_a_pieces_tracks_as_fewer(tmp_path):
+    import pretty_midi
+    from midi_factory import musegan_cli
+
+    chorale = pretty_midi.PrettyMIDI(initial_tempo=90)
+    for voice, (name, low) in enumerate([("Soprano", 67), ("Alto", 62), ("Tenor", 55),
+                                         ("Bass", 48)]):
+        track = pretty_midi.Instrument(program=52, name=name)
+        track.notes = [pretty_midi.Note(80, low + (k + voice) % 5, k * 0.5, k * 0.5 + 0.5)
+                       for k in range(16)]
+        chorale.instruments.append(track)
+    chorale.write(str(tmp_path / "chorale.mid"))
+    done = musegan_cli("infill", tmp_path / "chorale.mid", "--bars", "2-2", "-n", "1",
+                       "--seed", "1", "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    written = pretty_midi.PrettyMIDI(str(next((tmp_path / "out").glob("*.mid"))))
+    assert len(written.instruments) < 4  # the folk model's tokenizer has no such parts
+    assert (f"chorale.mid has 4 tracks, and cre-melody writes them as "
+            f"{len(written.instruments)}") in done.stderr
+
+
 def test_a_wheel_carries_the_model(tmp_path):
     # Built from a copy: setuptools writes build/ and musegan.egg-info/ beside the sources.
     source = tmp_path / "source"
