@@ -442,7 +442,8 @@ def _restyle(args: argparse.Namespace) -> int:
     paths = write_edits(
         sampler, rows, args.out, [f"{stem}-{i:03d}" for i in range(len(rows))],
         [{"tool": "restyle", "source": args.file, "style": args.style, "keep": args.keep,
-          "meter": meter, "written_meter": written_in[i], "seed": seed, "index": i, "temperature": args.temperature,
+          "meter": meter, "written_meter": written_in[i], "seed": seed, "index": i,
+          "temperature": args.temperature,
           "steer": steer or None, "theme": theme.reshape(-1).tolist(),
           "regenerate": "Sampler.restyle(source, theme, keep, n, seed=seed, "
                         "temperature=temperature, meter=meter)[index]"}

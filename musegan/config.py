@@ -85,7 +85,7 @@ class TrainSettings:
     real_label: float = 0.9  # one-sided label smoothing
     gumbel_beta_max: float = 100.0  # inverse temperature reached at the end (RelGAN: 100-1000)
     adv_seq_len: int = 0  # tokens the generator writes per adversarial step; 0: seq_len / 2
-    d_win_accuracy: float = 0.95  # skip D's update while it is this accurate
+    d_win_accuracy: float = 0.95  # skip D's update while more accurate (1: never)
     max_bad_steps: int = 10  # non-finite losses in a row before training stops
     samples_per_validation: int = 4  # MIDI files written at each validation
     sample_bars: int = 16  # bars per validation sample

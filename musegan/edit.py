@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from musegan.critic import canonical
 from musegan.decoding import (
     RowUniforms,
     decode,
@@ -38,7 +39,6 @@ from musegan.decoding import (
     one_line,
     sample_token,
 )
-from musegan.critic import canonical
 from musegan.errors import MuseganError
 from musegan.grammar import MAX_TOKENS_PER_BAR, Grammar
 from musegan.tokenizer import KINDS, Tokenizer

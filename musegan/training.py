@@ -688,7 +688,7 @@ def check_config(config: RunConfig) -> None:
     with warnings.catch_warnings():  # Lightning's note on legacy values such as 16
         warnings.simplefilter("ignore")
         try:
-            _convert_precision_to_unified_args(t.precision)
+            _convert_precision_to_unified_args(t.precision)  # type: ignore[arg-type]
         except ValueError:
             _refuse_trainer("precision", t.precision, ["32-true", "bf16-mixed", "16-mixed",
                                                        "64-true", "..."])
