@@ -147,6 +147,10 @@ def _generate(args: argparse.Namespace) -> int:
     sampler = Sampler.from_pretrained(args.model, device=args.device,
                                       cuda_graphs=args.cuda_graphs)
     themes = None
+    if (args.theme or args.theme_from or args.interpolate) and not sampler.theme_dim:
+        flag = "--theme" if args.theme else "--theme-from" if args.theme_from else "--interpolate"
+        raise MuseganError(f"{sampler.name} has no themes (a Markov baseline), so {flag} "
+                           "would change nothing; use a musegan model")
     if args.theme:
         themes = sampler.load_theme(args.theme)
     elif args.theme_from:

@@ -68,6 +68,44 @@ def stream_seeds(n: int, generator: torch.Generator | None) -> list[int]:
                          device=generator.device if generator is not None else "cpu").tolist()
 
 
+class PieceSeeds:
+    """One seed per piece, and from it every random stream the piece draws from.
+
+    Writing a piece can take several streams: one per part of a form, one per candidate
+    ending. Stream k of a piece is seeded from the piece's own seed and k alone (the
+    first is the piece's seed itself), so a piece draws the same numbers however many
+    pieces are written beside it, in one batch or in several.
+    """
+
+    def __init__(self, seeds: list[int]):
+        self.seeds = [int(s) for s in seeds]
+        self.taken = 0  # streams handed out per piece so far
+
+    @classmethod
+    def drawn(cls, n: int, generator: torch.Generator | None) -> PieceSeeds:
+        """Seeds for n pieces, drawn from ``generator``: the first n of its draws, so
+        piece i's seed is the same for any n above i."""
+        return cls(stream_seeds(n, generator))
+
+    def next(self, per_piece: int = 1) -> list[int]:
+        """The seeds of each piece's next ``per_piece`` streams, piece by piece (piece i's
+        at ``i * per_piece`` on)."""
+        k = self.taken
+        self.taken += per_piece
+        return [seed if k + j == 0 else _mix(seed, k + j)
+                for seed in self.seeds for j in range(per_piece)]
+
+
+def _mix(seed: int, k: int) -> int:
+    """A seed for stream k of a piece whose seed is ``seed`` (splitmix64's finaliser over
+    both: distinct, well-spread seeds for nearby inputs)."""
+    mask = (1 << 64) - 1
+    x = (seed * 0x9E3779B97F4A7C15 + k + 1) & mask
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        x = ((x ^ (x >> shift)) * factor) & mask
+    return (x ^ (x >> 31)) >> 2  # below 2**62, as stream_seeds draws
+
+
 class Runner(Protocol):
     """A step-by-step runner, as ``Generator.incremental(theme)`` gives. ``feed`` reads a
     prefix from the start, ``read`` more tokens after those read so far. ``select``
@@ -295,40 +333,45 @@ def decode(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, bars: int,
            generator: torch.Generator | None = None, tempo_id: int | None = None,
            continuation: bool = False, allowed: torch.Tensor | None = None,
            tempo_changes: bool = False,
-           time_signature_id: int | None = None) -> list[list[int]]:
+           time_signature_id: int | None = None,
+           seeds: PieceSeeds | None = None) -> list[list[int]]:
     """Write n = len(theme) pieces after ``prefix`` (BOS, or a primer's ids without EOS;
     or one such list per piece); returns the ids of each piece, PAD removed.
 
     ``net`` is a ``MuseGAN`` or a ``MarkovModel``. With ``continuation`` the prefix's
     meter and tempo hold, and ``bars`` bars are written after its own. ``allowed`` (V,)
     limits the tokens written; ``tempo_changes`` lets the tempo change within a piece;
-    ``time_signature_id`` is the meter of a new piece (see ``Grammar``).
+    ``time_signature_id`` is the meter of a new piece (see ``Grammar``). The pieces draw
+    from ``seeds`` (default: drawn from ``generator``).
     """
     n, device = theme.size(0), theme.device
     if n == 0:
         return []
+    seeds = seeds or PieceSeeds.drawn(n, generator)
     start = read_prefix(net, tokenizer, theme, bars, prefix, tempo_id, continuation, allowed,
                         tempo_changes, time_signature_id)
-    return start.write(RowUniforms.drawn(n, generator, device),
-                       Sampling(temperature, top_k, top_p))
+    return start.write(RowUniforms(seeds.next(), device), Sampling(temperature, top_k, top_p))
 
 
 @torch.inference_mode()
 def decode_until(start: Prefixed, tries: int, accept: Callable[[int, list[list[int]]], bool],
                  sampling: Sampling | None = None,
-                 generator: torch.Generator | None = None) -> list[list[list[int]]]:
+                 generator: torch.Generator | None = None,
+                 seeds: list[int] | None = None) -> list[list[list[int]]]:
     """Up to ``tries`` candidates of each piece written from ``start``, until
     ``accept(piece, its candidates so far)`` takes the last one; returns each piece's
     candidates (prefix included), in order.
 
     Candidates are written in rounds of about ``ROUND_ROWS`` rows: several per piece
     while few pieces wait (a step costs about the same for 1 row as for 64), one each
-    while many do. Candidate j of piece i draws from the stream that row
-    ``i * tries + j`` of ``decode(theme.repeat_interleave(tries, 0), ...)`` would, so the
-    candidates are those that call writes; only the ones after the accepted one are not.
+    while many do. Candidate j of piece i draws from the stream seeded with
+    ``seeds[i * tries + j]`` (default: drawn from ``generator``), as row ``i * tries + j``
+    of ``decode(theme.repeat_interleave(tries, 0), ..., seeds=PieceSeeds(seeds))`` would,
+    so the candidates are those that call writes; only the ones after the accepted one
+    are not.
     """
     n, device = start.logits.size(0), start.logits.device
-    seeds = stream_seeds(n * tries, generator)
+    seeds = stream_seeds(n * tries, generator) if seeds is None else seeds
     sampling = sampling or Sampling()
     candidates: list[list[list[int]]] = [[] for _ in range(n)]
     waiting = list(range(n))

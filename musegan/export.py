@@ -59,8 +59,9 @@ def export_model(run: str | Path, out: str | Path | None = None, fp16: bool = Fa
         card["melody"] = True
     card.update(corpus_limits(run_dir, tokenizer))  # what the sampler keeps to
     out = Path(out) if out else run_dir / "model.safetensors"
-    if out.exists() and not force:
-        raise output_exists(out)
+    clashes = [p for p in (out, out.with_suffix(".md")) if p.exists()]  # the model, its card
+    if clashes and not force:
+        raise output_exists(clashes[0])
     return save_model(net, tokenizer, out, card, fp16=fp16)
 
 

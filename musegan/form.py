@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from musegan.decoding import (
+    PieceSeeds,
     Prefixed,
     RowUniforms,
     Sampling,
@@ -66,16 +67,19 @@ def decode_form(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, form: st
                 tempo_id: int | None = None, ending: bool = True, *,
                 temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None, generator: torch.Generator | None = None,
-                **options) -> list[list[int]]:
+                seeds: PieceSeeds | None = None, **options) -> list[list[int]]:
     """Write n = len(theme) pieces in ``form`` after ``prefix`` (BOS, or a primer's ids
     without EOS); ``options`` are ``decode``'s ``allowed``, ``tempo_changes`` and
-    ``time_signature_id``. Returns the ids of each piece, ending with EOS.
+    ``time_signature_id``. Returns the ids of each piece, ending with EOS. Each part and
+    the ending draw from streams of the pieces' ``seeds`` (default: drawn from
+    ``generator``), so a piece is the same however many are written beside it.
 
     A part written before another is written on to that part's first Bar, and the state
     there is kept (``Prefixed.write_to_last_bar``): the next part written reads only the
     repeats since (``Prefixed.read``), not the whole piece again.
     """
     n, sampling = theme.size(0), Sampling(temperature, top_k, top_p)
+    seeds = seeds or PieceSeeds.drawn(n, generator)
     rows = [list(prefix) for _ in range(n)]
     parts: dict[str, list[tuple[list[int], dict]]] = {}  # its tokens, what held at its start
     ends_with = form[-1] if ending else None  # the part whose first writing ends the piece
@@ -101,10 +105,11 @@ def decode_form(net: Writer, tokenizer: Tokenizer, theme: torch.Tensor, form: st
             start = kept.read([row[1:] + [tokenizer.BAR] if row else [] for row in unread],
                             part_bars - 1 + stop)
         tempo_id = None  # the chosen tempo is stated once, first
-        uniforms = RowUniforms.drawn(n, generator, theme.device)
+        uniforms = RowUniforms(seeds.next(), theme.device)
         if letter == ends_with:
             rows, kept = end_on_tonic(start.write_to_last_bar(uniforms, sampling), tokenizer,
-                                    sampling, generator, options.get("allowed")), None
+                                    sampling, allowed=options.get("allowed"),
+                                    seeds=seeds.next(ENDING_CANDIDATES)), None
         elif stop:
             kept = start.write_to_last_bar(uniforms, sampling)
             rows = [row[:-1] for row in kept.rows()]  # its last Bar is the next part's
@@ -330,10 +335,12 @@ def _duration_token(tokenizer: Tokenizer, steps: int, allowed: torch.Tensor | No
 
 def end_on_tonic(start: Prefixed, tokenizer: Tokenizer, sampling: Sampling,
                  generator: torch.Generator | None = None,
-                 allowed: torch.Tensor | None = None) -> list[list[int]]:
+                 allowed: torch.Tensor | None = None,
+                 seeds: list[int] | None = None) -> list[list[int]]:
     """The pieces of ``start`` (each at the start of its last bar, its Bar read) with
     their last bar chosen or made to end on the tonic chord (with pitches and durations
-    among the ``allowed`` tokens where it can). Returns them without EOS.
+    among the ``allowed`` tokens where it can). Returns them without EOS. The candidates
+    draw from ``decode_until``'s ``seeds`` (default: drawn from ``generator``).
 
     Up to ``ENDING_CANDIDATES`` last bars per piece, written one round at a time: only
     the pieces whose candidates so far all miss the tonic get another.
@@ -353,7 +360,7 @@ def end_on_tonic(start: Prefixed, tokenizer: Tokenizer, sampling: Sampling,
             ended_well.add(piece)
         return piece in ended_well
 
-    written = decode_until(start, ENDING_CANDIDATES, ends_well, sampling, generator)
+    written = decode_until(start, ENDING_CANDIDATES, ends_well, sampling, generator, seeds)
     ended = []
     for piece, candidates in enumerate(written):
         chord = chords[piece]

@@ -33,7 +33,7 @@ import pretty_midi
 import torch
 
 from musegan.critic import Judgement, canonical, judge
-from musegan.decoding import decode, one_line, rest_bars_at_end
+from musegan.decoding import PieceSeeds, decode, one_line, rest_bars_at_end
 from musegan.edit import CANDIDATES, Change, Edit, infill, polish, restyle
 from musegan.errors import MuseganError, output_exists, writable_folder
 from musegan.files import write_bytes, write_midi, write_text
@@ -252,7 +252,15 @@ class Sampler:
         if theme is None:
             theme = (self.encode_theme(primer) if primer is not None
                      else self.net.mapping.sample(n, generator=generator, device=self.device))
-        theme = theme.to(self.device).reshape(-1, self.theme_dim)
+        try:  # a tensor, or a sidecar's list of numbers (or numpy's array)
+            theme = torch.as_tensor(theme, dtype=torch.float32, device=self.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise MuseganError("a theme is a tensor or a list of numbers (a sidecar's "
+                               "'theme', or Sampler.load_theme(FILE))") from None
+        if theme.numel() % self.theme_dim:
+            raise MuseganError(f"a theme of this model has {self.theme_dim} numbers; got "
+                               f"{theme.numel()}")
+        theme = theme.reshape(-1, self.theme_dim)
         if theme.size(0) == 1 and n > 1:
             theme = theme.expand(n, -1)
         if theme.size(0) != n:
@@ -329,12 +337,13 @@ class Sampler:
                      form: str | None = None, part_bars: int = PART_BARS,
                      open_end: bool = False, melody: bool | None = None,
                      any_token: bool = False, *, tempo_changes: bool = False,
-                     meter: str | None = None, best_of: int = 1) -> list[list[int]]:
+                     meter: str | None = None, best_of: int = 1,
+                     first: int = 0) -> list[list[int]]:
         """Token ids of n pieces (see ``generate``)."""
         return [choice.ids for choice in self.generate_choices(
             n, bars, temperature, top_k, top_p, seed, theme, primer, tempo, form, part_bars,
             open_end, melody, any_token, tempo_changes=tempo_changes, meter=meter,
-            best_of=best_of)]
+            best_of=best_of, first=first)]
 
     @torch.no_grad()
     @sampling
@@ -345,10 +354,13 @@ class Sampler:
                          form: str | None = None, part_bars: int = PART_BARS,
                          open_end: bool = False, melody: bool | None = None,
                          any_token: bool = False, *, tempo_changes: bool = False,
-                         meter: str | None = None, best_of: int = 1) -> list[Choice]:
+                         meter: str | None = None, best_of: int = 1,
+                         first: int = 0) -> list[Choice]:
         """n pieces, each the best of ``best_of`` candidates by the critic (see
         ``generate``), with which candidate won and the scores."""
         check_sampling(n, temperature, top_k, top_p, best_of)
+        if first < 0:
+            raise MuseganError(f"first must be at least 0, got {first}")
         if best_of > 1:
             self.require_critic("best-of-K")
         form, bars = self.plan(bars, form, part_bars)
@@ -357,8 +369,16 @@ class Sampler:
         # The themes and the decoding draw from two streams of the seed, so a seed gives
         # the same pieces whether the themes are drawn here or were drawn before from it
         # (``generate_files``, and so ``musegan generate``, draws them first).
-        theme = self.themes(n, theme, primer, _generator(seed, self.device))
-        generator = _generator(seed, self.device)
+        # Piece i of a seed is the same piece whatever n is: its theme is the seed's i-th
+        # and its random streams come from the seed's i-th piece seed (``PieceSeeds``),
+        # and ``first`` starts at the seed's piece ``first`` (``generate_files`` writes a
+        # seed's pieces in batches this way).
+        if theme is None and primer is None:
+            theme = self.themes(first + n, None, None, _generator(seed, self.device))[first:]
+        else:
+            theme = self.themes(n, theme, primer)
+        seeds = PieceSeeds(PieceSeeds.drawn((first + n) * best_of,
+                                            _generator(seed, self.device)).seeds[first * best_of:])
         if best_of > 1:  # K candidates per piece, from its theme, in one batch
             theme = theme.repeat_interleave(best_of, dim=0)
         tempo_id = None
@@ -377,13 +397,13 @@ class Sampler:
         options: dict[str, Any] = {"allowed": allowed, "tempo_changes": tempo_changes,
                                    "time_signature_id": meter_id}
         if not form and open_end:
-            rows = decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, generator,
-                          tempo_id, continuation=primer is not None, **options)
+            rows = decode(net, tok, theme, bars, prefix, temperature, top_k, top_p, None,
+                          tempo_id, continuation=primer is not None, seeds=seeds, **options)
         else:  # a piece without a form is one part of all its bars (and ends on the tonic)
             rows = decode_form(net, tok, theme, form or "A", part_bars if form else bars,
                                prefix, continuation=primer is not None, tempo_id=tempo_id,
                                ending=not open_end, temperature=temperature, top_k=top_k,
-                               top_p=top_p, generator=generator, **options)
+                               top_p=top_p, seeds=seeds, **options)
         rows = [one_line(row, tok) for row in rows] if melody else rows
         if best_of == 1:
             return [Choice(row, 0, None, []) for row in rows]
@@ -506,8 +526,8 @@ class Sampler:
                  include_primer: bool = True, tempo: float | None = None,
                  form: str | None = None, part_bars: int = PART_BARS, open_end: bool = False,
                  melody: bool | None = None, any_token: bool = False, *,
-                 tempo_changes: bool = False, meter: str | None = None, best_of: int = 1
-                 ) -> list[pretty_midi.PrettyMIDI]:
+                 tempo_changes: bool = False, meter: str | None = None, best_of: int = 1,
+                 first: int = 0) -> list[pretty_midi.PrettyMIDI]:
         """Write n new pieces.
 
         Args:
@@ -517,7 +537,8 @@ class Sampler:
             temperature: below 1 plays safe, above 1 takes risks.
             top_k / top_p: sample only from the k likeliest tokens / the smallest set
                 holding probability p.
-            seed: the same model, settings and seed give the same pieces.
+            seed: the same model, settings and seed give the same pieces; piece i of a
+                seed is the same whatever ``n`` (and whatever else is written with it).
             theme: (theme_dim,) or (n, theme_dim) themes; default: sampled, or the
                 primer's own theme when there is a primer.
             primer: a MIDI file (or object) to continue, in its meter and tempo.
@@ -541,13 +562,17 @@ class Sampler:
             best_of: write this many candidates per piece, in one batch, and keep the one
                 the model's critic finds most real (``generate_choices`` says which);
                 1 is plain sampling.
+            first: write the seed's pieces ``first`` to ``first + n - 1`` (so
+                ``generate(n=1, seed=s, first=i)`` is piece i of ``generate(n=i + 1,
+                seed=s)``, alone; ``theme``, when given, is theirs).
 
         Returns:
             ``pretty_midi.PrettyMIDI`` objects.
         """
         ids = self.generate_ids(n, bars, temperature, top_k, top_p, seed, theme, primer, tempo,
                                 form, part_bars, open_end, melody, any_token,
-                                tempo_changes=tempo_changes, meter=meter, best_of=best_of)
+                                tempo_changes=tempo_changes, meter=meter, best_of=best_of,
+                                first=first)
         return self.to_midi(ids, primer, include_primer)
 
     def to_midi(self, ids: list[list[int]], primer: MidiSource | None = None,
@@ -648,8 +673,9 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
     ``best_of``, the sidecar names the winning candidate and the critic's scores. A piece
     the model ended early (its last bars are rests) says so in its sidecar, as
     ``rest_bars_at_end``. ``batch`` pieces are written at once (default
-    ``WRITE_AT_ONCE // best_of``, at least 1); a seed's pieces depend on it, and each
-    sidecar records its batch.
+    ``WRITE_AT_ONCE // best_of``, at least 1); the pieces do not depend on it: piece i
+    of a seed is the one ``Sampler.generate`` writes, and its sidecar's ``regenerate``
+    writes it alone.
 
     Never overwrites a file unless ``force``. Returns the MIDI paths.
     """
@@ -681,27 +707,30 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
     if themes is not None:
         n = themes.size(0) if themes.size(0) > 1 else n
     names = [out / f"tune-s{seed}-{i:03d}.mid" for i in range(n)]
-    clashes = [p for p in names for q in (p, p.with_suffix(".json")) if q.exists()]
+    made = [".json", ".png"] * plot + [".wav"] * audio
+    clashes = [q for p in names for q in (p, *(p.with_suffix(x) for x in [".json", *made]))
+               if q.exists()]
     if clashes and not force:
         raise output_exists(clashes[0])
     writable_folder(out)
     model_sha = (hashlib.sha256(Path(sampler.path).read_bytes()).hexdigest()
                  if sampler.path else None)
+    # All n themes at once, as Sampler.generate(n, seed=seed) draws them; each batch then
+    # writes the seed's pieces from `start` on (`first`), so the files are what one call
+    # of Sampler.generate writes, whatever the batch.
+    themes = sampler.themes(n, themes, primer, _generator(seed, sampler.device))
+    if steer:
+        themes = sampler.steer(themes, **steer)
     written = []
     with tqdm(total=n, unit="piece", disable=not progress, leave=False) as bar:
         for start in range(0, n, batch):
             count = min(batch, n - start)
-            chunk_seed = seed + start
-            theme = (themes[start:start + count] if themes is not None and themes.size(0) > 1
-                     else themes)
-            theme = sampler.themes(count, theme, primer, _generator(chunk_seed, sampler.device))
-            if steer:
-                theme = sampler.steer(theme, **steer)
+            theme = themes[start:start + count]
             choices = sampler.generate_choices(count, bars, temperature, top_k, top_p,
-                                               chunk_seed, theme, primer, tempo, form,
+                                               seed, theme, primer, tempo, form,
                                                part_bars, open_end, melody, any_token,
                                                tempo_changes=tempo_changes, meter=meter,
-                                               best_of=best_of)
+                                               best_of=best_of, first=start)
             rows = [choice.ids for choice in choices]
             midis = sampler.to_midi(rows, primer, include_primer)
             for j, midi in enumerate(midis):
@@ -709,9 +738,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                 write_midi(midi, path)
                 write_text(path.with_suffix(".json"), json.dumps({
                     "model": sampler.name, "model_sha256": model_sha,
-                    "seed": chunk_seed, "batch_index": j, "batch_size": count,
-                    "theme": (theme.reshape(-1, sampler.theme_dim)[min(j, theme.size(0) - 1)]
-                              .tolist() if sampler.theme_dim else []),
+                    "seed": seed, "index": start + j,
+                    "theme": theme[j].tolist() if sampler.theme_dim else [],
                     "settings": {"bars": bars, "form": form, "part_bars": part_bars,
                                  "open_end": open_end, "melody": melody,
                                  "any_token": any_token, "tempo_changes": tempo_changes,
@@ -724,8 +752,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                     "best_of": ({"k": best_of, "winner": choices[j].index,
                                  "score": choices[j].score, "scores": choices[j].scores}
                                 if best_of > 1 else None),
-                    "regenerate": "Sampler.generate(n=batch_size, seed=seed, theme=theme, ...)"
-                                  "[batch_index]",
+                    "regenerate": "Sampler.generate(n=1, seed=seed, theme=theme, "
+                                  "first=index, **settings)[0]",
                     "rest_bars_at_end": rest_bars_at_end(rows[j], sampler.tokenizer),
                 }, indent=1) + "\n")
                 if plot:

@@ -93,15 +93,25 @@ def test_cli_generate_writes_midi_json_and_pictures_and_never_overwrites(sampler
     assert len(sidecar["theme"]) == 8 and len(sidecar["model_sha256"]) == 64
     assert mids[0].with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     # Regenerating from the sidecar gives the same file.
-    again = sampler.generate(n=sidecar["batch_size"], bars=2, seed=sidecar["seed"],
-                             theme=torch.tensor([sidecar["theme"]] * sidecar["batch_size"]))
-    assert (midi_bytes(again[sidecar["batch_index"]])
-            == midi_bytes(pretty_midi.PrettyMIDI(str(mids[0]))))
+    again = sampler.generate(n=1, bars=2, seed=sidecar["seed"], theme=sidecar["theme"],
+                             first=sidecar["index"])
+    assert midi_bytes(again[0]) == midi_bytes(pretty_midi.PrettyMIDI(str(mids[0])))
     before = mids[0].read_bytes()
     clash = run_cli("generate", "--model", model, "-n", "2", "--bars", "2", "--seed", "5",
                     "--out", str(tmp_path / "songs"))
     assert clash.returncode == 2 and "--force" in clash.stderr
     assert mids[0].read_bytes() == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "tune-s5-000.png").write_text("my drawing")
+    (mine / "tune-s5-001.json").write_text("my notes")
+    for flags, named in [(["--plot"], "tune-s5-000.png exists"),
+                         ([], "tune-s5-001.json exists")]:  # the file that is there
+        kept = run_cli("generate", "--model", model, "-n", "2", "--bars", "2", "--seed", "5",
+                       *flags, "--out", str(mine))
+        assert kept.returncode == 2 and named in kept.stderr
+    assert (mine / "tune-s5-000.png").read_text() == "my drawing"
+    assert sorted(p.name for p in mine.iterdir()) == ["tune-s5-000.png", "tune-s5-001.json"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -89,10 +89,14 @@ def test_best_of_k_regenerates_from_its_sidecar(critic_model, tmp_path):
     assert sidecar["best_of"]["k"] == 3 and 0 <= sidecar["best_of"]["winner"] < 3
     import torch
 
-    again = sampler.generate(n=sidecar["batch_size"], seed=sidecar["seed"], bars=2, form="",
-                             theme=torch.tensor(sidecar["theme"]), best_of=3)
-    again[sidecar["batch_index"]].write(str(tmp_path / "again.mid"))
+    again = sampler.generate(n=1, seed=sidecar["seed"], bars=2, form="",
+                             theme=torch.tensor(sidecar["theme"]), best_of=3,
+                             first=sidecar["index"])
+    again[0].write(str(tmp_path / "again.mid"))
     assert (tmp_path / "again.mid").read_bytes() == second.read_bytes()
+    batched = generate_files(sampler, tmp_path / "batched", n=2, bars=2, seed=9, best_of=3,
+                             form="", batch=1)  # one piece's candidates a batch
+    assert [p.read_bytes() for p in batched] == [first.read_bytes(), second.read_bytes()]
 
 
 def test_polish_replaces_only_weak_bars_and_only_with_better_ones(critic_model, tmp_path):

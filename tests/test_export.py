@@ -79,6 +79,16 @@ def test_exporting_where_nothing_can_be_written_is_one_line(trained_run):
                                    "file or directory); choose another --out"), done.stderr
 
 
+def test_export_never_replaces_a_model_card_unasked(trained_run, tmp_path):
+    (tmp_path / "mine.md").write_text("my notes")
+    with pytest.raises(MuseganError, match="mine.md exists; pass force=True"):
+        export_model(trained_run, tmp_path / "mine.safetensors")
+    assert (tmp_path / "mine.md").read_text() == "my notes"
+    assert not (tmp_path / "mine.safetensors").exists()
+    export_model(trained_run, tmp_path / "mine.safetensors", force=True)
+    assert "my notes" not in (tmp_path / "mine.md").read_text()
+
+
 def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
 

@@ -287,6 +287,19 @@ def test_looking_for_finished_pieces_every_few_steps_as_on_a_gpu_writes_the_same
             assert_well_formed(row, bars=kwargs["bars"])
 
 
+@pytest.mark.parametrize("kwargs", [{"bars": 3}, {"form": "AB", "part_bars": 2},
+                                    {"bars": 2, "open_end": True}])
+def test_a_seeds_piece_is_the_same_whatever_is_written_with_it(sampler, kwargs):
+    """Piece i of a seed does not depend on how many pieces are written (a form's parts and
+    the tonic ending draw from streams of the piece's own seed), and another seed's pieces
+    are others."""
+    four = [midi_bytes(m) for m in sampler.generate(n=4, seed=7, **kwargs)]
+    assert [midi_bytes(m) for m in sampler.generate(n=2, seed=7, **kwargs)] == four[:2]
+    assert [midi_bytes(m) for m in sampler.generate(n=2, seed=7, first=2, **kwargs)] == four[2:]
+    assert len(set(four)) == 4
+    assert not {midi_bytes(m) for m in sampler.generate(n=4, seed=8, **kwargs)} & set(four)
+
+
 def test_generate_files_writes_in_batches_each_piece_regenerating_from_its_sidecar(sampler,
                                                                                   tmp_path):
     import json
@@ -295,18 +308,16 @@ def test_generate_files_writes_in_batches_each_piece_regenerating_from_its_sidec
 
     paths = generate_files(sampler, tmp_path / "small", n=3, bars=2, seed=4, batch=2)
     sidecars = [json.loads(p.with_suffix(".json").read_text()) for p in paths]
-    assert [(s["seed"], s["batch_size"], s["batch_index"]) for s in sidecars] == [
-        (4, 2, 0), (4, 2, 1), (6, 1, 0)]
+    assert [(s["seed"], s["index"]) for s in sidecars] == [(4, 0), (4, 1), (4, 2)]
     last = sidecars[-1]  # the second batch's piece, from its own record alone
-    again = sampler.generate(n=last["batch_size"], bars=2, seed=last["seed"],
-                             theme=torch.tensor([last["theme"]] * last["batch_size"]))
-    assert midi_bytes(again[last["batch_index"]]) == midi_bytes(
-        pretty_midi.PrettyMIDI(str(paths[-1])))
-    # By default the pieces are written at once, and they are what generate() gives for
-    # the same seed (musegan generate --seed 4 as Sampler.generate(seed=4)).
+    again = sampler.generate(n=1, seed=last["seed"], theme=last["theme"], first=last["index"],
+                             **{k: last["settings"][k] for k in ("bars", "form", "part_bars")})
+    assert midi_bytes(again[0]) == midi_bytes(pretty_midi.PrettyMIDI(str(paths[-1])))
+    # Batches change nothing: the pieces are what one generate() call gives for the seed
+    # (musegan generate --seed 4 as Sampler.generate(seed=4)).
+    one_call = [midi_bytes(m) for m in sampler.generate(n=3, bars=2, seed=4)]
+    assert [midi_bytes(pretty_midi.PrettyMIDI(str(p))) for p in paths] == one_call
     paths = generate_files(sampler, tmp_path / "default", n=3, bars=2, seed=4)
-    assert {json.loads(p.with_suffix(".json").read_text())["batch_size"] for p in paths} == {3}
-    assert [midi_bytes(m) for m in sampler.generate(n=3, bars=2, seed=4)] == [
-        midi_bytes(pretty_midi.PrettyMIDI(str(p))) for p in paths]
+    assert [midi_bytes(pretty_midi.PrettyMIDI(str(p))) for p in paths] == one_call
     with pytest.raises(MuseganError, match="batch must be at least 1"):
         generate_files(sampler, tmp_path / "none", n=1, bars=2, batch=0)
