@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import gc
 import json
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -122,7 +123,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"windows: seq_len {s.seq_len}, adv_seq_len {s.adv_seq_len} (the corpus's median "
               f"bar is {per_bar:.0f} tokens; set train.seq_len to choose)", file=sys.stderr)
     run = train(args.data_dir, args.out, config, resume=args.resume, verbose=args.verbose)
-    print(f"trained {run}; export it with: musegan export {run}")
+    print(f"trained {run}; export it with: musegan export {shlex.quote(str(run))}")
     return 0
 
 
@@ -142,7 +143,7 @@ def _generate(args: argparse.Namespace) -> int:
         raise MuseganError("--no-primer is for --primer FILE.mid (it leaves the primer's "
                            "notes out)")
     with quick_imports():
-        from musegan.sampling import Sampler, generate_files
+        from musegan.sampling import PART_BARS, Sampler, generate_files
 
     sampler = Sampler.from_pretrained(args.model, device=args.device,
                                       cuda_graphs=args.cuda_graphs)
@@ -163,6 +164,12 @@ def _generate(args: argparse.Namespace) -> int:
         themes = Sampler.interpolate(a, b, args.steps or args.n or 5)
     elif args.steps is not None:
         raise MuseganError("--steps is for --interpolate A.mid B.mid")
+    if args.primer:
+        _note_foreign_voice(sampler, args.primer)
+    part_bars = PART_BARS if args.part_bars is None else args.part_bars
+    if args.part_bars is not None and not sampler.plan(args.bars, args.form, part_bars)[0]:
+        raise MuseganError("--part-bars is for a form; give --form LETTERS (without --bars, "
+                           "the model's own form is used)")
     steer = _parse_steer(args.steer or [])
     paths = generate_files(
         sampler, args.out, n=args.n if args.n is not None else 4, bars=args.bars,
@@ -170,7 +177,7 @@ def _generate(args: argparse.Namespace) -> int:
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, themes=themes, primer=args.primer,
         include_primer=not args.no_primer, tempo=args.tempo, plot=args.plot, audio=args.audio,
         force=args.force, progress=sys.stderr.isatty(), steer=steer, form=args.form,
-        part_bars=args.part_bars, open_end=args.open_end, melody=args.melody,
+        part_bars=part_bars, open_end=args.open_end, melody=args.melody,
         any_token=args.any_token, tempo_changes=args.tempo_changes, best_of=args.best_of,
         meter=f"{'/'.join(map(str, _meter(args.meter, '--meter')))}" if args.meter else None)
     print(f"wrote {_pieces(len(paths))} to {args.out} (each with a .json to regenerate it)")
@@ -182,6 +189,17 @@ def _generate(args: argparse.Namespace) -> int:
     if steer:
         _note_poor_steering(sampler, steer)
     return 0
+
+
+def _note_foreign_voice(sampler, primer: str) -> None:
+    """Say so when a primer ends in a voice the model's corpus never had: the
+    continuation plays in it (a folk model's melody on the drum channel, say)."""
+    tok, allowed = sampler.tokenizer, sampler.corpus_tokens
+    voice = next((t for t in reversed(tok.encode(primer)) if tok.voice[t] >= 0), None)
+    if allowed is not None and voice is not None and not bool(allowed[voice]):
+        print(f"note: {Path(primer).name} ends in {tok.tokens([voice])[0]}, a voice "
+              f"{sampler.name}'s corpus never had, and the new music plays in it; give a "
+              "primer in one of its voices (musegan models NAME lists them)", file=sys.stderr)
 
 
 def _note_poor_steering(sampler, steer: dict[str, float]) -> None:
@@ -198,8 +216,11 @@ def _parse_steer(assignments: list[str]) -> dict[str, float]:
     steer = {}
     for assignment in assignments:
         name, _, alpha = assignment.partition("=")
+        name = name.strip()
+        if name in steer:
+            raise MuseganError(f"--steer {name} is given twice; give each attribute once")
         try:
-            steer[name.strip()] = float(alpha)
+            steer[name] = float(alpha)
         except ValueError:
             raise MuseganError(f"--steer takes NAME=ALPHA, e.g. density=+1.5; "
                                f"got '{assignment}'") from None
@@ -280,9 +301,14 @@ def _critique(args: argparse.Namespace) -> int:
 
     sampler = Sampler.from_pretrained(args.model)
     sampler.require_critic("musegan critique")
-    results = []
-    for file in args.files:
-        result = {"file": file, **sampler.critique(file)}
+    results, skipped = [], []
+    for file in args.files:  # a file that cannot be read is reported, and the rest scored
+        try:
+            result = {"file": file, **sampler.critique(file)}
+        except MuseganError as err:
+            skipped.append(err.for_cli())
+            print(f"skipped {err.for_cli()}", file=sys.stderr)
+            continue
         results.append(result)
         if args.plot:
             import pretty_midi
@@ -295,6 +321,9 @@ def _critique(args: argparse.Namespace) -> int:
             piano_roll_png(pretty_midi.PrettyMIDI(file), png, title=Path(file).name,
                            bar_scores=result["bars"])
             result["plot"] = str(png)
+    if not results:
+        raise MuseganError(f"none of the {len(args.files)} files could be scored "
+                           f"({skipped[0]}{', ...' if len(skipped) > 1 else ''})")
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -466,7 +495,7 @@ def _baseline(args: argparse.Namespace) -> int:
     data = Path(args.data_dir)
     if not is_corpus(data):
         raise MuseganError(f"{data} is not a prepared corpus; make one with: "
-                           f"musegan prepare MIDI_FOLDER --out {data}")
+                           f"musegan prepare MIDI_FOLDER --out {shlex.quote(str(data))}")
     out = Path(args.out)
     if out.exists() and not args.force:  # checked before the fit
         raise output_exists(out)
@@ -474,7 +503,7 @@ def _baseline(args: argparse.Namespace) -> int:
     path = model.save(out, force=args.force)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): an order-{model.order} Markov "
           f"model of {model.card['pieces']} pieces; sample it with: "
-          f"musegan generate --model {path}")
+          f"musegan generate --model {shlex.quote(str(path))}")
     return 0
 
 
@@ -690,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="part letters such as AABB, AB, AABA: a letter seen before "
                                "repeats its part exactly (default: the model's own form; '' "
                                "for none)")
-    generate.add_argument("--part-bars", type=int, default=8, metavar="N",
+    generate.add_argument("--part-bars", type=int, metavar="N",
                           help="bars per part of the form (default 8)")
     generate.add_argument("--open-end", action="store_true",
                           help="end where the model stops, not on a tonic-chord note")
@@ -729,7 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="walk from A's theme to B's, one piece per step")
     generate.add_argument("--steps", type=int,
                           help="pieces from A to B for --interpolate (default 5)")
-    generate.add_argument("--tempo", type=float, metavar="BPM", help="tempo of the new music")
+    generate.add_argument("--tempo", type=float, metavar="BPM",
+                          help="tempo of the new music, 30-300 bpm")
     generate.add_argument("--out", default="songs", metavar="DIR", help="output folder (songs)")
     generate.add_argument("--plot", action="store_true", help="also write a piano-roll PNG")
     generate.add_argument("--audio", action="store_true",

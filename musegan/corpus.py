@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import BinaryIO
 
@@ -112,10 +113,12 @@ def read_manifest(directory: Path) -> dict:
             raise MuseganError(f"{problem}; it holds MIDI files: prepare them first with "
                                f"musegan.prepare_corpus(['{directory}'], '{target}')",
                                cli=f"{problem}; it holds MIDI files: prepare them first "
-                                   f"with: musegan prepare {directory} --out {target}")
+                                   f"with: musegan prepare {shlex.quote(str(directory))} --out "
+                                       f"{shlex.quote(target)}")
         raise MuseganError(f"{problem}; make one with musegan.prepare_corpus(SOURCES, "
                            f"'{directory}')",
-                           cli=f"{problem}; make one with: musegan prepare SRC --out {directory}")
+                           cli=f"{problem}; make one with: musegan prepare SRC --out "
+                               f"{shlex.quote(str(directory))}")
     try:
         manifest = json.loads(path.read_text())
     except ValueError as err:

@@ -520,6 +520,17 @@ def duration_at_most(tokenizer: Tokenizer, steps: int) -> int:
     return tokenizer.token_range("duration")[max(0, fits)]
 
 
+def cut_notes(ids: list[int], start: int, end_step: int, tokenizer: Tokenizer) -> list[int]:
+    """``ids`` with every note from index ``start`` on cut to end by ``end_step`` (the
+    longest Duration that fits)."""
+    notes, _, _ = note_steps(ids, tokenizer)
+    out = list(ids)
+    for index, (onset, length) in notes.items():
+        if index >= start and onset + length > end_step:
+            out[index] = duration_at_most(tokenizer, max(1, end_step - onset))
+    return out
+
+
 def rest_bars_at_end(ids: list[int], tokenizer: Tokenizer) -> int:
     """How many of a piece's last bars are silent (no note starts or sounds in them): the
     bars a model wrote after it wanted to stop."""

@@ -33,6 +33,7 @@ import torch
 from musegan.critic import canonical
 from musegan.decoding import (
     RowUniforms,
+    cut_notes,
     decode,
     duration_at_most,
     note_steps,
@@ -54,8 +55,10 @@ def bar_offsets(ids: list[int], tokenizer: Tokenizer) -> list[int]:
 
 def parse_bars(text: str) -> tuple[int, int]:
     """'5-8' -> (5, 8); '5' -> (5, 5)."""
-    first, _, last = text.partition("-")
+    first, dash, last = text.partition("-")
     try:
+        if dash and not last.strip():
+            raise ValueError  # "5-" is not "bar 5"; say which bars
         return int(first), int(last or first)
     except ValueError:
         raise MuseganError(f"bars are written FIRST-LAST, counted from 1 (say 5-8), "
@@ -94,16 +97,6 @@ def _header_end(ids: list[int], offset: int, tokenizer: Tokenizer) -> int:
     while end < len(ids) and KINDS[kinds[ids[end]]] in ("time_signature", "tempo"):
         end += 1
     return end
-
-
-def _clip(ids: list[int], start: int, end_step: int, tokenizer: Tokenizer) -> list[int]:
-    """``ids`` with every note from index ``start`` on cut to end by ``end_step``."""
-    notes, _, _ = note_steps(ids, tokenizer)
-    out = list(ids)
-    for index, (onset, length) in notes.items():
-        if index >= start and onset + length > end_step:
-            out[index] = duration_at_most(tokenizer, max(1, end_step - onset))
-    return out
 
 
 def _voice_in_force(ids: list[int], tokenizer: Tokenizer) -> int:
@@ -189,7 +182,7 @@ def infill(sampler, ids: list[int], bars: tuple[int, int], n: int = 1,
             reduced = one_line(row + [tok.EOS], tok)[:-1]
             row = prefix + reduced[_header_end(reduced, bar_offsets(reduced, tok)[first - 1],
                                                tok):]
-        gaps.append(_clip(row, begin, gap_end, tok)[begin:])
+        gaps.append(cut_notes(row, begin, gap_end, tok)[begin:])
     whole = [prefix + gap + _voice_restated(prefix + gap, after, ids[:stop], tok)
              for gap in gaps]
     scored = method == "rescore" and len(after) > 1

@@ -8,6 +8,7 @@ figures) as a model card. The file format itself is ``musegan.modelfile``'s.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from musegan import __version__
@@ -86,7 +87,7 @@ def pick_checkpoint(run: Path, which: str) -> Path:
         path = Path(which)
     if not path.is_file():
         raise MuseganError(f"{path}: no checkpoint there; has {run} been trained "
-                           f"(musegan train DATA --out {run})?")
+                           f"(musegan train DATA --out {shlex.quote(str(run))})?")
     return path
 
 

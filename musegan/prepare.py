@@ -611,7 +611,10 @@ def format_summary(report: PrepareReport) -> str:
         f"  files found   {report.files_found}"
         + (f"  (reused {report.reused} unchanged)"
            if report.reused and not report.up_to_date else ""),
-        f"  pieces        {report.pieces['train']} train, {report.pieces['val']} validation",
+        f"  pieces        {report.pieces['train']} train, {report.pieces['val']} validation"
+        + ("  (none fell in the validation split, which training needs: prepare again "
+           "with a larger --val-fraction, or more files)"
+           if not report.pieces["val"] and report.pieces["train"] else ""),
         f"  music         {report.notes:,} notes, {report.tokens:,} tokens, "
         f"{report.hours:.2f} hours",
         f"  duplicates    {len(report.duplicates)} dropped",

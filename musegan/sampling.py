@@ -23,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import random
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -303,6 +305,16 @@ class Sampler:
                                f"of {shown}")
         return token
 
+    def tempo_id(self, tempo: float) -> int:
+        """The Tempo token of ``tempo`` bpm, which must lie in the tokenizer's range."""
+        low, high = self.tokenizer.config.tempo_range
+        if not (math.isfinite(tempo) and low <= tempo <= high):
+            raise MuseganError(f"tempo must be from {low:g} to {high:g} bpm (the tokenizer's "
+                               f"range), got {tempo}",
+                               cli=f"--tempo must be from {low:g} to {high:g} bpm (the "
+                                   f"tokenizer's range), got {tempo}")
+        return self.tokenizer.tempo_id(tempo)
+
     @property
     def melody(self) -> bool:
         """Whether the model writes one melody line (the model card's ``melody``): at each
@@ -381,11 +393,7 @@ class Sampler:
                                             _generator(seed, self.device)).seeds[first * best_of:])
         if best_of > 1:  # K candidates per piece, from its theme, in one batch
             theme = theme.repeat_interleave(best_of, dim=0)
-        tempo_id = None
-        if tempo is not None:
-            if tempo <= 0:
-                raise MuseganError(f"tempo must be above 0 bpm, got {tempo}")
-            tempo_id = tok.tempo_id(tempo)
+        tempo_id = None if tempo is None else self.tempo_id(tempo)
         prefix = tok.encode(primer)[:-1] if primer is not None else [tok.BOS]  # no EOS
         allowed = None if any_token else self.corpus_tokens
         meter_id = self.meter_id(meter, any_token) if meter else None
@@ -426,7 +434,7 @@ class Sampler:
         if self.model.critic is None:
             name = self.path or self.name
             raise MuseganError(f"{name} has no critic, which {what} needs; fit one with "
-                               f"musegan critic --fit {name} --data DATA_DIR")
+                               f"musegan critic --fit {shlex.quote(str(name))} --data DATA_DIR")
 
     @sampling
     def judge(self, rows: list[list[int]], as_written: bool = False) -> list[Judgement]:
@@ -696,6 +704,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
         sampler.tokenizer.encode(primer)  # a clear error now if it is not usable MIDI
     if meter:
         sampler.meter_id(meter, any_token)  # a clear error now for a meter it cannot write
+    if tempo is not None:
+        sampler.tempo_id(tempo)  # and for a tempo
     if best_of > 1:
         sampler.require_critic("--best-of")
     if steer:

@@ -45,7 +45,7 @@ from musegan.config import (
     TrainSettings,
     fit_windows,
 )
-from musegan.corpus import Corpus
+from musegan.corpus import Corpus, is_corpus
 from musegan.errors import MuseganError
 from musegan.metrics import distinct_ngrams
 from musegan.models import BehaviourDiscriminator, MuseGAN, build_model
@@ -607,6 +607,11 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
     # Under DDP Lightning re-runs this command for the other ranks after rank 0 has
     # written config.yaml: only rank 0 checks for an earlier run.
     if not resume and (out / CONFIG_FILE).exists() and _rank_zero():
+        if RunConfig.load(out / CONFIG_FILE).trainer.fast_dev_run:  # nothing to continue
+            raise MuseganError(f"{out} holds a fast_dev_run check, not a run to continue; "
+                               "delete it or choose another folder",
+                               cli=f"{out} holds a --fast-dev-run check, not a run to "
+                                   "continue; delete it or choose another --out")
         raise MuseganError(f"{out} already holds a run; pass resume=True to continue it, "
                            "or choose another folder",
                            cli=f"{out} already holds a run; pass --resume to continue it, "
@@ -623,6 +628,13 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
             time.sleep(5)
     s, t = config.train, config.trainer
     _check_precision(t)
+    if is_corpus(Path(data_dir)) and not Corpus(data_dir).split("val"):
+        raise MuseganError(f"{data_dir} has no validation pieces, which training needs to "
+                           "pick and judge its checkpoints; prepare it again with a larger "
+                           "val_fraction (or more files)",
+                           cli=f"{data_dir} has no validation pieces, which training needs to "
+                               "pick and judge its checkpoints; prepare it again with a larger "
+                               "--val-fraction (or more files)")
     if t.fast_dev_run:  # Lightning's own counts every optimizer's steps and runs one epoch
         s.mle_epochs, s.d_pretrain_epochs, s.adv_epochs = 1, 1, 1
         t.limit_train_batches = t.limit_val_batches = int(t.fast_dev_run)

@@ -97,6 +97,21 @@ def test_an_edit_says_when_the_model_writes_a_pieces_tracks_as_fewer(tmp_path):
             f"{len(written.instruments)}") in done.stderr
 
 
+def test_a_primer_in_a_voice_the_model_never_had_is_named(tmp_path):
+    import pretty_midi
+    from midi_factory import musegan_cli
+
+    drums = pretty_midi.PrettyMIDI(initial_tempo=120)
+    kit = pretty_midi.Instrument(program=0, is_drum=True, name="Drums")
+    kit.notes = [pretty_midi.Note(100, 36 + k % 3 * 2, k / 2, k / 2 + 0.25) for k in range(16)]
+    drums.instruments.append(kit)
+    drums.write(str(tmp_path / "drums.mid"))
+    done = musegan_cli("generate", "--primer", tmp_path / "drums.mid", "--bars", "2", "-n", "1",
+                       "--seed", "1", "--out", tmp_path / "out")
+    assert done.returncode == 0 and "drums.mid ends in Program_drums, a voice cre-melody's " \
+        "corpus never had" in done.stderr
+
+
 def test_a_wheel_carries_the_model(tmp_path):
     # Built from a copy: setuptools writes build/ and musegan.egg-info/ beside the sources.
     source = tmp_path / "source"

@@ -243,7 +243,11 @@ def test_cli_baseline_markov_then_generate(corpus, tmp_path):
     generated = run_cli("generate", "--model", str(out), "-n", "2", "--bars", "2", "--seed", "0",
                         "--out", str(tmp_path / "songs"))
     assert generated.returncode == 0, generated.stderr
-    assert len(list((tmp_path / "songs").glob("*.mid"))) == 2
+    songs = sorted((tmp_path / "songs").glob("*.mid"))
+    assert len(songs) == 2
+    themed = run_cli("generate", "--model", str(out), "--theme-from", str(songs[0]), "--out",
+                     str(tmp_path / "themed"))  # it has no themes to take: not ignored
+    assert themed.returncode == 2 and "has no themes (a Markov baseline)" in themed.stderr
 
 
 @pytest.mark.slow
@@ -362,6 +366,11 @@ GENERATE_ROWS = [  # (flags, what the one-line error must say)
     (["-n", "-2"], "-n must be at least 1, got -2"),
     (["--temperature", "0"], "--temperature must be above 0"),
     (["--best-of", "0"], "--best-of must be from 1 to 64, got 0"),
+    (["--steer", "density=1", "--steer", "density=-1"], "--steer density is given twice"),
+    (["--bars", "4", "--part-bars", "2"], "--part-bars is for a form"),
+    (["--form", "", "--part-bars", "2"], "--part-bars is for a form"),
+    (["--tempo", "400"], "--tempo must be from 30 to 300 bpm"),
+    (["--tempo", "inf"], "--tempo must be from 30 to 300 bpm"),
     (["--best-of", "100000"], "--best-of must be from 1 to 64, got 100000"),
     (["--interpolate", "{root}/a.mid", "{root}/b.mid", "-n", "3", "--steps", "5"],
      "-n 3 and --steps 5 disagree"),

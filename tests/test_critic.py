@@ -58,6 +58,12 @@ def test_critique_gives_a_score_per_bar_in_0_1(critic_model, tmp_path):
     assert again.returncode == 2
     assert again.stderr.strip().endswith("six-bars.critique.png exists; pass --force to "
                                          "replace it"), again.stderr
+    (tmp_path / "notes.mid").write_text("not MIDI")  # one bad file stops nothing
+    both = musegan_cli("critique", str(tmp_path / "notes.mid"), str(tune), "--model", str(path))
+    assert both.returncode == 0 and "six-bars.mid" in both.stdout
+    assert "skipped" in both.stderr and "notes.mid" in both.stderr
+    alone = musegan_cli("critique", str(tmp_path / "notes.mid"), "--model", str(path))
+    assert alone.returncode == 2 and "none of the 1 files could be scored" in alone.stderr
 
 
 def test_the_critic_ranks_real_tunes_above_random_notes(critic_model, tmp_path):

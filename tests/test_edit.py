@@ -77,8 +77,9 @@ def test_a_range_outside_the_piece_is_a_clear_error(sampler, tune, bars, message
 def test_bars_parse_as_a_score_counts_them():
     assert parse_bars("5-8") == (5, 8) and parse_bars("5") == (5, 5)
     assert check_bars((1, 8), 8) == (1, 8)
-    with pytest.raises(MuseganError, match="FIRST-LAST"):
-        parse_bars("five")
+    for text in ("five", "5-", "-4"):
+        with pytest.raises(MuseganError, match="FIRST-LAST"):
+            parse_bars(text)
 
 
 def test_restyle_keeping_rhythm_keeps_every_onset_and_duration(sampler, tune):

@@ -243,7 +243,9 @@ def test_tempo_sets_the_tempo(sampler):
 @pytest.mark.parametrize("kwargs, message", [
     ({"bars": 0}, "bars must be at least 1"),
     ({"temperature": 0}, "temperature must be above 0"),
-    ({"tempo": -5}, "tempo must be above 0"),
+    ({"tempo": -5}, "tempo must be from 30 to 300 bpm"),
+    ({"tempo": 400}, "tempo must be from 30 to 300 bpm .*got 400"),
+    ({"tempo": float("inf")}, "tempo must be from 30 to 300 bpm"),
     ({"best_of": 0}, "best_of must be from 1 to 64, got 0"),
 ])
 def test_bad_settings_are_clear_errors(sampler, kwargs, message):

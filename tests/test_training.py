@@ -49,6 +49,8 @@ def test_fast_dev_run_trains_every_phase_and_writes_the_run(corpus, tmp_path):
     assert RunConfig.load(run / "config.yaml").to_dict() == config.to_dict()
     with pytest.raises(MuseganError, match="was a fast_dev_run check"):  # not "trained"
         train(corpus, run, resume=True)
+    with pytest.raises(MuseganError, match="holds a fast_dev_run check, not a run to continue"):
+        train(corpus, run, config)  # and not "pass resume=True", which is refused
 
 
 def test_music_metrics_are_logged_and_can_pick_the_best_checkpoint(corpus, tmp_path):
