@@ -144,8 +144,10 @@ class RandomState(L.Callback):
 def epoch_line(trainer: L.Trainer, module: GANModule, seconds: float) -> str:
     """One plain line per epoch, for logs (where a progress bar writes \\r noise)."""
     metrics = trainer.callback_metrics
-    shown = [f"{name} {float(metrics[name]):.3f}" for name in
-             ("train/nll", "val/nll", "train/d_acc_fake", "val/music/gap") if name in metrics]
+    # The discriminator's pre-training writes no train/nll: the MLE epoch's would linger.
+    names = ("train/nll", "val/nll", "train/d_acc_fake", "val/music/gap")
+    shown = [f"{name} {float(metrics[name]):.3f}" for name in names if name in metrics
+             and not (name == "train/nll" and module.phase == "d_pretrain")]
     total = trainer.max_epochs if trainer.max_epochs is not None else "?"
     return (f"epoch {trainer.current_epoch + 1}/{total} ({module.phase}): "
             + ", ".join(shown) + f"; {seconds:.0f} s")

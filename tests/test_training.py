@@ -504,3 +504,16 @@ def test_a_judge_passes_gradients_to_what_it_judges_but_takes_none_itself():
     assert made.grad is not None and made.grad.abs().sum() > 0
     assert all(p.grad is None for p in judge.parameters())
     assert all(p.requires_grad for p in judge.parameters())  # given back afterwards
+
+
+def test_the_epoch_line_shows_what_its_phase_measured():
+    from types import SimpleNamespace
+
+    from musegan.callbacks import epoch_line
+
+    trainer = SimpleNamespace(callback_metrics={"train/nll": torch.tensor(1.25),
+                                                "train/d_acc_fake": torch.tensor(0.5)},
+                              max_epochs=3, current_epoch=1)
+    line = epoch_line(trainer, SimpleNamespace(phase="d_pretrain"), 2.0)
+    assert line == "epoch 2/3 (d_pretrain): train/d_acc_fake 0.500; 2 s"  # no stale MLE nll
+    assert "train/nll 1.250" in epoch_line(trainer, SimpleNamespace(phase="mle"), 2.0)
