@@ -467,6 +467,9 @@ def _restyle(args: argparse.Namespace) -> int:
     written_in = [sampler.written_meter(row) if args.keep == "pitches" else None
                   for row in rows]
     wanted = sampler.style_meter(style) if args.keep == "pitches" and not theme_file else None
+    # The meter the call forced (for the sidecar's recipe): --meter, else the style's own
+    # where the model's corpus has it; None where the model chose.
+    forced = meter or (wanted if wanted in sampler.meters else None)
     if wanted and not meter and wanted not in sampler.meters:
         shown = ", ".join(sorted({m for m in written_in if m}))
         print(f"note: {Path(style).name} is in {wanted}, which {sampler.name}'s corpus does "
@@ -475,7 +478,7 @@ def _restyle(args: argparse.Namespace) -> int:
     paths = write_edits(
         sampler, rows, args.out, [f"{stem}-{i:03d}" for i in range(len(rows))],
         [{"tool": "restyle", "source": args.file, "style": args.style, "keep": args.keep,
-          "meter": meter, "written_meter": written_in[i], "seed": seed, "index": i,
+          "meter": forced, "written_meter": written_in[i], "seed": seed, "index": i,
           "temperature": args.temperature,
           "steer": steer or None, "theme": theme.reshape(-1).tolist(),
           "regenerate": "Sampler.restyle(source, theme, keep, n, seed=seed, "

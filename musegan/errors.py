@@ -59,19 +59,31 @@ def writable_folder(path: str | Path, keep: bool = True) -> Path:
     import os
     import tempfile
 
-    folder = Path(path)
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder = Path(os.path.abspath(path))  # "new/../out" is out, not a new folder
+    made: list[Path] = []  # the folders this call makes, outermost first
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        for part in reversed([folder, *folder.parents]):
+            if not part.exists():
+                part.mkdir()
+                made.append(part)
         handle, probe = tempfile.mkstemp(dir=folder, prefix=".musegan-probe-")
         os.close(handle)
         os.unlink(probe)
         if not keep:
-            for made in missing:  # deepest first
-                made.rmdir()
+            _remove(made)
     except OSError as err:
+        _remove(made)
         reason = err.strerror or str(err)
-        raise MuseganError(f"cannot write to {folder} ({reason}); choose a folder you can "
-                           "write to", cli=f"cannot write to {folder} ({reason}); choose "
+        raise MuseganError(f"cannot write to {path} ({reason}); choose a folder you can "
+                           "write to", cli=f"cannot write to {path} ({reason}); choose "
                                            "another --out") from None
-    return folder
+    return Path(path)
+
+
+def _remove(folders: list) -> None:
+    """Remove the (empty) folders ``writable_folder`` made, innermost first."""
+    for made in reversed(folders):
+        try:
+            made.rmdir()
+        except OSError:
+            pass

@@ -125,6 +125,9 @@ class ThemeEncoder(nn.Module):
         return self.bound(self.out(masked_mean(hidden, tokens != self.pad_id)))
 
 
+SAME_ROWS = 64  # rows of the mapping's products when sampling themes
+
+
 class MappingNetwork(nn.Module):
     """Noise z (B, noise_dim) -> theme (B, theme_dim)."""
 
@@ -146,8 +149,16 @@ class MappingNetwork(nn.Module):
                device: torch.device | str | None = None) -> torch.Tensor:
         """n themes from fresh noise."""
         device = device or next(self.parameters()).device
-        z = torch.randn(n, self.noise_dim, generator=generator, device=device)
-        return self(z)
+        # Drawn 16 numbers a row at a time: a CPU's randn redraws the last 16 numbers of a
+        # tensor whose size is not a multiple of 16, so theme i would depend on n.
+        width = -(-self.noise_dim // 16) * 16
+        z = torch.randn(n, width, generator=generator, device=device)[:, :self.noise_dim]
+        if torch.is_grad_enabled():  # training: as it comes
+            return self(z)
+        # Sampling: in products of SAME_ROWS rows each, so that a theme's last bits do not
+        # change with n (a CPU rounds a product of a few rows otherwise than of many).
+        padded = torch.cat([z, z.new_zeros(-n % SAME_ROWS, self.noise_dim)])
+        return torch.cat([self(rows) for rows in padded.split(SAME_ROWS)])[:n]
 
 
 class ThemeCritic(nn.Module):

@@ -243,6 +243,21 @@ class Sampler:
                                f"have {self.theme_dim}")
         return torch.from_numpy(array).to(self.device)
 
+    def as_themes(self, theme) -> torch.Tensor:
+        """Themes as a (k, theme_dim) tensor on the model's device, from a tensor of one
+        theme or several, a numpy array, or a list of numbers (a sidecar's ``theme``)."""
+        try:
+            theme = torch.as_tensor(theme, dtype=torch.float32, device=self.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise MuseganError("a theme is a tensor or a list of numbers (a sidecar's "
+                               "'theme', or Sampler.load_theme(FILE))") from None
+        if not self.theme_dim:
+            return theme.new_zeros(theme.size(0) if theme.dim() > 1 else 1, 0)
+        if theme.numel() == 0 or theme.numel() % self.theme_dim:
+            raise MuseganError(f"a theme of this model has {self.theme_dim} numbers; got "
+                               f"{theme.numel()}")
+        return theme.reshape(-1, self.theme_dim)
+
     @torch.no_grad()
     def themes(self, n: int, theme: torch.Tensor | None = None,
                primer: MidiSource | None = None,
@@ -254,15 +269,7 @@ class Sampler:
         if theme is None:
             theme = (self.encode_theme(primer) if primer is not None
                      else self.net.mapping.sample(n, generator=generator, device=self.device))
-        try:  # a tensor, or a sidecar's list of numbers (or numpy's array)
-            theme = torch.as_tensor(theme, dtype=torch.float32, device=self.device)
-        except (TypeError, ValueError, RuntimeError):
-            raise MuseganError("a theme is a tensor or a list of numbers (a sidecar's "
-                               "'theme', or Sampler.load_theme(FILE))") from None
-        if theme.numel() % self.theme_dim:
-            raise MuseganError(f"a theme of this model has {self.theme_dim} numbers; got "
-                               f"{theme.numel()}")
-        theme = theme.reshape(-1, self.theme_dim)
+        theme = self.as_themes(theme)
         if theme.size(0) == 1 and n > 1:
             theme = theme.expand(n, -1)
         if theme.size(0) != n:
@@ -696,6 +703,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
         raise MuseganError(f"{out} is a file; the output must be a folder",
                            cli=f"{out} is a file; give --out a folder")
     form, bars = sampler.plan(bars, form, part_bars)
+    if themes is not None:
+        themes = sampler.as_themes(themes)  # (k, theme_dim), from a tensor, array or list
     check_sampling(n if themes is None or themes.size(0) <= 1 else themes.size(0),
                    temperature, top_k, top_p, best_of)
     if audio and not audio_available():
@@ -757,8 +766,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
                                  "temperature": temperature, "top_k": top_k,
                                  "top_p": top_p, "tempo": tempo,
                                  "primer": str(primer) if primer else None,
-                                 "include_primer": include_primer, "steer": steer or None,
-                                 "best_of": best_of},
+                                 "include_primer": include_primer, "best_of": best_of},
+                    "steer": steer or None,  # already in the theme
                     "best_of": ({"k": best_of, "winner": choices[j].index,
                                  "score": choices[j].score, "scores": choices[j].scores}
                                 if best_of > 1 else None),

@@ -612,6 +612,13 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
                                "delete it or choose another folder",
                                cli=f"{out} holds a --fast-dev-run check, not a run to "
                                    "continue; delete it or choose another --out")
+        if not last.exists():  # killed (SIGKILL, out of memory) before its first save
+            raise MuseganError(f"{out} holds a run that saved no checkpoint (stopped in its "
+                               "first epoch?), so there is nothing to resume; delete it or "
+                               "choose another folder",
+                               cli=f"{out} holds a run that saved no checkpoint (stopped in "
+                                   "its first epoch?), so there is nothing to resume; delete "
+                                   "it or choose another --out")
         raise MuseganError(f"{out} already holds a run; pass resume=True to continue it, "
                            "or choose another folder",
                            cli=f"{out} already holds a run; pass --resume to continue it, "
@@ -663,7 +670,7 @@ def train(data_dir: str | Path | None, out: str | Path, config: RunConfig | None
                                       every_n_epochs=1)
     # Each of the four optimizers' backward passes reaches one network only, which plain
     # DDP refuses: let it find the unused parameters (each optimizer zeroes its own grads).
-    strategy = "ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy
+    strategy = ddp_strategy(t)
     info = RunInfo(out, data_dir, resume)
     with quiet(verbose), training_threads(module.net.config.hidden_dim):
         try:
@@ -692,10 +699,13 @@ def check_config(config: RunConfig) -> None:
     config.check()
     t = config.trainer
     known = {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}
-    if isinstance(t.accelerator, str) and t.accelerator not in known:
+    if not isinstance(t.accelerator, str) or t.accelerator not in known:
         _refuse_trainer("accelerator", t.accelerator, sorted(known))
     known = {"auto", *StrategyRegistry.available_strategies()}
-    if isinstance(t.strategy, str) and t.strategy not in known:
+    if not isinstance(t.strategy, str):  # it is written to config.yaml, and read back
+        raise MuseganError(f"setting trainer.strategy takes a strategy's name (auto, ddp, "
+                           f"fsdp, ...), not a {type(t.strategy).__name__} object")
+    if t.strategy not in known:
         _refuse_trainer("strategy", t.strategy, ["auto", "ddp", "fsdp", "deepspeed", "..."])
     with warnings.catch_warnings():  # Lightning's note on legacy values such as 16
         warnings.simplefilter("ignore")
@@ -811,12 +821,48 @@ def cpu_supports_bf16_lstm() -> bool:
         return False
 
 
+def ddp_strategy(t: TrainerSettings) -> str:
+    """The strategy to give Lightning: a DDP strategy (``ddp``, ``ddp_spawn``, ..., or
+    ``auto`` over several devices or machines, where Lightning picks DDP) that finds the
+    unused parameters, which plain DDP refuses (each of the four optimizers' backward
+    passes reaches one network only)."""
+    strategy = t.strategy
+    if strategy == "auto" and (_device_count(t) > 1 or t.num_nodes > 1):
+        strategy = "ddp"
+    if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+        return f"{strategy}_find_unused_parameters_true"
+    return strategy
+
+
+def _device_count(t: TrainerSettings) -> int:
+    """How many devices ``t.devices`` asks for on this machine (auto and -1: every GPU
+    there is for a GPU run, else one)."""
+    devices = t.devices
+    if isinstance(devices, str) and devices not in ("auto", "-1"):
+        parts = [p for p in devices.split(",") if p.strip()]
+        devices = [int(p) for p in parts] if "," in devices else int(parts[0])
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if devices in ("auto", -1, "-1"):
+        on_gpu = t.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+        return torch.cuda.device_count() if on_gpu else 1
+    return int(devices)
+
+
 def _check_precision(trainer: TrainerSettings) -> None:
     on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto"
                                               and not torch.cuda.is_available())
-    if on_cpu and str(trainer.precision).startswith("bf16") and not cpu_supports_bf16_lstm():
-        problem = (f"precision {trainer.precision} needs a CPU with AMX or AVX512-BF16 "
+    precision = str(trainer.precision)
+    problem = None
+    if precision.startswith("64") or precision.startswith("transformer-engine"):
+        problem = f"precision {precision} is not one musegan's networks run in"
+    elif on_cpu and precision.startswith("16"):
+        problem = (f"precision {precision} needs a GPU (a CPU's LSTMs have no fp16); on a "
+                   "CPU use 32-true, or bf16-mixed where the CPU has AMX or AVX512-BF16")
+    elif on_cpu and precision.startswith("bf16") and not cpu_supports_bf16_lstm():
+        problem = (f"precision {precision} needs a CPU with AMX or AVX512-BF16 "
                    "(this one has neither) or a GPU")
+    if problem:
         raise MuseganError(f"{problem}; use trainer.precision 32-true",
                            cli=f"{problem}; use --precision 32-true")
 

@@ -267,7 +267,7 @@ def test_cli_steer_fit_list_and_generate(setup, tmp_path):
              "--steer", "density=+1.5", "--out", str(songs))
     assert ok.returncode == 0, ok.stderr
     sidecar = json.loads(next(songs.glob("*.json")).read_text())
-    assert sidecar["settings"]["steer"] == {"density": 1.5}
+    assert sidecar["steer"] == {"density": 1.5}
     unknown = run("generate", "--model", str(out), "--steer", "loudness=1", "--out",
                   str(tmp_path / "x"))
     assert unknown.returncode == 2 and "density, leaps" in unknown.stderr

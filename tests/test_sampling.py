@@ -302,6 +302,16 @@ def test_a_seeds_piece_is_the_same_whatever_is_written_with_it(sampler, kwargs):
     assert not {midi_bytes(m) for m in sampler.generate(n=4, seed=8, **kwargs)} & set(four)
 
 
+@pytest.mark.parametrize("noise_dim", [8, 5, 16])
+def test_theme_i_of_a_seed_is_the_same_whatever_n(noise_dim):
+    from musegan.models import MappingNetwork
+
+    mapping = MappingNetwork(ModelConfig(theme_dim=4, noise_dim=noise_dim, mapping_width=8))
+    with torch.no_grad():  # as sampling draws them
+        one, five, many = (mapping.sample(k, torch.Generator().manual_seed(3)) for k in (1, 5, 70))
+    assert torch.equal(one[0], five[0]) and torch.equal(five, many[:5])
+
+
 def test_generate_files_writes_in_batches_each_piece_regenerating_from_its_sidecar(sampler,
                                                                                   tmp_path):
     import json
@@ -312,8 +322,11 @@ def test_generate_files_writes_in_batches_each_piece_regenerating_from_its_sidec
     sidecars = [json.loads(p.with_suffix(".json").read_text()) for p in paths]
     assert [(s["seed"], s["index"]) for s in sidecars] == [(4, 0), (4, 1), (4, 2)]
     last = sidecars[-1]  # the second batch's piece, from its own record alone
+    # the recipe, as the sidecar writes it
+    assert last["regenerate"] == ("Sampler.generate(n=1, seed=seed, theme=theme, first=index, "
+                                  "**settings)[0]")
     again = sampler.generate(n=1, seed=last["seed"], theme=last["theme"], first=last["index"],
-                             **{k: last["settings"][k] for k in ("bars", "form", "part_bars")})
+                             **last["settings"])
     assert midi_bytes(again[0]) == midi_bytes(pretty_midi.PrettyMIDI(str(paths[-1])))
     # Batches change nothing: the pieces are what one generate() call gives for the seed
     # (musegan generate --seed 4 as Sampler.generate(seed=4)).

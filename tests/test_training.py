@@ -517,3 +517,51 @@ def test_the_epoch_line_shows_what_its_phase_measured():
     line = epoch_line(trainer, SimpleNamespace(phase="d_pretrain"), 2.0)
     assert line == "epoch 2/3 (d_pretrain): train/d_acc_fake 0.500; 2 s"  # no stale MLE nll
     assert "train/nll 1.250" in epoch_line(trainer, SimpleNamespace(phase="mle"), 2.0)
+
+
+def test_ddp_over_several_devices_finds_unused_parameters_however_it_is_asked_for():
+    from musegan.config import TrainerSettings
+    from musegan.training import ddp_strategy
+
+    for settings, strategy in [
+            ({"strategy": "ddp"}, "ddp_find_unused_parameters_true"),
+            ({"strategy": "ddp_spawn"}, "ddp_spawn_find_unused_parameters_true"),
+            ({"strategy": "auto", "accelerator": "cpu", "devices": 2},
+             "ddp_find_unused_parameters_true"),  # Lightning would pick plain DDP
+            ({"strategy": "auto", "devices": "0,1"}, "ddp_find_unused_parameters_true"),
+            ({"strategy": "auto", "num_nodes": 2}, "ddp_find_unused_parameters_true"),
+            ({"strategy": "auto", "accelerator": "cpu", "devices": 1}, "auto"),
+            ({"strategy": "fsdp"}, "fsdp")]:
+        assert ddp_strategy(TrainerSettings(**settings)) == strategy, settings
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("trainer.precision", "64-true", "precision 64-true is not one musegan's networks run in"),
+    ("trainer.precision", "16-mixed", "precision 16-mixed needs a GPU"),
+])
+def test_a_precision_musegan_cannot_train_in_is_refused_before_anything_is_written(
+        corpus, tmp_path, key, value, says):
+    config = tiny_config()
+    config.set(key, value)
+    config.set("trainer.accelerator", "cpu")
+    with pytest.raises(MuseganError, match=says):
+        train(corpus, tmp_path / "run", config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_strategy_object_is_refused_as_a_setting(corpus, tmp_path):
+    from lightning.pytorch.strategies import SingleDeviceStrategy
+
+    config = tiny_config()
+    config.trainer.strategy = SingleDeviceStrategy("cpu")  # config.yaml holds names only
+    with pytest.raises(MuseganError, match="takes a strategy's name"):
+        train(corpus, tmp_path / "run", config)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_there_is_nothing_to_resume(
+        corpus, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(tiny_config().to_yaml())  # as a SIGKILL leaves it
+    with pytest.raises(MuseganError, match="saved no checkpoint .* nothing to resume"):
+        train(corpus, run, tiny_config())
