@@ -211,6 +211,9 @@ class RunConfig:
                                "phase is off; set train.mle_epochs (or trainer.max_epochs)",
                                cli="no epochs to train: --mle-epochs is 0 and the adversarial "
                                    "phase is off; give --mle-epochs N")
+        if t.limit_val_batches is not None and t.limit_val_batches == 0:
+            _refuse("trainer.limit_val_batches", t.limit_val_batches, "above 0: training "
+                    "validates every epoch to pick its checkpoints (a count or a share)")
         for key in ("trainer.limit_train_batches", "trainer.limit_val_batches"):
             value = getattr(t, key.split(".")[1])
             if value is not None and not (_is_int(value) and value >= 1 or isinstance(

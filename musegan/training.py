@@ -50,7 +50,7 @@ from musegan.errors import MuseganError
 from musegan.metrics import distinct_ngrams
 from musegan.models import BehaviourDiscriminator, MuseGAN, build_model
 from musegan.regularize import WindowAttributes, attribute_order_loss, trained_attributes
-from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, load_checkpoint
+from musegan.runs import CHECKPOINTS, CONFIG_FILE, LAST, RUN_INFO, load_checkpoint
 from musegan.threads import training_threads
 from musegan.tokenizer import Tokenizer
 
@@ -744,7 +744,8 @@ def _check_epochs_left(config: RunConfig, last: Path) -> None:
 def _clean_if_no_checkpoint(out: Path, last: Path, keep: bool):
     """Remove what a failed start wrote into ``out`` (its config.yaml, logs, samples)
     when it failed before its first checkpoint, so that the folder can be trained into
-    again; what was there before is kept, and so is everything when ``keep``."""
+    again: only the files a run writes, new since the start; what was there before, and
+    anything else, is kept, and so is everything when ``keep``."""
     import shutil
 
     existed = out.exists()
@@ -753,7 +754,10 @@ def _clean_if_no_checkpoint(out: Path, last: Path, keep: bool):
         yield
     except BaseException:
         if not keep and not last.exists():
+            ours = {CONFIG_FILE, CHECKPOINTS, "logs", "samples", RUN_INFO}  # what a run writes
             for path in set(out.iterdir()) - before if out.exists() else ():
+                if path.name not in ours:
+                    continue
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
             if not existed and out.exists() and not any(out.iterdir()):
                 out.rmdir()

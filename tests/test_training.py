@@ -116,6 +116,7 @@ def test_resume_from_python_continues_a_run_of_other_sizes_with_its_own_config(c
     ("trainer.strategy", "banana", "trainer.strategy must be one of auto, ddp"),
     ("trainer.accelerator", "banana", "trainer.accelerator must be one of auto, cpu"),
     ("trainer.limit_train_batches", 2.5, "a count of batches .* or a share in"),
+    ("trainer.limit_val_batches", 0, "validates every epoch to pick its checkpoints"),
     ("train.monitor", "val/loudness", "train.monitor must be one of val/nll"),
 ])
 def test_a_setting_that_makes_no_sense_is_refused_before_anything_is_written(
