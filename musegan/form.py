@@ -263,6 +263,25 @@ def last_bar(ids: list[int], tokenizer: Tokenizer) -> tuple[int, int, int, list[
     return bar_at, int(tokenizer.bar_steps[ts]), beat_steps(tokenizer, ts), notes
 
 
+def held_to_bar_line(ids: list[int], tokenizer: Tokenizer,
+                     allowed: torch.Tensor | None = None) -> list[int]:
+    """``ids`` with each note of its last bar that would sound past the bar line cut to
+    end there (or as near before it as an ``allowed`` Duration can), so that the piece
+    ends with its last bar. (Notes of earlier bars are kept: the key was found from them.)"""
+    _, bar_length, _, notes = last_bar(ids, tokenizer)
+    values = tokenizer.value
+    durations = [t for t in tokenizer.token_range("duration")
+                 if allowed is None or bool(allowed[t])] or list(tokenizer.token_range("duration"))
+    out = list(ids)
+    for position, index, _, duration in notes:  # index: the note's Pitch token
+        room = bar_length - position
+        if duration > room:
+            fitting = [t for t in durations if values[t] <= room]
+            out[index + 2] = (max(fitting, key=lambda t: values[t]) if fitting
+                              else min(durations, key=lambda t: values[t]))
+    return out
+
+
 def ends_on_tonic(ids: list[int], tokenizer: Tokenizer, chord: set[int]) -> bool:
     """Whether the last onset of ``ids`` holds a tonic-chord note of a beat or more."""
     _, _, beat, notes = last_bar(ids, tokenizer)
@@ -356,18 +375,25 @@ def end_on_tonic(start: Prefixed, tokenizer: Tokenizer, sampling: Sampling,
         if chord is None:
             chord = chords[piece] = tonic_chord(_without_eos(candidates[0], tokenizer),
                                                 tokenizer)
-        if ends_on_tonic(_without_eos(candidates[-1], tokenizer), tokenizer, chord):
+        if ends_on_tonic(held(candidates[-1]), tokenizer, chord):
             ended_well.add(piece)
         return piece in ended_well
+
+    def held(candidate: list[int]) -> list[int]:  # the last bar ends at its bar line
+        return held_to_bar_line(_without_eos(candidate, tokenizer), tokenizer, allowed)
 
     written = decode_until(start, ENDING_CANDIDATES, ends_well, sampling, generator, seeds)
     ended = []
     for piece, candidates in enumerate(written):
         chord = chords[piece]
         assert chord is not None  # set by ends_well
-        ended.append(_without_eos(candidates[-1], tokenizer) if piece in ended_well else
-                     force_tonic_ending(_without_eos(candidates[0], tokenizer), tokenizer,
-                                        chord, allowed))
+        if piece in ended_well:
+            ended.append(held(candidates[-1]))
+            continue
+        forced = force_tonic_ending(held(candidates[0]), tokenizer, chord, allowed)
+        cut = held_to_bar_line(forced, tokenizer, allowed)
+        # held a beat, past the bar line, where the bar's notes all lie in its last beat
+        ended.append(cut if ends_on_tonic(cut, tokenizer, chord) else forced)
     return ended
 
 

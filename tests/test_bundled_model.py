@@ -112,6 +112,14 @@ def test_a_primer_in_a_voice_the_model_never_had_is_named(tmp_path):
         "corpus never had" in done.stderr
 
 
+def test_the_default_models_tunes_end_at_their_last_bar_line(sampler):
+    from musegan.decoding import note_steps
+
+    for row in sampler.generate_ids(n=16, seed=3):  # 32 bars of AABB; before, 2 rang past
+        notes, _, end = note_steps(row, sampler.tokenizer)
+        assert max(onset + length for onset, length in notes.values()) <= end
+
+
 def test_a_wheel_carries_the_model(tmp_path):
     # Built from a copy: setuptools writes build/ and musegan.egg-info/ beside the sources.
     source = tmp_path / "source"

@@ -8,6 +8,7 @@ from midi_factory import make_score, midi_bytes
 
 from musegan import MuseganError, Sampler, Tokenizer
 from musegan.models import ModelConfig, MuseGAN
+from musegan.tokenizer import KINDS
 
 TOK = Tokenizer()
 
@@ -310,6 +311,24 @@ def test_theme_i_of_a_seed_is_the_same_whatever_n(noise_dim):
     with torch.no_grad():  # as sampling draws them
         one, five, many = (mapping.sample(k, torch.Generator().manual_seed(3)) for k in (1, 5, 70))
     assert torch.equal(one[0], five[0]) and torch.equal(five, many[:5])
+
+
+def test_a_note_that_would_ring_past_the_last_bar_line_is_held_to_it():
+    from midi_factory import piece
+
+    from musegan.decoding import note_steps
+    from musegan.form import held_to_bar_line
+
+    ids = TOK.encode(piece([(0, 1, 60), (1, 3, 64)]))  # quarters: the E ends the bar
+    duration = max(i for i, t in enumerate(ids) if TOK.kind[t] == KINDS.index("duration"))
+    longer = list(ids)
+    longer[duration] = max(TOK.token_range("duration"), key=lambda t: TOK.value[t])
+    notes, _, end = note_steps(longer, TOK)
+    assert max(onset + length for onset, length in notes.values()) > end  # past the bar
+    held = held_to_bar_line(longer, TOK)
+    notes, _, end = note_steps(held, TOK)
+    assert max(onset + length for onset, length in notes.values()) == end  # to it exactly
+    assert held_to_bar_line(ids, TOK) == ids  # a piece that fits is left as it is
 
 
 def test_generate_files_writes_in_batches_each_piece_regenerating_from_its_sidecar(sampler,
