@@ -360,13 +360,13 @@ def _infill(args: argparse.Namespace) -> int:
 
     sampler = Sampler.from_pretrained(args.model)
     first, last = parse_bars(args.bars)
-    check_bars((first, last), sum(t == sampler.tokenizer.BAR
-                                  for t in sampler.tokenizer.encode(args.file)), args.file)
+    ids = sampler.tokenizer.encode(args.file)
+    check_bars((first, last), sum(t == sampler.tokenizer.BAR for t in ids), args.file)
     seed = _seed(args.seed)
     stem = f"{Path(args.file).stem}-bars{first}-{last}-s{seed}"
     check_outputs(args.out, [f"{stem}-{i:03d}" for i in range(max(args.n, 1))], args.plot,
                   args.force)
-    _note_merged_tracks(sampler, args.file)
+    _note_merged_tracks(sampler, args.file, ids)
     theme, steer = _edit_theme(sampler, args, args.file)
     edits = sampler.infill_edits(args.file, (first, last), n=args.n, seed=seed, theme=theme,
                                  temperature=args.temperature, candidates=args.candidates,
@@ -389,13 +389,15 @@ def _infill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_merged_tracks(sampler, file: str) -> None:
+def _note_merged_tracks(sampler, file: str, ids: list[int] | None = None) -> None:
     """Say so when the model's tokenizer writes a piece's tracks as fewer (a four-voice
-    chorale edited with a one-line folk model comes back as one track)."""
+    chorale edited with a one-line folk model comes back as one track); ``ids``: the
+    file's tokens, where the caller has them."""
     from musegan.midi import load_score
 
+    tok = sampler.tokenizer
     tracks = sum(1 for t in load_score(file).tracks if t.notes)
-    kept = sum(1 for t in sampler.tokenizer.decode_score(sampler.tokenizer.encode(file)).tracks
+    kept = sum(1 for t in tok.decode_score(tok.encode(file) if ids is None else ids).tracks
                if t.notes)
     if kept < tracks:
         print(f"note: {Path(file).name} has {tracks} tracks, and {sampler.name} writes them as "
@@ -418,7 +420,7 @@ def _polish(args: argparse.Namespace) -> int:
     stem = f"{Path(args.file).stem}-polished-s{seed}"
     check_outputs(args.out, [stem], args.plot, args.force)
     ids = sampler.tokenizer.encode(args.file)
-    _note_merged_tracks(sampler, args.file)
+    _note_merged_tracks(sampler, args.file, ids)
     new, changes = polish(sampler, ids, args.bars_max, seed, args.candidates, piece=args.file)
     kept = [c.bar for c in changes if c.kept]
     [path] = write_edits(

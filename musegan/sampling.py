@@ -35,7 +35,7 @@ import pretty_midi
 import torch
 
 from musegan.critic import Judgement, canonical, judge
-from musegan.decoding import PieceSeeds, decode, one_line, rest_bars_at_end
+from musegan.decoding import PieceSeeds, decode, one_line, rest_bars_at_end, stream_seeds
 from musegan.edit import CANDIDATES, Change, Edit, infill, polish, restyle
 from musegan.errors import MuseganError, output_exists, writable_folder
 from musegan.files import write_bytes, write_midi, write_text
@@ -385,19 +385,17 @@ class Sampler:
         form, bars = self.plan(bars, form, part_bars)
         melody = self.melody if melody is None else melody
         tok, net = self.tokenizer, self.net
-        # The themes and the decoding draw from two streams of the seed, so a seed gives
-        # the same pieces whether the themes are drawn here or were drawn before from it
-        # (``generate_files``, and so ``musegan generate``, draws them first).
-        # Piece i of a seed is the same piece whatever n is: its theme is the seed's i-th
+        # Piece i of a seed is the same whatever n is: its theme is the seed's i-th draw
         # and its random streams come from the seed's i-th piece seed (``PieceSeeds``),
-        # and ``first`` starts at the seed's piece ``first`` (``generate_files`` writes a
-        # seed's pieces in batches this way).
+        # drawn from two generators of the seed, so themes drawn before (as
+        # ``generate_files`` draws them) give the same pieces; ``first`` starts at the
+        # seed's piece ``first``.
         if theme is None and primer is None:
             theme = self.themes(first + n, None, None, _generator(seed, self.device))[first:]
         else:
             theme = self.themes(n, theme, primer)
-        seeds = PieceSeeds(PieceSeeds.drawn((first + n) * best_of,
-                                            _generator(seed, self.device)).seeds[first * best_of:])
+        seeds = PieceSeeds(stream_seeds((first + n) * best_of,
+                                        _generator(seed, self.device))[first * best_of:])
         if best_of > 1:  # K candidates per piece, from its theme, in one batch
             theme = theme.repeat_interleave(best_of, dim=0)
         tempo_id = None if tempo is None else self.tempo_id(tempo)
@@ -726,9 +724,8 @@ def generate_files(sampler: Sampler, out: str | Path, n: int = 4, bars: int | No
     if themes is not None:
         n = themes.size(0) if themes.size(0) > 1 else n
     names = [out / f"tune-s{seed}-{i:03d}.mid" for i in range(n)]
-    made = [".json", ".png"] * plot + [".wav"] * audio
-    clashes = [q for p in names for q in (p, *(p.with_suffix(x) for x in [".json", *made]))
-               if q.exists()]
+    suffixes = [".mid", ".json"] + [".png"] * plot + [".wav"] * audio  # what is written
+    clashes = [q for p in names for q in map(p.with_suffix, suffixes) if q.exists()]
     if clashes and not force:
         raise output_exists(clashes[0])
     writable_folder(out)

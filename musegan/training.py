@@ -730,10 +730,10 @@ def _check_epochs_left(config: RunConfig, last: Path) -> None:
     t = config.trainer
     total = t.max_epochs if t.max_epochs is not None else config.train.epochs
     if total <= done:
-        setting, flag = (("trainer.max_epochs", "--max-epochs") if t.max_epochs is not None
-                         else ("train.mle_epochs", "--mle-epochs"))
-        more = getattr(t if t.max_epochs is not None else config.train,
-                       setting.split(".")[1]) + done + 1 - total
+        setting, flag, now = (("trainer.max_epochs", "--max-epochs", t.max_epochs)
+                              if t.max_epochs is not None else
+                              ("train.mle_epochs", "--mle-epochs", config.train.mle_epochs))
+        more = now + done + 1 - total
         problem = (f"{last.parent.parent} has trained {done} epochs already, and these "
                    f"settings stop at {total}")
         raise MuseganError(f"{problem}; raise {setting} (to {more}, say) to train on",
@@ -755,9 +755,8 @@ def _clean_if_no_checkpoint(out: Path, last: Path, keep: bool):
     except BaseException:
         if not keep and not last.exists():
             ours = {CONFIG_FILE, CHECKPOINTS, "logs", "samples", RUN_INFO}  # what a run writes
-            for path in set(out.iterdir()) - before if out.exists() else ():
-                if path.name not in ours:
-                    continue
+            new = set(out.iterdir()) - before if out.exists() else set()
+            for path in (p for p in new if p.name in ours):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
             if not existed and out.exists() and not any(out.iterdir()):
                 out.rmdir()
